@@ -1,0 +1,17 @@
+//! ward-core: the supervision engine, pure.
+//!
+//! No tokio, no sockets, no files, no processes, no clock reads: the engine
+//! is a state machine in the shape of a sans-IO protocol engine. The shell
+//! feeds it [`Input`]s with the current time, calls [`Supervisor::handle_timeout`]
+//! when [`Supervisor::poll_timeout`] says so, and carries out every
+//! [`Action`] that [`Supervisor::poll_action`] yields. Everything the engine
+//! decides (restarts, backoff, start limits, stop deadlines, dependency
+//! order, reload diffs) is therefore testable on a simulated clock.
+#![forbid(unsafe_code)]
+
+pub mod deps;
+mod model;
+mod spec;
+
+pub use model::*;
+pub use spec::*;

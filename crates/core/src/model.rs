@@ -1,0 +1,391 @@
+//! The engine's vocabulary: identities, states, what goes in (inputs), what
+//! comes out (actions and events), and what readers see (the snapshot).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::spec::{LaunchSpec, LogSpec, Signal};
+
+/// Monotonic time since the shell's epoch. The engine never reads a clock;
+/// every entry point is handed `now`.
+pub type Time = Duration;
+
+/// One instance of a program: `web:1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct InstanceId {
+    pub program: Arc<str>,
+    pub index: u32,
+}
+
+impl InstanceId {
+    pub fn new(program: &str, index: u32) -> Self {
+        InstanceId {
+            program: Arc::from(program),
+            index,
+        }
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.program, self.index)
+    }
+}
+
+/// One spawn of an instance. Never reused, also not across ward restarts
+/// (the shell persists the next free id). Every input about a process
+/// carries the RunId it is about; an input about an older run is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RunId(pub u64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Names a request so that its reply can find the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Token(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Stopped,
+    Waiting,
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Exited,
+    Fatal,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Waiting => "waiting",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Backoff => "backoff",
+            State::Stopping => "stopping",
+            State::Exited => "exited",
+            State::Fatal => "fatal",
+        }
+    }
+
+    /// A state in which a process (tree) may exist.
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Starting | State::Running | State::Stopping)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the user (or the config) wants an instance to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    Up,
+    Down,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ExitStatus {
+    /// Exited with a code.
+    Code { code: i32 },
+    /// Killed by a signal (platform number; the shell knows the name).
+    Signal { signal: i32, core_dumped: bool },
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code { code } => write!(f, "exit {code}"),
+            ExitStatus::Signal {
+                signal,
+                core_dumped,
+            } => {
+                write!(f, "signal {signal}")?;
+                if *core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The end of a run as the engine records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunEnd {
+    /// The leader exited.
+    Exited { status: ExitStatus },
+    /// The process never started: the OS error, in words.
+    SpawnFailed { error: String },
+}
+
+/// What the engine is asked to do for a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    All,
+    Program(String),
+    Instance(String, u32),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::All => f.write_str("all"),
+            Target::Program(p) => f.write_str(p),
+            Target::Instance(p, i) => write!(f, "{p}:{i}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Start(Target),
+    Stop(Target),
+    Restart(Target),
+    Signal(Target, Signal),
+    /// Replace the program set. With `dry_run`, only compute the diff.
+    Reload {
+        specs: crate::SpecSet,
+        dry_run: bool,
+    },
+    /// Stop everything in reverse dependency order, then `Action::Exit`.
+    Shutdown,
+}
+
+/// Everything the world tells the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Request {
+        token: Token,
+        request: Request,
+    },
+    /// The spawn asked for by `Action::Spawn` produced a process.
+    Spawned { id: InstanceId, run: RunId, pid: u32 },
+    /// The spawn asked for by `Action::Spawn` failed before the program ran.
+    SpawnFailed {
+        id: InstanceId,
+        run: RunId,
+        error: String,
+    },
+    /// The run's leader exited (its output drained). `tree_alive`: other
+    /// processes of the run's tree still exist; a `TreeGone` follows.
+    Exited {
+        id: InstanceId,
+        run: RunId,
+        status: ExitStatus,
+        tree_alive: bool,
+    },
+    /// The last process of the run's tree is gone.
+    TreeGone { id: InstanceId, run: RunId },
+}
+
+/// Everything the engine asks the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start a process for `id` as run `run`. The shell answers with
+    /// `Spawned` or `SpawnFailed`, and later `Exited` (and `TreeGone`).
+    Spawn {
+        id: InstanceId,
+        run: RunId,
+        launch: Arc<LaunchSpec>,
+        logs: Arc<LogSpec>,
+    },
+    /// Send `signal` to every process of the run's tree.
+    Signal {
+        id: InstanceId,
+        run: RunId,
+        signal: Signal,
+    },
+    /// SIGKILL every process of the run's tree.
+    KillTree { id: InstanceId, run: RunId },
+    /// Answer a request.
+    Reply {
+        token: Token,
+        result: Result<Reply, RequestError>,
+    },
+    Publish(Event),
+    /// A shutdown finished: every instance is down. The shell exits.
+    Exit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    /// The request was carried out; these instances were affected, and this
+    /// is where they ended up.
+    Done { instances: Vec<InstanceView> },
+    /// A reload (or its dry run) with the changes it made (would make).
+    Reloaded { diff: Diff, dry_run: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestError {
+    /// No program by that name; `suggestion` is the closest existing name.
+    NoSuchProgram {
+        name: String,
+        suggestion: Option<String>,
+    },
+    /// The program exists but has no such instance.
+    NoSuchInstance { program: String, index: u32, instances: u32 },
+    /// ward is shutting down and takes no more requests that start things.
+    ShuttingDown,
+}
+
+impl std::error::Error for RequestError {}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::NoSuchProgram { name, suggestion } => {
+                write!(f, "no program named {name:?}")?;
+                if let Some(s) = suggestion {
+                    write!(f, " (did you mean {s:?}?)")?;
+                }
+                Ok(())
+            }
+            RequestError::NoSuchInstance {
+                program,
+                index,
+                instances,
+            } => write!(
+                f,
+                "program {program:?} has no instance {index} (it has {instances}: 0..={})",
+                instances.saturating_sub(1)
+            ),
+            RequestError::ShuttingDown => f.write_str("ward is shutting down"),
+        }
+    }
+}
+
+/// What a reload changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    /// New programs: started (if autostart).
+    pub added: Vec<String>,
+    /// Programs gone from the config: stopped and forgotten.
+    pub removed: Vec<String>,
+    /// Launch or log settings changed: instances restart.
+    pub restarted: Vec<String>,
+    /// Only policy changed: applied in place, nothing restarts.
+    pub updated: Vec<String>,
+    /// Instance count changed: `program → (old, new)`.
+    pub rescaled: BTreeMap<String, (u32, u32)>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.restarted.is_empty()
+            && self.updated.is_empty()
+            && self.rescaled.is_empty()
+    }
+}
+
+/// A fact. The shell stamps wall-clock time when it publishes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    StateChanged {
+        from: State,
+        to: State,
+    },
+    DesiredChanged {
+        desired: Desired,
+    },
+    Spawned {
+        pid: u32,
+    },
+    SpawnFailed {
+        error: String,
+    },
+    Exited {
+        status: ExitStatus,
+        uptime_ms: u64,
+        /// The run counted as a failed start (shorter than `min_uptime`).
+        failed_start: bool,
+    },
+    /// Restart scheduled after `delay_ms`.
+    Backoff {
+        delay_ms: u64,
+        attempt: u32,
+    },
+    /// Start limit reached; `cooldown_ms` until a fresh try, if any.
+    Fatal {
+        failed_starts: u32,
+        cooldown_ms: Option<u64>,
+    },
+    /// The stop deadline passed: the tree is being killed.
+    StopTimeout,
+    /// A reload was applied.
+    Reloaded {
+        diff: Diff,
+    },
+    /// A reload was refused: the new config has errors. Nothing changed.
+    ReloadRejected {
+        errors: Vec<String>,
+    },
+    /// The log pump dropped lines (disk full or too slow) and resumed.
+    LogLinesDropped {
+        lines: u64,
+        reason: String,
+    },
+    /// Anything the shell wants on the record in words (e.g. a fallback).
+    Notice {
+        message: String,
+    },
+}
+
+/// One instance as readers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceView {
+    pub id: InstanceId,
+    pub state: State,
+    pub desired: Desired,
+    pub run: Option<RunId>,
+    pub pid: Option<u32>,
+    /// When the current run was spawned (for uptime), if one is live.
+    pub started_at: Option<Time>,
+    /// When the instance entered its current state.
+    pub since: Time,
+    pub restarts: u32,
+    pub last_end: Option<RunEnd>,
+}
+
+/// Every instance, ordered by program name then index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub instances: Vec<InstanceView>,
+}
