@@ -1,1 +1,173 @@
-fn main() {}
+//! ward keeps long-running programs alive.
+//!
+//! `main` parses the command line and hands each verb to its function in
+//! `cli`. The daemon (`ward up`) is `daemon::run`; everything else is a
+//! client of its control API.
+
+mod api;
+mod bus;
+mod cli;
+mod daemon;
+mod exec;
+mod logs;
+mod proc;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use cli::{Failure, Locations, Outcome};
+
+#[derive(Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Keeps long-running programs alive: starts them in dependency order, restarts them \
+             with backoff when they crash, stops whole process trees, captures and rotates their logs.",
+    after_help = "Run `ward up` in a folder with a ward.toml. Every verb but `up` and `check` talks to \
+                  the running daemon through its control socket."
+)]
+struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "WARD_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    /// The daemon's control socket (default: from the config, `.ward/ward.sock` beside it).
+    #[arg(long, global = true, env = "WARD_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Start every program and supervise them (foreground: streams their
+    /// output; Ctrl-C stops everything gracefully, a second Ctrl-C kills).
+    Up {
+        /// Run in the background; return once the control socket answers.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Validate the config, print every error with file:line:col; starts nothing.
+    Check,
+    #[command(flatten)]
+    Control(Control),
+}
+
+/// The verbs that talk to a running daemon.
+#[derive(Subcommand)]
+enum Control {
+    /// Stop every program in reverse dependency order, then the daemon.
+    Down,
+    /// Show every instance: state, pid, uptime, restarts, last exit.
+    Status {
+        /// A program (`api`), an instance (`web:1`), or nothing for all.
+        name: Option<String>,
+        /// Print a JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start programs (and what they depend on); waits until each is running or has failed.
+    Start {
+        /// Programs (`api`), instances (`web:1`), or `all`.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop programs; waits until every process of each tree is gone.
+    Stop {
+        /// Programs (`api`), instances (`web:1`), or `all`.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop, then start programs.
+    Restart {
+        /// Programs (`api`), instances (`web:1`), or `all`.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal to every process of a program's tree.
+    Signal {
+        /// `HUP`, `SIGUSR1`, `term`, ...
+        signal: String,
+        /// A program (`api`), an instance (`web:1`), or `all`.
+        name: String,
+    },
+    /// Show a program's output (from its log files).
+    Logs {
+        /// A program (`api`; all its instances) or an instance (`web:1`).
+        name: String,
+        /// Keep printing new lines as they come.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// How many lines of the past to show.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+    },
+    /// Re-read the config and apply it: restarts only what changed.
+    /// A config with errors is rejected whole; nothing changes.
+    Reload {
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show ward's events (state changes, exits, reloads, dropped log lines).
+    Events {
+        /// Keep printing events as they happen.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// How many past events to show (without -f).
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let socket_override = cli.socket.is_some();
+    let loc = Locations::resolve(cli.config, cli.socket);
+    let outcome = match cli.verb {
+        // `up` must run before any thread exists: no runtime yet.
+        Verb::Up { detach: false } => cli::up::foreground(&loc, socket_override),
+        Verb::Up { detach: true } => cli::up::detach(&loc, socket_override),
+        Verb::Check => cli::check(&loc),
+        Verb::Control(verb) => control(&loc, verb),
+    };
+    if let Err(failure) = outcome {
+        for line in &failure.details {
+            eprintln!("{line}");
+        }
+        eprintln!("ward: {}", failure.message);
+        std::process::exit(failure.code);
+    }
+}
+
+fn control(loc: &Locations, verb: Control) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        use cli::control;
+        match verb {
+            Control::Down => control::down(loc).await,
+            Control::Status { name, json } => control::status(loc, name.as_deref(), json).await,
+            Control::Start { names } => control::act(loc, "start", &names).await,
+            Control::Stop { names } => control::act(loc, "stop", &names).await,
+            Control::Restart { names } => control::act(loc, "restart", &names).await,
+            Control::Signal { signal, name } => control::signal(loc, &signal, &name).await,
+            Control::Logs {
+                name,
+                follow,
+                lines,
+            } => control::logs(loc, &name, follow, lines).await,
+            Control::Reload { dry_run } => control::reload(loc, dry_run).await,
+            Control::Events { follow, lines } => control::events(loc, follow, lines).await,
+        }
+    })
+}

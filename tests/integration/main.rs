@@ -1,1 +1,10 @@
+//! Integration tests: the real `ward` binary against real child processes
+//! (the `testee` program). One harness, one test binary.
 
+mod harness;
+
+mod cli;
+mod lifecycle;
+mod logs;
+mod reload;
+mod trees;

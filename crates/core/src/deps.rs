@@ -77,6 +77,66 @@ pub fn transitive_deps<'a>(
     seen
 }
 
+/// Every name in dependency order: each after everything it depends on,
+/// ties broken by name so the order is deterministic. Names caught in a
+/// cycle (the config rejects those) come last, in name order, so that the
+/// result always lists every name once. Unknown dependencies are ignored.
+pub fn dependency_order(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut waiting_on: BTreeMap<&str, usize> = graph
+        .iter()
+        .map(|(name, deps)| {
+            let known = deps.iter().filter(|d| graph.contains_key(*d)).count();
+            (name.as_str(), known)
+        })
+        .collect();
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, deps) in graph {
+        for dep in deps.iter().filter(|d| graph.contains_key(*d)) {
+            dependents
+                .entry(dep.as_str())
+                .or_default()
+                .push(name.as_str());
+        }
+    }
+    let mut ready: BTreeSet<&str> = waiting_on
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(name, _)| *name)
+        .collect();
+    let mut order = Vec::with_capacity(graph.len());
+    while let Some(name) = ready.pop_first() {
+        order.push(name.to_string());
+        waiting_on.remove(name);
+        for dependent in dependents.get(name).into_iter().flatten() {
+            if let Some(n) = waiting_on.get_mut(dependent) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    ready.insert(dependent);
+                }
+            }
+        }
+    }
+    order.extend(waiting_on.keys().map(|n| n.to_string()));
+    order
+}
+
+/// Every name that depends on `name`, directly or not (not `name` itself).
+pub fn transitive_dependents<'a>(
+    graph: &'a BTreeMap<String, BTreeSet<String>>,
+    name: &str,
+) -> BTreeSet<&'a str> {
+    let mut seen: BTreeSet<&'a str> = BTreeSet::new();
+    let mut todo: Vec<&str> = vec![name];
+    while let Some(target) = todo.pop() {
+        for (candidate, deps) in graph {
+            if deps.contains(target) && candidate != name && seen.insert(candidate.as_str()) {
+                todo.push(candidate.as_str());
+            }
+        }
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +176,51 @@ mod tests {
         g.insert("c".to_string(), BTreeSet::new());
         assert_eq!(transitive_deps(&g, "a"), BTreeSet::from(["b", "c"]));
         assert!(transitive_deps(&g, "c").is_empty());
+    }
+
+    fn graph(edges: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+        edges
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.iter().map(|x| x.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn order_puts_dependencies_first() {
+        let g = graph(&[
+            ("web", &["api"]),
+            ("api", &["db", "cache"]),
+            ("db", &[]),
+            ("cache", &[]),
+            ("zz", &[]),
+        ]);
+        assert_eq!(
+            dependency_order(&g),
+            vec!["cache", "db", "api", "web", "zz"]
+        );
+    }
+
+    #[test]
+    fn order_lists_cycles_last_and_ignores_unknown() {
+        let g = graph(&[("a", &["b"]), ("b", &["a"]), ("c", &["nope"])]);
+        assert_eq!(dependency_order(&g), vec!["c", "a", "b"]);
+    }
+
+    #[test]
+    fn dependents_are_transitive() {
+        let g = graph(&[
+            ("a", &["b"]),
+            ("b", &["c"]),
+            ("c", &[]),
+            ("d", &["c"]),
+            ("e", &[]),
+        ]);
+        assert_eq!(
+            transitive_dependents(&g, "c"),
+            BTreeSet::from(["a", "b", "d"])
+        );
+        assert_eq!(transitive_dependents(&g, "a"), BTreeSet::new());
+        let cyc = graph(&[("a", &["b"]), ("b", &["a"])]);
+        assert_eq!(transitive_dependents(&cyc, "a"), BTreeSet::from(["b"]));
     }
 }

@@ -9,9 +9,18 @@
 //! order, reload diffs) is therefore testable on a simulated clock.
 #![forbid(unsafe_code)]
 
+mod backoff;
 pub mod deps;
+mod diff;
+pub mod engine;
+mod instance;
+mod limit;
 mod model;
+mod rng;
 mod spec;
+mod suggest;
+mod timers;
 
+pub use engine::{Restore, Supervisor};
 pub use model::*;
 pub use spec::*;

@@ -14,8 +14,8 @@ use crate::spec::{LaunchSpec, LogSpec, Signal};
 /// every entry point is handed `now`.
 pub type Time = Duration;
 
-/// One instance of a program: `web:1`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// One instance of a program: `web:1` (also its serialised form).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId {
     pub program: Arc<str>,
     pub index: u32,
@@ -27,6 +27,12 @@ impl InstanceId {
             program: Arc::from(program),
             index,
         }
+    }
+}
+
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -94,7 +100,9 @@ impl fmt::Display for State {
 }
 
 /// What the user (or the config) wants an instance to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Desired {
     Up,
@@ -181,7 +189,11 @@ pub enum Input {
         request: Request,
     },
     /// The spawn asked for by `Action::Spawn` produced a process.
-    Spawned { id: InstanceId, run: RunId, pid: u32 },
+    Spawned {
+        id: InstanceId,
+        run: RunId,
+        pid: u32,
+    },
     /// The spawn asked for by `Action::Spawn` failed before the program ran.
     SpawnFailed {
         id: InstanceId,
@@ -197,7 +209,10 @@ pub enum Input {
         tree_alive: bool,
     },
     /// The last process of the run's tree is gone.
-    TreeGone { id: InstanceId, run: RunId },
+    TreeGone {
+        id: InstanceId,
+        run: RunId,
+    },
 }
 
 /// Everything the engine asks the shell to do.
@@ -218,7 +233,10 @@ pub enum Action {
         signal: Signal,
     },
     /// SIGKILL every process of the run's tree.
-    KillTree { id: InstanceId, run: RunId },
+    KillTree {
+        id: InstanceId,
+        run: RunId,
+    },
     /// Answer a request.
     Reply {
         token: Token,
@@ -248,7 +266,11 @@ pub enum RequestError {
         suggestion: Option<String>,
     },
     /// The program exists but has no such instance.
-    NoSuchInstance { program: String, index: u32, instances: u32 },
+    NoSuchInstance {
+        program: String,
+        index: u32,
+        instances: u32,
+    },
     /// ward is shutting down and takes no more requests that start things.
     ShuttingDown,
 }

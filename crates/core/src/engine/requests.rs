@@ -1,0 +1,290 @@
+//! Requests: what each one changes, and when it is answered.
+
+use std::collections::BTreeSet;
+
+use crate::diff;
+use crate::instance::Instance;
+use crate::model::{
+    Action, Desired, EventKind, InstanceId, InstanceView, Reply, Request, RequestError, State,
+    Target, Token,
+};
+use crate::spec::{Condition, Signal, SpecSet};
+use crate::suggest;
+
+use super::{Pending, Program, Supervisor};
+
+impl Supervisor {
+    pub(super) fn on_request(&mut self, token: Token, request: Request) {
+        let starts_things = matches!(
+            request,
+            Request::Start(_) | Request::Restart(_) | Request::Reload { .. }
+        );
+        if starts_things && self.shutting_down() {
+            self.reply(token, Err(RequestError::ShuttingDown));
+            return;
+        }
+        match request {
+            Request::Start(target) => self.targeted(token, &target, Self::start_target),
+            Request::Stop(target) => self.targeted(token, &target, Self::stop_target),
+            Request::Restart(target) => self.targeted(token, &target, Self::restart_target),
+            Request::Signal(target, signal) => self.signal(token, &target, signal),
+            Request::Reload { specs, dry_run } => self.reload(token, specs, dry_run),
+            Request::Shutdown => match &mut self.shutdown {
+                Some(tokens) => tokens.push(token),
+                None => self.shutdown = Some(vec![token]),
+            },
+        }
+    }
+
+    /// Applies `each` to every target, then waits for them to settle.
+    fn targeted(&mut self, token: Token, target: &Target, each: fn(&mut Self, &InstanceId)) {
+        match self.resolve(target) {
+            Ok(targets) => {
+                for id in &targets {
+                    each(self, id);
+                }
+                self.pending.push(Pending { token, targets });
+            }
+            Err(error) => self.reply(token, Err(error)),
+        }
+    }
+
+    pub(super) fn reply(&mut self, token: Token, result: Result<Reply, RequestError>) {
+        self.actions.push_back(Action::Reply { token, result });
+    }
+
+    pub(super) fn reply_done(&mut self, token: Token, instances: Vec<InstanceView>) {
+        self.reply(token, Ok(Reply::Done { instances }));
+    }
+
+    /// The current (not retiring) instances a target names.
+    fn resolve(&self, target: &Target) -> Result<Vec<InstanceId>, RequestError> {
+        let current = |p: &Program| -> Vec<InstanceId> {
+            p.instances
+                .values()
+                .filter(|i| !i.retiring)
+                .map(|i| i.id.clone())
+                .collect()
+        };
+        match target {
+            Target::All => Ok(self
+                .programs
+                .values()
+                .filter(|p| !p.retired)
+                .flat_map(current)
+                .collect()),
+            Target::Program(name) => self.program(name).map(current),
+            Target::Instance(name, index) => {
+                let program = self.program(name)?;
+                if *index < program.spec.instances {
+                    Ok(vec![InstanceId::new(name, *index)])
+                } else {
+                    Err(RequestError::NoSuchInstance {
+                        program: name.clone(),
+                        index: *index,
+                        instances: program.spec.instances,
+                    })
+                }
+            }
+        }
+    }
+
+    fn program(&self, name: &str) -> Result<&Program, RequestError> {
+        match self.programs.get(name).filter(|p| !p.retired) {
+            Some(p) => Ok(p),
+            None => Err(RequestError::NoSuchProgram {
+                name: name.to_string(),
+                suggestion: suggest::closest(name, self.specs.programs.keys().map(String::as_str))
+                    .map(str::to_string),
+            }),
+        }
+    }
+
+    fn start_target(&mut self, id: &InstanceId) {
+        self.set_desired(id, Desired::Up);
+        self.bring_up_dependencies(&id.program);
+        match self.instance(id).map(|i| i.state) {
+            Some(State::Exited | State::Fatal) => self.start_now(id, true),
+            Some(State::Backoff) => self.start_now(id, false),
+            // Stopped ones start as the engine settles; a stopping one
+            // starts afresh when its run ends (its goal is Up now); the rest
+            // are on their way up already.
+            _ => {}
+        }
+    }
+
+    fn stop_target(&mut self, id: &InstanceId) {
+        self.set_desired(id, Desired::Down);
+        if let Some(inst) = self.instance_mut(id) {
+            inst.restart_pending = false;
+        }
+    }
+
+    fn restart_target(&mut self, id: &InstanceId) {
+        self.set_desired(id, Desired::Up);
+        self.bring_up_dependencies(&id.program);
+        let Some(inst) = self.instance_mut(id) else {
+            return;
+        };
+        inst.restarts = inst.restarts.saturating_add(1);
+        match inst.state {
+            State::Starting | State::Running | State::Stopping => inst.restart_pending = true,
+            State::Exited | State::Fatal | State::Backoff => self.start_now(id, true),
+            State::Stopped | State::Waiting => {}
+        }
+    }
+
+    /// Sets desired Up on everything `program` depends on, transitively,
+    /// and starts what would otherwise never come up (see the `engine` module docs).
+    fn bring_up_dependencies(&mut self, program: &str) {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![program.to_string()];
+        while let Some(name) = todo.pop() {
+            let Some(spec) = self.programs.get(&name).map(|p| p.spec.clone()) else {
+                continue;
+            };
+            for (dep, cond) in &spec.depends_on {
+                if !seen.insert(dep.clone()) {
+                    continue;
+                }
+                let Some(dep_program) = self.programs.get(dep).filter(|p| !p.retired) else {
+                    continue;
+                };
+                let instances: Vec<(InstanceId, State, bool)> = dep_program
+                    .instances
+                    .values()
+                    .filter(|i| !i.retiring)
+                    .map(|i| {
+                        (
+                            i.id.clone(),
+                            i.state,
+                            i.last_end_succeeded(&dep_program.spec),
+                        )
+                    })
+                    .collect();
+                for (id, state, succeeded) in instances {
+                    self.set_desired(&id, Desired::Up);
+                    let start_again = match state {
+                        State::Fatal => true,
+                        State::Exited => *cond == Condition::Started || !succeeded,
+                        _ => false,
+                    };
+                    if start_again {
+                        self.start_now(&id, true);
+                    }
+                }
+                todo.push(dep.clone());
+            }
+        }
+    }
+
+    fn signal(&mut self, token: Token, target: &Target, signal: Signal) {
+        let targets = match self.resolve(target) {
+            Ok(targets) => targets,
+            Err(error) => return self.reply(token, Err(error)),
+        };
+        let mut views = Vec::with_capacity(targets.len());
+        for id in &targets {
+            let Some(inst) = self.instance(id) else {
+                continue;
+            };
+            views.push(inst.view());
+            if let Some(run) = inst.run.as_ref().filter(|r| r.spawned()) {
+                let run = run.id;
+                self.actions.push_back(Action::Signal {
+                    id: id.clone(),
+                    run,
+                    signal,
+                });
+            }
+        }
+        self.reply_done(token, views);
+    }
+
+    fn reload(&mut self, token: Token, specs: SpecSet, dry_run: bool) {
+        let diff = self.diff(&specs);
+        if !dry_run {
+            self.apply(specs);
+            self.publish(None, None, EventKind::Reloaded { diff: diff.clone() });
+        }
+        self.reply(token, Ok(Reply::Reloaded { diff, dry_run }));
+    }
+
+    /// Replaces the specs in force; settling then does the stopping and
+    /// starting.
+    fn apply(&mut self, new: SpecSet) {
+        let now = self.now;
+        for (name, program) in &mut self.programs {
+            if !new.programs.contains_key(name) && !program.retired {
+                program.retired = true;
+                for inst in program.instances.values_mut() {
+                    inst.retiring = true;
+                    inst.restart_pending = false;
+                }
+            }
+        }
+        let mut brought_up = Vec::new();
+        for (name, spec) in &new.programs {
+            let program = self
+                .programs
+                .entry(name.clone())
+                .or_insert_with(|| Program {
+                    spec: spec.clone(),
+                    retired: false,
+                    instances: Default::default(),
+                });
+            let was_retired = program.retired;
+            let restart = diff::needs_restart(&program.spec, spec);
+            let default = if spec.autostart {
+                Desired::Up
+            } else {
+                Desired::Down
+            };
+            // A new instance of a program the user has started comes up
+            // too; a program new to the engine follows autostart.
+            let template = if was_retired {
+                default
+            } else {
+                program
+                    .instances
+                    .values()
+                    .find(|i| !i.retiring)
+                    .map(|i| i.desired)
+                    .unwrap_or(default)
+            };
+            program.spec = spec.clone();
+            program.retired = false;
+            let mut joined = false;
+            for (index, inst) in program.instances.iter_mut() {
+                let keep = *index < spec.instances;
+                if keep && inst.retiring {
+                    // Back before it was gone: it belongs to the program
+                    // again and its running stop turns into a restart.
+                    inst.retiring = false;
+                    inst.desired = template;
+                    joined = true;
+                } else if !keep {
+                    inst.retiring = true;
+                    inst.restart_pending = false;
+                }
+                if keep && restart && matches!(inst.state, State::Starting | State::Running) {
+                    inst.restart_pending = true;
+                }
+            }
+            for index in 0..spec.instances {
+                program.instances.entry(index).or_insert_with(|| {
+                    joined = true;
+                    Instance::new(InstanceId::new(name, index), template, now)
+                });
+            }
+            if joined && template == Desired::Up {
+                brought_up.push(name.clone());
+            }
+        }
+        self.specs = new;
+        self.rebuild_graph();
+        for name in brought_up {
+            self.bring_up_dependencies(&name);
+        }
+    }
+}

@@ -1,0 +1,583 @@
+//! The control API: one axum router, served on a Unix socket whose file
+//! permissions are the authentication (and the peer's uid is checked on
+//! every connection as well). The CLI is a client of exactly this API.
+//! `docs/api.md` documents every endpoint.
+
+pub mod types;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::{broadcast, oneshot};
+use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
+
+use crate::daemon::{ApiError, Msg, Shared};
+use types::{ActionResult, ErrorBody, InstanceStatus, ReloadResult};
+
+/// The bound control socket, made before the runtime starts.
+pub type Listener = std::os::unix::net::UnixListener;
+
+/// Binds the control socket at `path` with `mode`, replacing a stale socket
+/// file left by a ward that died. The caller holds the state-dir lock, so
+/// no other ward of this state dir can be answering; a socket that still
+/// answers belongs to another ward and is left alone.
+pub fn bind(path: &Path, mode: u32) -> Result<Listener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(format!(
+                    "{} exists and is not a socket; remove it or set [ward] socket",
+                    path.display()
+                ));
+            }
+            let me = own_uid();
+            if me != Some(0) && me != Some(meta.uid()) {
+                return Err(format!(
+                    "the socket {} belongs to uid {}; ward will not take it over",
+                    path.display(),
+                    meta.uid()
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "another ward is answering on {}; stop it first (ward down)",
+                    path.display()
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
+    }
+    // Bind under a temporary name, set the mode, then rename into place: the
+    // socket is never reachable with looser permissions.
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("ward.sock"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = Listener::bind(&tmp)
+        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "cannot create the control socket {}: {e}",
+            path.display()
+        ));
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot use the control socket: {e}"))?;
+    Ok(listener)
+}
+
+/// The effective uid of this process (the owner of `/proc/self`).
+pub fn own_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Accepts only peers with ward's own uid (or root): the socket's mode is
+/// the first gate, this is the second (a group-readable mode must not let
+/// just anyone in).
+struct PeerChecked {
+    inner: tokio::net::UnixListener,
+    uid: Option<u32>,
+}
+
+impl axum::serve::Listener for PeerChecked {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let allowed = match (stream.peer_cred(), self.uid) {
+                        (Ok(cred), Some(me)) => cred.uid() == me || cred.uid() == 0,
+                        (Ok(_), None) => true,
+                        (Err(_), _) => false,
+                    };
+                    if allowed {
+                        return (stream, addr);
+                    }
+                }
+                // Out of fds and the like: back off a little, keep serving.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+pub async fn serve(listener: Listener, shared: Shared) {
+    let inner = match tokio::net::UnixListener::from_std(listener) {
+        Ok(inner) => inner,
+        Err(e) => {
+            eprintln!("ward: cannot serve the control socket: {e}");
+            return;
+        }
+    };
+    let listener = PeerChecked {
+        inner,
+        uid: own_uid(),
+    };
+    let _ = axum::serve(listener, router(shared)).await;
+}
+
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/v1/ping", get(ping))
+        .route("/v1/status", get(status))
+        .route("/v1/programs/{target}/start", post(start))
+        .route("/v1/programs/{target}/stop", post(stop))
+        .route("/v1/programs/{target}/restart", post(restart))
+        .route("/v1/programs/{target}/signal/{signal}", post(signal))
+        .route("/v1/reload", post(reload))
+        .route("/v1/shutdown", post(shutdown))
+        .route("/v1/logs/{target}", get(logs))
+        .route("/v1/events", get(events))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.into(),
+            details: Vec::new(),
+        }),
+    )
+        .into_response()
+}
+
+fn request_error(e: RequestError) -> Response {
+    let status = match e {
+        RequestError::NoSuchProgram { .. } | RequestError::NoSuchInstance { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        RequestError::ShuttingDown => StatusCode::CONFLICT,
+    };
+    error(status, e.to_string())
+}
+
+async fn ping() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    name: Option<String>,
+}
+
+async fn status(State(shared): State<Shared>, Query(q): Query<StatusQuery>) -> Response {
+    let snapshot = shared.snapshot.borrow().clone();
+    let now = shared.now();
+    let target = match q.name.as_deref().map(parse_target) {
+        Some(Ok(target)) => Some(target),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+        None => None,
+    };
+    let views: Vec<_> = snapshot.instances.iter().collect();
+    let selected: Vec<InstanceStatus> = match &target {
+        None | Some(Target::All) => views
+            .iter()
+            .map(|v| InstanceStatus::from_view(v, now))
+            .collect(),
+        Some(target) => match select(&views, target) {
+            Ok(views) => views
+                .iter()
+                .map(|v| InstanceStatus::from_view(v, now))
+                .collect(),
+            Err(e) => return request_error(e),
+        },
+    };
+    Json(selected).into_response()
+}
+
+/// The views a target names, or the engine's own error for a bad name.
+fn select<'a>(
+    views: &[&'a ward_core::InstanceView],
+    target: &Target,
+) -> Result<Vec<&'a ward_core::InstanceView>, RequestError> {
+    let chosen: Vec<&ward_core::InstanceView> = views
+        .iter()
+        .copied()
+        .filter(|v| match target {
+            Target::All => true,
+            Target::Program(p) => &*v.id.program == p,
+            Target::Instance(p, i) => &*v.id.program == p && v.id.index == *i,
+        })
+        .collect();
+    if !chosen.is_empty() {
+        return Ok(chosen);
+    }
+    let (name, index) = match target {
+        Target::All => return Ok(chosen),
+        Target::Program(p) => (p, None),
+        Target::Instance(p, i) => (p, Some(*i)),
+    };
+    let count = views.iter().filter(|v| &*v.id.program == name).count() as u32;
+    if count > 0 {
+        return Err(RequestError::NoSuchInstance {
+            program: name.clone(),
+            index: index.unwrap_or(0),
+            instances: count,
+        });
+    }
+    let mut names: Vec<&str> = views.iter().map(|v| &*v.id.program).collect();
+    names.dedup();
+    Err(RequestError::NoSuchProgram {
+        name: name.clone(),
+        suggestion: crate::cli::closest(name, &names).map(str::to_string),
+    })
+}
+
+/// `all`, `api`, `api:1`.
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    if s == "all" {
+        return Ok(Target::All);
+    }
+    match s.rsplit_once(':') {
+        Some((program, index)) => match index.parse::<u32>() {
+            Ok(i) if !program.is_empty() => Ok(Target::Instance(program.to_string(), i)),
+            _ => Err(format!(
+                "{s:?} is not a program name, NAME:INDEX or \"all\""
+            )),
+        },
+        None if !s.is_empty() => Ok(Target::Program(s.to_string())),
+        None => Err("empty program name".into()),
+    }
+}
+
+async fn ask(shared: &Shared, request: Request) -> Result<Reply, Response> {
+    let (reply, answer) = oneshot::channel();
+    if shared.tx.send(Msg::Request { request, reply }).is_err() {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ward is shutting down",
+        ));
+    }
+    match answer.await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(ApiError::Request(e))) => Err(request_error(e)),
+        Ok(Err(ApiError::Config(details))) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(ErrorBody {
+                error: "the config has errors; nothing was changed".into(),
+                details,
+            }),
+        )
+            .into_response()),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ward is shutting down",
+        )),
+    }
+}
+
+async fn act(shared: Shared, target: String, make: fn(Target) -> Request) -> Response {
+    let target = match parse_target(&target) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match ask(&shared, make(target)).await {
+        Ok(reply) => done(&shared, reply),
+        Err(resp) => resp,
+    }
+}
+
+fn done(shared: &Shared, reply: Reply) -> Response {
+    let now = shared.now();
+    match reply {
+        Reply::Done { instances } => Json(ActionResult {
+            instances: instances
+                .iter()
+                .map(|v| InstanceStatus::from_view(v, now))
+                .collect(),
+        })
+        .into_response(),
+        Reply::Reloaded { diff, dry_run } => {
+            Json(ReloadResult::from_diff(&diff, dry_run)).into_response()
+        }
+    }
+}
+
+async fn start(State(shared): State<Shared>, UrlPath(target): UrlPath<String>) -> Response {
+    act(shared, target, Request::Start).await
+}
+
+async fn stop(State(shared): State<Shared>, UrlPath(target): UrlPath<String>) -> Response {
+    act(shared, target, Request::Stop).await
+}
+
+async fn restart(State(shared): State<Shared>, UrlPath(target): UrlPath<String>) -> Response {
+    act(shared, target, Request::Restart).await
+}
+
+async fn signal(
+    State(shared): State<Shared>,
+    UrlPath((target, sig)): UrlPath<(String, String)>,
+) -> Response {
+    let Some(sig) = Signal::from_name(&sig) else {
+        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown signal {sig:?}; expected one of {}",
+                names.join(", ")
+            ),
+        );
+    };
+    let target = match parse_target(&target) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match ask(&shared, Request::Signal(target, sig)).await {
+        Ok(reply) => done(&shared, reply),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReloadQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn reload(State(shared): State<Shared>, Query(q): Query<ReloadQuery>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if shared
+        .tx
+        .send(Msg::Reload {
+            dry_run: q.dry_run,
+            reply,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "ward is shutting down");
+    }
+    match answer.await {
+        Ok(Ok(reply)) => done(&shared, reply),
+        Ok(Err(ApiError::Request(e))) => request_error(e),
+        Ok(Err(ApiError::Config(details))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(ErrorBody {
+                error: "the config has errors; nothing was changed".into(),
+                details,
+            }),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "ward is shutting down"),
+    }
+}
+
+async fn shutdown(State(shared): State<Shared>) -> Response {
+    match ask(&shared, Request::Shutdown).await {
+        Ok(reply) => done(&shared, reply),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default = "default_lines")]
+    n: usize,
+    #[serde(default)]
+    follow: bool,
+}
+
+fn default_lines() -> usize {
+    20
+}
+
+async fn logs(
+    State(shared): State<Shared>,
+    UrlPath(target): UrlPath<String>,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    let target = match parse_target(&target) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let snapshot = shared.snapshot.borrow().clone();
+    let views: Vec<_> = snapshot.instances.iter().collect();
+    let ids: Vec<InstanceId> = match select(&views, &target) {
+        Ok(views) => views.iter().map(|v| v.id.clone()).collect(),
+        Err(e) => return request_error(e),
+    };
+    let prefixed = ids.len() > 1;
+    let dirs: Arc<HashMap<String, PathBuf>> = shared.log_dirs.borrow().clone();
+
+    // Subscribe before reading the files, so nothing written in between is
+    // missed (a line may show twice; none is lost).
+    let live: Vec<(InstanceId, broadcast::Receiver<Bytes>)> = if q.follow {
+        let mut hub = shared.logs.lock().unwrap_or_else(|p| p.into_inner());
+        ids.iter()
+            .map(|id| {
+                let tx = hub
+                    .entry(id.clone())
+                    .or_insert_with(|| broadcast::channel(256).0);
+                (id.clone(), tx.subscribe())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    let mut head = Vec::new();
+    for id in &ids {
+        let Some(dir) = dirs.get(&*id.program) else {
+            continue;
+        };
+        match crate::logs::tail(dir, &id.program, id.index, q.n) {
+            Ok(bytes) => head.extend(prefix_lines(&id.to_string(), &bytes, prefixed)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read the log of {id}: {e}"),
+                )
+            }
+        }
+    }
+    let head = Bytes::from(head);
+    if !q.follow {
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], head).into_response();
+    }
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    for (id, mut sub) in live {
+        let tx = tx.clone();
+        let name = id.to_string();
+        tokio::spawn(async move {
+            loop {
+                let chunk = match sub.recv().await {
+                    Ok(chunk) => Bytes::from(prefix_lines(&name, &chunk, prefixed)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => Bytes::from(format!(
+                        "[ward: {n} chunks of {name} skipped: reader too slow]\n"
+                    )),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let stream = futures_util::stream::unfold((Some(head), rx), |(head, mut rx)| async move {
+        if let Some(head) = head {
+            return Some((Ok::<Bytes, Infallible>(head), (None, rx)));
+        }
+        rx.recv().await.map(|chunk| (Ok(chunk), (None, rx)))
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+fn prefix_lines(name: &str, bytes: &[u8], prefixed: bool) -> Vec<u8> {
+    if !prefixed {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b" | ");
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default = "default_lines")]
+    n: usize,
+    #[serde(default)]
+    follow: bool,
+}
+
+async fn events(State(shared): State<Shared>, Query(q): Query<EventsQuery>) -> Response {
+    if q.follow {
+        let rx = shared.events.subscribe();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let data = match rx.recv().await {
+                Ok(line) => line.to_string(),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    format!("{{\"event\":\"lagged\",\"skipped\":{n}}}")
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok::<_, Infallible>(SseEvent::default().data(data)), rx))
+        });
+        return Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response();
+    }
+    match crate::bus::journal_tail(&shared.journal, q.n) {
+        Ok(lines) => {
+            let mut body = lines.join("\n");
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read {}: {e}", shared.journal.display()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("all"), Ok(Target::All));
+        assert_eq!(parse_target("api"), Ok(Target::Program("api".into())));
+        assert_eq!(parse_target("web:2"), Ok(Target::Instance("web".into(), 2)));
+        assert!(parse_target("web:x").is_err());
+        assert!(parse_target(":1").is_err());
+        assert!(parse_target("").is_err());
+    }
+
+    #[test]
+    fn prefixes_every_line() {
+        assert_eq!(prefix_lines("w:1", b"a\nb\n", true), b"w:1 | a\nw:1 | b\n");
+        assert_eq!(prefix_lines("w:1", b"a\n", false), b"a\n");
+    }
+}

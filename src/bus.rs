@@ -1,0 +1,222 @@
+//! Events fan-out: every event the engine (or the shell) publishes is
+//! stamped with wall-clock time and a sequence number, appended to the
+//! journal (`events.jsonl` in the state dir), and sent to live subscribers
+//! (`GET /v1/events?follow=true`, `ward events -f`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use ward_core::Event;
+
+/// The journal rotates (once, to `events.jsonl.1`) past this size.
+const JOURNAL_MAX: u64 = 16 * 1024 * 1024;
+
+#[derive(Serialize)]
+struct Stamped<'a> {
+    ts: String,
+    seq: u64,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+pub struct Bus {
+    seq: u64,
+    live: broadcast::Sender<Arc<str>>,
+    journal: Journal,
+}
+
+impl Bus {
+    pub fn new(state_dir: &Path) -> Bus {
+        let (live, _) = broadcast::channel(1024);
+        Bus {
+            seq: 0,
+            live,
+            journal: Journal::open(state_dir.join("events.jsonl")),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Sender<Arc<str>> {
+        self.live.clone()
+    }
+
+    /// Stamps, journals and broadcasts one event; returns the JSON line.
+    pub fn publish(&mut self, event: &Event) -> Arc<str> {
+        self.seq += 1;
+        let stamped = Stamped {
+            ts: crate::logs::rfc3339_now(),
+            seq: self.seq,
+            event,
+        };
+        let line: Arc<str> = match serde_json::to_string(&stamped) {
+            Ok(line) => line.into(),
+            Err(e) => format!(
+                "{{\"event\":\"unserialisable\",\"error\":{:?}}}",
+                e.to_string()
+            )
+            .into(),
+        };
+        self.journal.append(&line);
+        // No subscriber is not an error.
+        let _ = self.live.send(line.clone());
+        line
+    }
+
+    /// Pushes buffered journal lines to the file; called once per turn of
+    /// the driver loop, so a burst of events costs one write.
+    pub fn flush(&mut self) -> Option<String> {
+        self.journal.flush()
+    }
+
+    pub fn journal_path(&self) -> &Path {
+        &self.journal.path
+    }
+}
+
+/// Append-only JSON lines. A write error (full disk, …) never stops ward:
+/// the lines are dropped and the error is reported once until writing works
+/// again.
+struct Journal {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    size: u64,
+    failing: bool,
+    dropped: u64,
+}
+
+impl Journal {
+    fn open(path: PathBuf) -> Journal {
+        let mut journal = Journal {
+            path,
+            out: None,
+            size: 0,
+            failing: false,
+            dropped: 0,
+        };
+        journal.reopen();
+        journal
+    }
+
+    fn reopen(&mut self) {
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            Ok(file) => {
+                self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                self.out = Some(BufWriter::with_capacity(64 * 1024, file));
+            }
+            Err(_) => self.out = None,
+        }
+    }
+
+    fn append(&mut self, line: &str) {
+        if self.size > JOURNAL_MAX {
+            self.rotate();
+        }
+        let Some(out) = self.out.as_mut() else {
+            self.dropped += 1;
+            return;
+        };
+        if out
+            .write_all(line.as_bytes())
+            .and_then(|_| out.write_all(b"\n"))
+            .is_err()
+        {
+            self.dropped += 1;
+            self.out = None;
+            return;
+        }
+        self.size += line.len() as u64 + 1;
+    }
+
+    fn rotate(&mut self) {
+        if let Some(mut out) = self.out.take() {
+            let _ = out.flush();
+        }
+        let _ = std::fs::rename(&self.path, self.path.with_extension("jsonl.1"));
+        self.reopen();
+    }
+
+    /// Returns a message when writing started or stopped failing.
+    fn flush(&mut self) -> Option<String> {
+        if self.out.is_none() {
+            self.reopen();
+        }
+        let ok = match self.out.as_mut() {
+            Some(out) => out.flush().is_ok(),
+            None => false,
+        };
+        if !ok {
+            self.out = None;
+        }
+        match (ok && self.dropped == 0, self.failing) {
+            (false, false) => {
+                self.failing = true;
+                Some(format!(
+                    "cannot write the event journal {}; events are still published but not journaled",
+                    self.path.display()
+                ))
+            }
+            (true, true) => {
+                self.failing = false;
+                None
+            }
+            _ if ok && self.dropped > 0 => {
+                let n = std::mem::take(&mut self.dropped);
+                self.failing = false;
+                Some(format!(
+                    "event journal writable again; {n} events were not journaled"
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The last `n` lines of the journal (for `ward events` without `-f`).
+pub fn journal_tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    Ok(lines[start..].iter().map(|l| l.to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ward_core::{EventKind, InstanceId, RunId};
+
+    #[test]
+    fn events_are_stamped_journaled_and_broadcast() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bus = Bus::new(dir.path());
+        let mut rx = bus.subscribe().subscribe();
+        let event = Event {
+            instance: Some(InstanceId::new("api", 0)),
+            run: Some(RunId(3)),
+            kind: EventKind::Spawned { pid: 42 },
+        };
+        bus.publish(&event);
+        assert_eq!(bus.flush(), None);
+        let live = rx.try_recv().unwrap();
+        let lines = journal_tail(bus.journal_path(), 10).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(&*live, lines[0].as_str());
+        let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(doc["event"], "spawned");
+        assert_eq!(doc["pid"], 42);
+        assert_eq!(doc["run"], 3);
+        assert_eq!(doc["seq"], 1);
+        assert_eq!(doc["instance"], "api:0");
+        assert!(doc["ts"].as_str().unwrap().ends_with('Z'));
+    }
+}

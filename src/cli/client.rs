@@ -1,0 +1,153 @@
+//! The CLI's side of the control API: HTTP/1.1 over the Unix socket.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::api::types::ErrorBody;
+
+pub struct Client {
+    socket: PathBuf,
+}
+
+/// A failed call, already in words for the user.
+#[derive(Debug)]
+pub struct CallError {
+    pub message: String,
+    /// Extra lines (config errors of a rejected reload).
+    pub details: Vec<String>,
+}
+
+impl CallError {
+    fn plain(message: String) -> CallError {
+        CallError {
+            message,
+            details: Vec::new(),
+        }
+    }
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Client {
+        Client {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        let resp = self.send(Method::GET, path).await?;
+        json(resp).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        let resp = self.send(Method::POST, path).await?;
+        json(resp).await
+    }
+
+    /// A streamed GET: calls `each` with every chunk of the body as it comes.
+    pub async fn stream(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), CallError> {
+        let mut resp = self.send(Method::GET, path).await?;
+        if !resp.status().is_success() {
+            return Err(body_error(resp).await);
+        }
+        while let Some(frame) = resp.body_mut().frame().await {
+            let frame = frame
+                .map_err(|e| CallError::plain(format!("the connection to ward broke: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                if !each(data) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<hyper::Response<Incoming>, CallError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallError::plain(format!("cannot talk to ward: {e}")))?;
+        tokio::spawn(conn);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "ward")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| CallError::plain(format!("bad request {path}: {e}")))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| CallError::plain(format!("ward did not answer: {e}")))
+    }
+
+    fn connect_error(&self, e: std::io::Error) -> CallError {
+        let socket = self.socket.display();
+        CallError::plain(match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                format!(
+                    "ward is not running (no daemon answers on {socket}); start it with `ward up`"
+                )
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                format!("permission denied on {socket}: the socket belongs to another user")
+            }
+            _ => format!("cannot connect to ward on {socket}: {e}"),
+        })
+    }
+}
+
+async fn json<T: DeserializeOwned>(resp: hyper::Response<Incoming>) -> Result<T, CallError> {
+    if !resp.status().is_success() {
+        return Err(body_error(resp).await);
+    }
+    let body = read_body(resp).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| CallError::plain(format!("ward sent an answer this ward cannot read: {e}")))
+}
+
+async fn read_body(resp: hyper::Response<Incoming>) -> Result<Bytes, CallError> {
+    resp.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| CallError::plain(format!("the connection to ward broke: {e}")))
+}
+
+async fn body_error(resp: hyper::Response<Incoming>) -> CallError {
+    let status = resp.status();
+    match read_body(resp).await {
+        Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(err) => CallError {
+                message: err.error,
+                details: err.details,
+            },
+            Err(_) => CallError::plain(describe_status(status, &body)),
+        },
+        Err(e) => e,
+    }
+}
+
+fn describe_status(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        format!("ward answered {status}")
+    } else {
+        format!("ward answered {status}: {text}")
+    }
+}

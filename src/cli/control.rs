@@ -1,0 +1,282 @@
+//! The verbs that talk to a running daemon.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::client::Client;
+use super::{describe_reload, human_duration, Failure, Locations, Outcome};
+use crate::api::types::{ActionResult, InstanceStatus, ReloadResult};
+
+pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome {
+    let client = Client::new(&loc.socket);
+    let path = match name {
+        Some(name) => format!("/v1/status?name={}", encode(name)),
+        None => "/v1/status".to_string(),
+    };
+    let list: Vec<InstanceStatus> = client.get(&path).await?;
+    if json {
+        let text = serde_json::to_string_pretty(&list)
+            .map_err(|e| Failure::new(format!("cannot print the status: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", status_table(&list));
+    }
+    Ok(())
+}
+
+pub fn status_table(list: &[InstanceStatus]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "INSTANCE".to_string(),
+        "STATE".to_string(),
+        "PID".to_string(),
+        "UPTIME".to_string(),
+        "RESTARTS".to_string(),
+        "LAST EXIT".to_string(),
+    ]];
+    for s in list {
+        rows.push([
+            s.name.clone(),
+            s.instance.to_string(),
+            if s.desired == "down" && s.state != "stopped" && s.state != "stopping" {
+                format!("{} (to stop)", s.state)
+            } else {
+                s.state.clone()
+            },
+            s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            s.uptime_ms
+                .map(|ms| human_duration(Duration::from_millis(ms)))
+                .unwrap_or_else(|| "-".into()),
+            s.restarts.to_string(),
+            s.last_exit
+                .as_ref()
+                .map(|e| e.short())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// start / stop / restart, for each target in turn.
+pub async fn act(loc: &Locations, verb: &str, targets: &[String]) -> Outcome {
+    let client = Client::new(&loc.socket);
+    for target in targets {
+        let result: ActionResult = client
+            .post(&format!("/v1/programs/{}/{verb}", encode(target)))
+            .await?;
+        report(&result);
+    }
+    Ok(())
+}
+
+pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
+    let client = Client::new(&loc.socket);
+    let result: ActionResult = client
+        .post(&format!(
+            "/v1/programs/{}/signal/{}",
+            encode(target),
+            encode(sig)
+        ))
+        .await?;
+    report(&result);
+    Ok(())
+}
+
+fn report(result: &ActionResult) {
+    for s in &result.instances {
+        let mut line = format!("{}:{} {}", s.name, s.instance, s.state);
+        if let Some(pid) = s.pid {
+            line.push_str(&format!(" (pid {pid})"));
+        }
+        if matches!(s.state.as_str(), "fatal" | "backoff" | "exited") {
+            if let Some(e) = &s.last_exit {
+                match &e.error {
+                    Some(err) => line.push_str(&format!(": {err}")),
+                    None => line.push_str(&format!(": {}", e.short())),
+                }
+            }
+        }
+        println!("{line}");
+    }
+}
+
+pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
+    let client = Client::new(&loc.socket);
+    let path = if dry_run {
+        "/v1/reload?dry_run=true"
+    } else {
+        "/v1/reload"
+    };
+    match client.post::<ReloadResult>(path).await {
+        Ok(result) => {
+            let what = describe_reload(&result);
+            if dry_run {
+                println!("would change: {what}");
+            } else {
+                println!("reloaded: {what}");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for d in &e.details {
+                eprintln!("{d}");
+            }
+            Err(Failure::new(e.message))
+        }
+    }
+}
+
+pub async fn down(loc: &Locations) -> Outcome {
+    let client = Client::new(&loc.socket);
+    let result: ActionResult = client.post("/v1/shutdown").await?;
+    // The reply comes once every program is down; wait (bounded) for the
+    // daemon itself to go, so `ward down && ward up` works.
+    for _ in 0..200 {
+        if tokio::net::UnixStream::connect(&loc.socket).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    println!(
+        "ward stopped ({} instance{} down)",
+        result.instances.len(),
+        if result.instances.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> Outcome {
+    let client = Client::new(&loc.socket);
+    let path = format!("/v1/logs/{}?n={lines}&follow={follow}", encode(target));
+    let mut stdout = std::io::stdout();
+    client
+        .stream(&path, |chunk| {
+            // A closed stdout (`ward logs -f api | head`) ends the command.
+            stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
+    let client = Client::new(&loc.socket);
+    let mut stdout = std::io::stdout();
+    if !follow {
+        return client
+            .stream(&format!("/v1/events?n={lines}"), |chunk| {
+                stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
+            })
+            .await
+            .map_err(Failure::from);
+    }
+    // Server-sent events: print the `data:` of each event, one per line.
+    let mut pending = Vec::new();
+    client
+        .stream("/v1/events?follow=true", |chunk| {
+            pending.extend_from_slice(chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if let Some(data) = line.strip_prefix(b"data: ") {
+                    if stdout.write_all(data).and_then(|_| stdout.flush()).is_err() {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+        .await?;
+    Ok(())
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::types::LastExit;
+
+    #[test]
+    fn table_aligns_columns() {
+        let list = vec![
+            InstanceStatus {
+                name: "api".into(),
+                instance: 0,
+                state: "running".into(),
+                desired: "up".into(),
+                pid: Some(1234),
+                run: Some(3),
+                restarts: 2,
+                uptime_ms: Some(192_000),
+                state_ms: 1,
+                last_exit: Some(LastExit {
+                    kind: "exit".into(),
+                    code: Some(1),
+                    signal: None,
+                    error: None,
+                }),
+            },
+            InstanceStatus {
+                name: "worker".into(),
+                instance: 1,
+                state: "stopped".into(),
+                desired: "down".into(),
+                pid: None,
+                run: None,
+                restarts: 0,
+                uptime_ms: None,
+                state_ms: 1,
+                last_exit: None,
+            },
+        ];
+        let table = status_table(&list);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME    INSTANCE  STATE    PID   UPTIME  RESTARTS  LAST EXIT"
+        );
+        assert_eq!(
+            lines[1],
+            "api     0         running  1234  3m12s   2         exit 1"
+        );
+        assert_eq!(
+            lines[2],
+            "worker  1         stopped  -     -       0         -"
+        );
+    }
+
+    #[test]
+    fn encodes_segments() {
+        assert_eq!(encode("web:1"), "web:1");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}

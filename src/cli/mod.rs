@@ -1,0 +1,207 @@
+//! The verbs. Every verb but `up` and `check` is a client of the control
+//! API; `up` runs the daemon (in the foreground, or detached).
+
+pub mod client;
+pub mod control;
+pub mod up;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config is and where its daemon answers.
+pub struct Locations {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// A failure of a verb: the one-line reason (printed as `ward: reason`),
+/// optional detail lines, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub details: Vec<String>,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            details: Vec::new(),
+            code: 1,
+        }
+    }
+}
+
+impl From<client::CallError> for Failure {
+    fn from(e: client::CallError) -> Failure {
+        Failure {
+            message: e.message,
+            details: e.details,
+            code: 1,
+        }
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+impl Locations {
+    /// The socket comes from `--socket`/`WARD_SOCKET`, else from the config;
+    /// a config with errors still names its socket when its `[ward]` table
+    /// is readable, else the default `.ward/ward.sock` beside it is used
+    /// (so `ward reload` can report the errors of a broken config).
+    pub fn resolve(config: Option<PathBuf>, socket: Option<PathBuf>) -> Locations {
+        let config = absolute(&config.unwrap_or_else(|| PathBuf::from("ward.toml")));
+        let socket =
+            socket
+                .map(|s| absolute(&s))
+                .unwrap_or_else(|| match ward_config::load(&config) {
+                    Ok(c) => c.ward.socket,
+                    Err(_) => config
+                        .parent()
+                        .unwrap_or(Path::new("/"))
+                        .join(".ward")
+                        .join("ward.sock"),
+                });
+        Locations { config, socket }
+    }
+}
+
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// `ward check`: validate the config, print every error, start nothing.
+pub fn check(loc: &Locations) -> Outcome {
+    match ward_config::load(&loc.config) {
+        Ok(config) => {
+            let n = config.specs.programs.len();
+            let instances: u32 = config.specs.programs.values().map(|p| p.instances).sum();
+            println!(
+                "{}: ok ({n} program{}, {instances} instance{})",
+                loc.config.display(),
+                if n == 1 { "" } else { "s" },
+                if instances == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Err(diags) => {
+            for d in &diags.items {
+                eprintln!("{d}");
+            }
+            Err(Failure::new(format!(
+                "{} has {} error{}; nothing was started",
+                loc.config.display(),
+                diags.items.len(),
+                if diags.items.len() == 1 { "" } else { "s" }
+            )))
+        }
+    }
+}
+
+/// The closest name within two edits (or equal ignoring case): the
+/// "did you mean" of unknown names.
+pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&name.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `1h2m`, `3m12s`, `4.2s`, `15ms`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    let s = ms / 1000;
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if s < 60 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if s < 3600 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else if s < 86400 {
+        format!("{}h{}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}d{}h", s / 86400, (s % 86400) / 3600)
+    }
+}
+
+/// One line for a reload's changes.
+pub fn describe_diff(diff: &ward_core::Diff) -> String {
+    let result = crate::api::types::ReloadResult::from_diff(diff, false);
+    describe_reload(&result)
+}
+
+pub fn describe_reload(r: &crate::api::types::ReloadResult) -> String {
+    if r.is_empty() {
+        return "no changes".into();
+    }
+    let mut parts = Vec::new();
+    let mut list = |label: &str, names: &[String]| {
+        if !names.is_empty() {
+            parts.push(format!("{label} {}", names.join(", ")));
+        }
+    };
+    list("added", &r.added);
+    list("removed", &r.removed);
+    list("restarted", &r.restarted);
+    list("updated in place", &r.updated);
+    let rescaled: Vec<String> = r
+        .rescaled
+        .iter()
+        .map(|(name, old, new)| format!("{name} {old}→{new}"))
+        .collect();
+    list("rescaled", &rescaled);
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(closest("apj", &["api", "worker"]), Some("api"));
+        assert_eq!(closest("API", &["api"]), Some("api"));
+        assert_eq!(closest("zzzzzz", &["api"]), None);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_millis(15)), "15ms");
+        assert_eq!(human_duration(Duration::from_millis(4200)), "4.2s");
+        assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1h2m");
+        assert_eq!(human_duration(Duration::from_secs(90000)), "1d1h");
+    }
+
+    #[test]
+    fn reload_lines() {
+        let mut diff = ward_core::Diff::default();
+        assert_eq!(describe_diff(&diff), "no changes");
+        diff.added.push("api".into());
+        diff.rescaled.insert("web".into(), (2, 3));
+        assert_eq!(describe_diff(&diff), "added api; rescaled web 2→3");
+    }
+}

@@ -1,0 +1,387 @@
+//! Carries out the engine's process actions, and turns what happens to each
+//! run into inputs for the engine.
+//!
+//! Each spawn gets one task (`run_task`) that owns the run from fork to the
+//! end of its tree: it drains the output (through the log pump), waits for
+//! the leader, then for the rest of the tree, and reports `Spawned`,
+//! `Exited` and `TreeGone` in that order, each stamped with the run's id.
+//! Only the driver task touches `Exec`, so no locks guard this state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+use ward_core::{Event, EventKind, Input, InstanceId, LaunchSpec, LogSpec, RunId, Signal};
+
+use crate::daemon::Msg;
+use crate::logs::{self, Console, InstanceLog, RunLabel, Sinks};
+use crate::proc::{Launch, Spawner, Tree};
+use crate::state::LiveRecord;
+
+/// How long a run's task waits, once the tree is gone, for the log pump to
+/// reach EOF. Only a process outside the tree still holding the pipe can
+/// make it wait this long; the pump then keeps draining on its own.
+const PUMP_GRACE: Duration = Duration::from_secs(2);
+
+/// The follow channels of every instance, for `GET /v1/logs?follow`.
+pub type LogHub = Arc<Mutex<HashMap<InstanceId, broadcast::Sender<Bytes>>>>;
+
+pub struct Exec {
+    spawner: Spawner,
+    tx: mpsc::UnboundedSender<Msg>,
+    console: Option<Console>,
+    hub: LogHub,
+    instances: HashMap<InstanceId, InstanceRt>,
+}
+
+struct InstanceRt {
+    log: Arc<Mutex<InstanceLog>>,
+    log_spec: Arc<LogSpec>,
+    run: Option<RunRt>,
+}
+
+struct RunRt {
+    run: RunId,
+    /// None until the spawn task reports the process; operations asked for
+    /// before that wait in `pending` (a stop can arrive mid-spawn).
+    tree: Option<(Tree, LiveRecord)>,
+    pending: Vec<TreeOp>,
+}
+
+#[derive(Clone, Copy)]
+enum TreeOp {
+    Signal(Signal),
+    Kill,
+}
+
+impl Exec {
+    pub fn new(
+        spawner: Spawner,
+        tx: mpsc::UnboundedSender<Msg>,
+        console: Option<Console>,
+        hub: LogHub,
+    ) -> Exec {
+        Exec {
+            spawner,
+            tx,
+            console,
+            hub,
+            instances: HashMap::new(),
+        }
+    }
+
+    pub fn spawn(
+        &mut self,
+        id: InstanceId,
+        run: RunId,
+        launch: Arc<LaunchSpec>,
+        logs: Arc<LogSpec>,
+    ) {
+        let rt = match self.instances.get_mut(&id) {
+            Some(rt) if rt.log_spec == logs => rt,
+            _ => {
+                let log = InstanceLog::open(&id.program, id.index, &logs);
+                if let Some(err) = log.error() {
+                    self.note(
+                        &id,
+                        Some(run),
+                        format!("cannot open log file {}: {err}; output is dropped (and counted) until it can", log.path().display()),
+                    );
+                }
+                self.instances.insert(
+                    id.clone(),
+                    InstanceRt {
+                        log: Arc::new(Mutex::new(log)),
+                        log_spec: logs.clone(),
+                        run: None,
+                    },
+                );
+                self.instances.get_mut(&id).expect("just inserted")
+            }
+        };
+        rt.run = Some(RunRt {
+            run,
+            tree: None,
+            pending: Vec::new(),
+        });
+        let follow = self
+            .hub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| broadcast::channel(256).0)
+            .clone();
+        let ctx = RunCtx {
+            id,
+            run,
+            launch,
+            log: rt.log.clone(),
+            follow,
+            console: self.console.clone(),
+            spawner: self.spawner.clone(),
+            tx: self.tx.clone(),
+        };
+        tokio::spawn(run_task(ctx));
+    }
+
+    /// The spawn task found the process: apply what was asked meanwhile.
+    pub fn started(&mut self, id: &InstanceId, run: RunId, tree: Tree, record: LiveRecord) {
+        let Some(rt) = self.current(id, run) else {
+            return;
+        };
+        for op in std::mem::take(&mut rt.pending) {
+            apply(&tree, op);
+        }
+        rt.tree = Some((tree, record));
+    }
+
+    /// The run is over (its tree is gone): forget it.
+    pub fn ended(&mut self, id: &InstanceId, run: RunId) {
+        if let Some(rt) = self.instances.get_mut(id) {
+            if rt.run.as_ref().is_some_and(|r| r.run == run) {
+                rt.run = None;
+            }
+        }
+    }
+
+    pub fn signal(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
+        self.tree_op(id, run, TreeOp::Signal(sig));
+    }
+
+    pub fn kill_tree(&mut self, id: &InstanceId, run: RunId) {
+        self.tree_op(id, run, TreeOp::Kill);
+    }
+
+    /// Every live tree, SIGKILLed (a second Ctrl-C).
+    pub fn kill_all(&mut self) {
+        for rt in self.instances.values_mut() {
+            if let Some(run) = rt.run.as_mut() {
+                match &run.tree {
+                    Some((tree, _)) => tree.kill(),
+                    None => run.pending.push(TreeOp::Kill),
+                }
+            }
+        }
+    }
+
+    /// Instances removed from the config: drop their files and channels.
+    pub fn forget(&mut self, keep: impl Fn(&InstanceId) -> bool) {
+        self.instances.retain(|id, rt| keep(id) || rt.run.is_some());
+        self.hub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|id, _| keep(id));
+    }
+
+    /// The live processes, for the state file.
+    pub fn live_records(&self) -> Vec<LiveRecord> {
+        let mut records: Vec<LiveRecord> = self
+            .instances
+            .values()
+            .filter_map(|rt| rt.run.as_ref()?.tree.as_ref().map(|(_, rec)| rec.clone()))
+            .collect();
+        records.sort_by(|a, b| a.instance.cmp(&b.instance));
+        records
+    }
+
+    fn tree_op(&mut self, id: &InstanceId, run: RunId, op: TreeOp) {
+        let Some(rt) = self.current(id, run) else {
+            return;
+        };
+        match &rt.tree {
+            Some((tree, _)) => apply(tree, op),
+            None => rt.pending.push(op),
+        }
+    }
+
+    fn current(&mut self, id: &InstanceId, run: RunId) -> Option<&mut RunRt> {
+        self.instances
+            .get_mut(id)?
+            .run
+            .as_mut()
+            .filter(|r| r.run == run)
+    }
+
+    fn note(&self, id: &InstanceId, run: Option<RunId>, message: String) {
+        let _ = self.tx.send(Msg::Event(Event {
+            instance: Some(id.clone()),
+            run,
+            kind: EventKind::Notice { message },
+        }));
+    }
+}
+
+fn apply(tree: &Tree, op: TreeOp) {
+    match op {
+        // A failed signal means the tree is already gone: the run task
+        // reports that on its own.
+        TreeOp::Signal(sig) => {
+            let _ = tree.signal(sig);
+        }
+        TreeOp::Kill => tree.kill(),
+    }
+}
+
+struct RunCtx {
+    id: InstanceId,
+    run: RunId,
+    launch: Arc<LaunchSpec>,
+    log: Arc<Mutex<InstanceLog>>,
+    follow: broadcast::Sender<Bytes>,
+    console: Option<Console>,
+    spawner: Spawner,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+async fn run_task(ctx: RunCtx) {
+    let RunCtx {
+        id,
+        run,
+        launch,
+        log,
+        follow,
+        console,
+        spawner,
+        tx,
+    } = ctx;
+    let input = |input: Input| {
+        let _ = tx.send(Msg::Input(input));
+    };
+    let launch_req = Launch {
+        argv: launch.argv.clone(),
+        cwd: launch.cwd.clone(),
+        env: launch_env(&id, run, &launch),
+        user: launch.user.clone(),
+        group: launch.group.clone(),
+        tree_name: format!("{}.{}.r{}", id.program, id.index, run.0),
+    };
+    let child = match spawner.spawn(launch_req).await {
+        Ok(child) => child,
+        Err(e) => {
+            input(Input::SpawnFailed {
+                id,
+                run,
+                error: e.to_string(),
+            });
+            return;
+        }
+    };
+    if let Some(warning) = &child.warning {
+        let _ = tx.send(Msg::Event(Event {
+            instance: Some(id.clone()),
+            run: Some(run),
+            kind: EventKind::Notice {
+                message: warning.clone(),
+            },
+        }));
+    }
+    let pid = child.pid;
+    let tree = child.tree.clone();
+    let record = LiveRecord {
+        instance: id.to_string(),
+        run: run.0,
+        pid,
+        start_time: crate::proc::start_time(pid).unwrap_or(0),
+        pgid: tree.pgid(),
+        cgroup: tree.cgroup().map(|p| p.to_path_buf()),
+        marker: tree.marker().to_string(),
+    };
+    let _ = tx.send(Msg::RunStarted {
+        id: id.clone(),
+        run,
+        tree: tree.clone(),
+        record,
+    });
+    input(Input::Spawned {
+        id: id.clone(),
+        run,
+        pid,
+    });
+
+    let pump = match (
+        tokio::net::unix::pipe::Receiver::from_owned_fd(child.stdout),
+        tokio::net::unix::pipe::Receiver::from_owned_fd(child.stderr),
+    ) {
+        (Ok(stdout), Ok(stderr)) => {
+            let drop_tx = tx.clone();
+            let drop_id = id.clone();
+            let sinks = Sinks {
+                console,
+                follow,
+                on_drop: Arc::new(move |lines, reason| {
+                    let _ = drop_tx.send(Msg::Event(Event {
+                        instance: Some(drop_id.clone()),
+                        run: Some(run),
+                        kind: EventKind::LogLinesDropped { lines, reason },
+                    }));
+                }),
+            };
+            let label = RunLabel {
+                program: id.program.clone(),
+                index: id.index,
+                run: run.0,
+                pid,
+            };
+            Some(tokio::spawn(logs::pump(log, label, stdout, stderr, sinks)))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            // The pipes could not join the event loop: the child would block
+            // on a full pipe, so it cannot be run.
+            let _ = tx.send(Msg::Event(Event {
+                instance: Some(id.clone()),
+                run: Some(run),
+                kind: EventKind::Notice {
+                    message: format!("cannot read the program's output ({e}); killing it"),
+                },
+            }));
+            tree.kill();
+            None
+        }
+    };
+
+    let status = child.exit.await.unwrap_or(ward_core::ExitStatus::Signal {
+        signal: crate::proc::signal_number(Signal::Kill),
+        core_dumped: false,
+    });
+    if tree.is_empty() {
+        drain(pump).await;
+        input(Input::Exited {
+            id,
+            run,
+            status,
+            tree_alive: false,
+        });
+    } else {
+        input(Input::Exited {
+            id: id.clone(),
+            run,
+            status,
+            tree_alive: true,
+        });
+        tree.gone().await;
+        drain(pump).await;
+        input(Input::TreeGone { id, run });
+    }
+    tree.cleanup();
+}
+
+/// Lines written just before an exit are in the pipe: read them all before
+/// the exit is reported.
+async fn drain(pump: Option<tokio::task::JoinHandle<logs::PumpStats>>) {
+    if let Some(pump) = pump {
+        let _ = tokio::time::timeout(PUMP_GRACE, pump).await;
+    }
+}
+
+/// What every program finds in its environment besides its own settings.
+fn launch_env(id: &InstanceId, run: RunId, launch: &LaunchSpec) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("WARD_PROGRAM".to_string(), id.program.to_string()),
+        ("WARD_INSTANCE".to_string(), id.index.to_string()),
+        ("WARD_RUN".to_string(), run.0.to_string()),
+    ];
+    env.extend(launch.env.iter().cloned());
+    env
+}

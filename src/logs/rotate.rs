@@ -1,0 +1,429 @@
+//! An instance's log file, rotated by size with rename (never copy-truncate:
+//! a reader holding the old file keeps reading whole lines, and a shipper
+//! tailing by name sees a new file).
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use memchr::{memchr, memrchr};
+use ward_core::LogSpec;
+
+/// One instance's log output: the rotating file shared by both streams of
+/// every run of the instance. Lives across runs.
+pub struct InstanceLog {
+    path: PathBuf,
+    spec: LogSpec,
+    /// `None` after a rotation (or a failed reopen): the next write opens a
+    /// fresh file at `path`.
+    file: Option<Box<dyn Write + Send>>,
+    /// Bytes in the current file, as far as we know: what it had when opened
+    /// plus what we wrote.
+    size: u64,
+    /// A failed write left a line cut short at the end of the file; the next
+    /// write first ends it, so that the following line starts on its own.
+    mid_line: bool,
+    /// Why the file is not open, if opening failed.
+    error: Option<io::Error>,
+}
+
+/// A write that stopped early: `written` bytes of the data reached the file
+/// (the last of them possibly a cut line), the rest did not.
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    pub(crate) written: usize,
+    pub(crate) error: io::Error,
+}
+
+/// `<dir>/<program>.<index>.log`
+pub fn log_path(dir: &Path, program: &str, index: u32) -> PathBuf {
+    dir.join(format!("{program}.{index}.log"))
+}
+
+/// `<path>.<n>`: the n-th most recent rotated file.
+pub(crate) fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+impl InstanceLog {
+    /// Opens (creating the directory and the file, appending)
+    /// `<spec.dir>/<program>.<index>.log`. Never fails: if the file cannot be
+    /// opened, [`InstanceLog::error`] says why, and every write tries again
+    /// (the lines meanwhile are dropped and counted like any failed write).
+    pub fn open(program: &str, index: u32, spec: &LogSpec) -> InstanceLog {
+        let mut log = InstanceLog {
+            path: log_path(&spec.dir, program, index),
+            spec: spec.clone(),
+            file: None,
+            size: 0,
+            mid_line: false,
+            error: None,
+        };
+        let _ = log.ensure_open();
+        log
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Why the file could not be opened, while it cannot.
+    pub fn error(&self) -> Option<&io::Error> {
+        self.error.as_ref()
+    }
+
+    pub(crate) fn spec(&self) -> &LogSpec {
+        &self.spec
+    }
+
+    /// Appends `data`, a run of whole lines (each ending in `\n`), rotating
+    /// on line boundaries so that each file stays within `max_size` unless a
+    /// single line is larger. One `write` per file touched.
+    pub(crate) fn write_lines(&mut self, data: &[u8]) -> Result<(), WriteFailure> {
+        let mut done = 0;
+        while done < data.len() {
+            let fail = |error| WriteFailure {
+                written: done,
+                error,
+            };
+            self.ensure_open().map_err(fail)?;
+            let rest = &data[done..];
+            let room = self.spec.max_size.saturating_sub(self.size);
+            let take = if rest.len() as u64 <= room {
+                rest.len()
+            } else {
+                // room < rest.len(), so it fits a usize.
+                match memrchr(b'\n', &rest[..room as usize]) {
+                    Some(nl) => nl + 1,
+                    // Not even one line fits: in an empty file, the line goes
+                    // in alone (oversized); otherwise rotate first.
+                    None if self.size == 0 => memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1),
+                    None => 0,
+                }
+            };
+            if take > 0 {
+                self.append(&rest[..take])
+                    .map_err(|(n, error)| WriteFailure {
+                        written: done + n,
+                        error,
+                    })?;
+                done += take;
+            }
+            if done < data.len() {
+                self.rotate().map_err(|error| WriteFailure {
+                    written: done,
+                    error,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_open(&mut self) -> io::Result<()> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let opened = self.open_file().or_else(|e| {
+            // The directory may be missing (never made, or removed since).
+            if e.kind() == io::ErrorKind::NotFound {
+                fs::create_dir_all(&self.spec.dir)?;
+                self.open_file()
+            } else {
+                Err(e)
+            }
+        });
+        match opened {
+            Ok((file, size)) => {
+                self.file = Some(Box::new(file));
+                self.size = size;
+                self.mid_line = false;
+                self.error = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.error = Some(io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    fn open_file(&self) -> io::Result<(File, u64)> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let size = file.metadata()?.len();
+        Ok((file, size))
+    }
+
+    /// Writes all of `bytes` to the open file; on failure, how many made it.
+    fn append(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
+        let Some(file) = self.file.as_mut() else {
+            return Err((0, io::Error::other("log file is not open")));
+        };
+        if self.mid_line {
+            write_fully(file, b"\n").map_err(|(_, e)| (0, e))?;
+            self.size += 1;
+            self.mid_line = false;
+        }
+        let result = write_fully(file, bytes);
+        let written = match &result {
+            Ok(()) => bytes.len(),
+            Err((n, _)) => *n,
+        };
+        self.size += written as u64;
+        if written > 0 && bytes[written - 1] != b'\n' {
+            self.mid_line = true;
+        }
+        result
+    }
+
+    /// `name.log.(keep-1)` → `name.log.keep`, …, `name.log` → `name.log.1`;
+    /// with `keep = 0` the current file is removed. The new file is opened by
+    /// the next write, so a failure to create it is retried then.
+    fn rotate(&mut self) -> io::Result<()> {
+        // Closed before the renames: some platforms refuse to rename an open
+        // file, and if a rename fails the next write reopens the same file.
+        self.file = None;
+        if self.spec.keep == 0 {
+            ignore_missing(fs::remove_file(&self.path))?;
+        } else {
+            for n in (1..self.spec.keep).rev() {
+                ignore_missing(fs::rename(
+                    rotated_path(&self.path, n),
+                    rotated_path(&self.path, n + 1),
+                ))?;
+            }
+            ignore_missing(fs::rename(&self.path, rotated_path(&self.path, 1)))?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn replace_writer(&mut self, writer: Box<dyn Write + Send>) {
+        self.file = Some(writer);
+    }
+}
+
+fn write_fully(w: &mut dyn Write, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
+    let mut off = 0;
+    while off < bytes.len() {
+        match w.write(&bytes[off..]) {
+            Ok(0) => return Err((off, io::ErrorKind::WriteZero.into())),
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((off, e)),
+        }
+    }
+    Ok(())
+}
+
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ward_core::LogFormat;
+
+    pub(crate) fn spec(dir: &Path, max_size: u64, keep: u32) -> LogSpec {
+        LogSpec {
+            dir: dir.to_path_buf(),
+            max_size,
+            keep,
+            format: LogFormat::Text,
+            timestamps: false,
+            max_line: 16 * 1024,
+        }
+    }
+
+    /// Accepts `budget` bytes, then fails like a full disk.
+    pub(crate) struct Flaky {
+        pub(crate) inner: File,
+        pub(crate) budget: usize,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.budget);
+            self.budget -= n;
+            self.inner.write(&buf[..n])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        fs::read_to_string(path).unwrap()
+    }
+
+    fn lines(from: u32, to: u32) -> Vec<u8> {
+        (from..to)
+            .flat_map(|i| format!("line {i:04}\n").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn open_creates_the_directory_and_appends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let mut log = InstanceLog::open("api", 2, &spec(&dir, 1000, 2));
+        assert_eq!(log.path(), dir.join("api.2.log"));
+        log.write_lines(b"one\n").unwrap();
+        drop(log);
+        let mut log = InstanceLog::open("api", 2, &spec(&dir, 1000, 2));
+        assert_eq!(log.size, 4);
+        log.write_lines(b"two\n").unwrap();
+        assert_eq!(read(log.path()), "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_opened_keeps_trying() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A directory under a regular file: creating it fails, even for root.
+        let blocker = tmp.path().join("blocker");
+        fs::write(&blocker, "").unwrap();
+        let dir = blocker.join("logs");
+        let mut log = InstanceLog::open("api", 0, &spec(&dir, 1000, 2));
+        assert!(log.error().is_some());
+        assert_eq!(log.path(), dir.join("api.0.log"));
+        let failure = log.write_lines(b"lost\n").unwrap_err();
+        assert_eq!(failure.written, 0);
+        fs::remove_file(&blocker).unwrap();
+        log.write_lines(b"kept\n").unwrap();
+        assert!(log.error().is_none());
+        assert_eq!(read(log.path()), "kept\n");
+    }
+
+    #[test]
+    fn rotates_on_line_boundaries_and_keeps_n() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 10 bytes a line; 35-byte files hold 3 lines.
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 35, 2));
+        let path = log.path().to_path_buf();
+        for chunk in [lines(0, 2), lines(2, 7), lines(7, 8), lines(8, 13)] {
+            log.write_lines(&chunk).unwrap();
+        }
+        // 13 lines: files of 3 lines each, newest last; two rotated kept.
+        assert_eq!(
+            read(&rotated_path(&path, 2)),
+            String::from_utf8(lines(6, 9)).unwrap()
+        );
+        assert_eq!(
+            read(&rotated_path(&path, 1)),
+            String::from_utf8(lines(9, 12)).unwrap()
+        );
+        assert_eq!(read(&path), String::from_utf8(lines(12, 13)).unwrap());
+        assert!(!rotated_path(&path, 3).exists());
+        for p in [path.clone(), rotated_path(&path, 1), rotated_path(&path, 2)] {
+            assert!(fs::metadata(&p).unwrap().len() <= 35);
+        }
+    }
+
+    #[test]
+    fn fills_files_exactly_to_max_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 30, 1));
+        log.write_lines(&lines(0, 4)).unwrap();
+        let path = log.path().to_path_buf();
+        assert_eq!(fs::metadata(rotated_path(&path, 1)).unwrap().len(), 30);
+        assert_eq!(read(&path), "line 0003\n");
+    }
+
+    #[test]
+    fn an_oversized_line_gets_a_file_of_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 20, 3));
+        let big = format!("{}\n", "x".repeat(50));
+        let data = format!("a\n{big}b\n");
+        log.write_lines(data.as_bytes()).unwrap();
+        let path = log.path().to_path_buf();
+        assert_eq!(read(&rotated_path(&path, 2)), "a\n");
+        assert_eq!(read(&rotated_path(&path, 1)), big);
+        assert_eq!(read(&path), "b\n");
+        // An empty file takes an oversized line without rotating first.
+        let mut log = InstanceLog::open("v", 0, &spec(tmp.path(), 20, 3));
+        log.write_lines(big.as_bytes()).unwrap();
+        assert_eq!(read(log.path()), big);
+        assert!(!rotated_path(log.path(), 1).exists());
+    }
+
+    #[test]
+    fn keep_zero_removes_the_full_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 25, 0));
+        log.write_lines(&lines(0, 5)).unwrap();
+        let path = log.path().to_path_buf();
+        assert_eq!(read(&path), String::from_utf8(lines(4, 5)).unwrap());
+        assert!(!rotated_path(&path, 1).exists());
+    }
+
+    #[test]
+    fn reopening_an_oversized_file_rotates_before_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = spec(tmp.path(), 25, 1);
+        let path = log_path(tmp.path(), "w", 0);
+        fs::write(&path, lines(0, 5)).unwrap();
+        let mut log = InstanceLog::open("w", 0, &s);
+        log.write_lines(b"new\n").unwrap();
+        assert_eq!(
+            read(&rotated_path(&path, 1)),
+            String::from_utf8(lines(0, 5)).unwrap()
+        );
+        assert_eq!(read(&path), "new\n");
+    }
+
+    #[test]
+    fn a_failed_rotation_is_a_failed_write_and_is_retried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 25, 1));
+        let path = log.path().to_path_buf();
+        // A non-empty directory where the rotated file goes: rename fails
+        // even for root.
+        fs::create_dir_all(rotated_path(&path, 1).join("x")).unwrap();
+        let data = lines(0, 3);
+        let failure = log.write_lines(&data).unwrap_err();
+        assert_eq!(failure.written, 20, "two lines fit before the rotation");
+        assert_eq!(read(&path), String::from_utf8(lines(0, 2)).unwrap());
+        let failure = log.write_lines(b"next line\n").unwrap_err();
+        assert_eq!(failure.written, 0);
+        fs::remove_dir_all(rotated_path(&path, 1)).unwrap();
+        log.write_lines(b"next line\n").unwrap();
+        assert_eq!(
+            read(&rotated_path(&path, 1)),
+            String::from_utf8(lines(0, 2)).unwrap()
+        );
+        assert_eq!(read(&path), "next line\n");
+    }
+
+    #[test]
+    fn a_cut_line_is_ended_before_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 1000, 1));
+        let file = OpenOptions::new().append(true).open(log.path()).unwrap();
+        log.replace_writer(Box::new(Flaky {
+            inner: file,
+            budget: 14,
+        }));
+        let failure = log.write_lines(b"first\nsecond\nthird\n").unwrap_err();
+        assert_eq!(failure.written, 14);
+        assert_eq!(failure.error.raw_os_error(), Some(28));
+        let file = OpenOptions::new().append(true).open(log.path()).unwrap();
+        log.replace_writer(Box::new(file));
+        log.write_lines(b"fourth\n").unwrap();
+        assert_eq!(read(log.path()), "first\nsecond\nt\nfourth\n");
+        assert_eq!(log.size, 22);
+    }
+}

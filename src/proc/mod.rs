@@ -1,0 +1,103 @@
+//! Processes and process trees: spawning (credentials, process groups,
+//! cgroup leaves, parent-death signal), reaping, signalling and killing whole
+//! trees, the sentinel that cleans up after a dead ward, and the sweep of a
+//! previous ward's leftovers. The only module of ward with `unsafe`; every
+//! block says why it is sound.
+//!
+//! How the daemon uses it:
+//! 1. [`init`] first thing in `main`, before any thread exists (it forks the
+//!    sentinel and makes ward a child subreaper);
+//! 2. [`Supervision::start`] gives the [`Spawner`];
+//! 3. every process ward starts goes through the [`Spawner`]: ward reaps
+//!    with `waitpid(-1)`, so a child started with `std::process` or
+//!    `tokio::process` would have its exit status taken by the reaper;
+//! 4. per run: [`Tree::signal`] to stop, [`Tree::kill`] at the deadline,
+//!    [`Tree::gone`] then [`Tree::cleanup`];
+//! 5. at a clean exit, once every tree is gone, [`Supervision::cleanup`].
+//!
+//! Test programs whose threads exist before they could call [`init`] use
+//! [`init_without_sentinel`]. They too must start every process through a
+//! [`Spawner`], and so belong in a test binary of their own.
+//!
+//! Unix now; Windows (Job Objects) comes as `windows.rs` beside `unix.rs`,
+//! with the same public names.
+
+use std::path::PathBuf;
+
+#[cfg(target_os = "linux")]
+mod cgroup;
+#[cfg(unix)]
+mod creds;
+#[cfg(target_os = "linux")]
+mod procfs;
+#[cfg(unix)]
+mod reaper;
+#[cfg(unix)]
+mod sentinel;
+#[cfg(unix)]
+mod spawn;
+#[cfg(unix)]
+mod tree;
+#[cfg(unix)]
+mod unix;
+
+// The daemon names only some of these; the rest serve tests and tools.
+#[cfg(unix)]
+#[allow(unused_imports)]
+pub use self::spawn::Child;
+#[cfg(unix)]
+pub use self::tree::{start_time, sweep, Tree};
+#[cfg(unix)]
+#[allow(unused_imports)]
+pub use self::unix::{
+    detach, init, init_without_sentinel, signal_name, signal_number, Spawner, Supervision,
+};
+
+/// The environment variable every process of a run inherits:
+/// `WARD_TREE=<prefix>/<tree name>`, where the prefix names one start of one
+/// ward daemon (its pid and start time), so that a sweep or a sentinel never
+/// touches another ward's processes.
+pub const MARKER_VAR: &str = "WARD_TREE";
+
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Names ward's cgroup directory, e.g. `ward-<pid>`. One path component.
+    pub name: String,
+    /// Do not use cgroups even where possible (process groups and the
+    /// environment marker only). For tests of the fallback, and for users
+    /// who want ward out of the cgroup tree.
+    pub no_cgroup: bool,
+}
+
+/// One process to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// Program and arguments; the program is looked up in the child's PATH
+    /// when it has no `/`, and relative to `cwd` when it has one.
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// Added to ward's own environment (overriding the same names).
+    pub env: Vec<(String, String)>,
+    /// Run as this user (name or numeric uid): primary group, supplementary
+    /// groups, HOME, USER and LOGNAME follow it. Needs ward to be root
+    /// unless it is ward's own user.
+    pub user: Option<String>,
+    /// Primary group (name or gid), overriding the user's.
+    pub group: Option<String>,
+    /// Names the cgroup leaf and ends the marker, e.g. `api.0.r17`. One path
+    /// component, unique among the live runs of this ward.
+    pub tree_name: String,
+}
+
+/// What a previous ward recorded about a run that may still be alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub pid: u32,
+    /// [`start_time`] of `pid` when it was spawned.
+    pub start_time: u64,
+    pub pgid: i32,
+    /// [`Tree::cgroup`] of the run, if it had one.
+    pub cgroup: Option<PathBuf>,
+    /// [`Tree::marker`] of the run.
+    pub marker: String,
+}

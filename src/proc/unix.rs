@@ -1,0 +1,360 @@
+//! Unix: setting up ward's supervision (subreaper, cgroup root, sentinel),
+//! the spawner thread, and signal numbers.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{mpsc, Arc};
+
+use tokio::sync::oneshot;
+use ward_core::Signal;
+
+use super::sentinel;
+use super::spawn::{check_component, spawn_now, Child, Context};
+use super::tree::marker_entry;
+use super::{reaper, InitOptions, Launch};
+
+/// Makes ward a child subreaper, sets up its cgroup root (if it can) and
+/// forks the sentinel. Call first thing in `main`, before any thread exists
+/// (before the tokio runtime): the sentinel is a fork of this process and
+/// must not inherit locks held by other threads. On Linux this is checked:
+/// with more than one thread, it fails.
+pub fn init(opts: InitOptions) -> io::Result<Supervision> {
+    check_component("ward's cgroup name", &opts.name)?;
+    ensure_single_thread()?;
+    set_up(opts, true)
+}
+
+/// [`init`] without the sentinel, for test programs whose threads exist
+/// before they can call it. Nothing kills the trees of a dead process then.
+#[allow(dead_code)] // for test programs only
+pub fn init_without_sentinel(opts: InitOptions) -> io::Result<Supervision> {
+    check_component("ward's cgroup name", &opts.name)?;
+    set_up(opts, false)
+}
+
+fn set_up(opts: InitOptions, with_sentinel: bool) -> io::Result<Supervision> {
+    become_subreaper()?;
+    let ward_pid = std::process::id();
+    let prefix = match super::start_time(ward_pid) {
+        Some(t) => format!("{ward_pid}.{t}"),
+        None => format!("{ward_pid}.{}", unique_fallback()),
+    };
+    let (cgroup_root, fallback) = cgroup_root(&opts);
+    let (sentinel, sentinel_pid) = if with_sentinel {
+        let plan = sentinel::Plan {
+            cgroup_root: cgroup_root.clone(),
+            env_prefix: marker_entry(&format!("{prefix}/")),
+        };
+        match sentinel::start(plan) {
+            Ok((link, pid)) => (Some(Arc::new(link)), Some(pid)),
+            Err(e) => {
+                #[cfg(target_os = "linux")]
+                if let Some(root) = &cgroup_root {
+                    super::cgroup::remove_tree(root);
+                }
+                let msg = format!("cannot start the sentinel: {e}");
+                return Err(io::Error::new(e.kind(), msg));
+            }
+        }
+    } else {
+        (None, None)
+    };
+    Ok(Supervision {
+        ctx: Arc::new(Context {
+            cgroup_root,
+            prefix,
+            sentinel,
+            ward_pid: ward_pid as libc::pid_t,
+        }),
+        fallback,
+        sentinel_pid,
+    })
+}
+
+/// Makes `cmd` start its process in a session of its own, away from the
+/// terminal, for `ward up --detach`: the daemon must outlive the shell and
+/// get neither its Ctrl-C nor its hangup. (Do not also set a process group
+/// on `cmd`: a group leader cannot start a session.)
+pub fn detach(cmd: &mut Command) {
+    // SAFETY: the closure only calls setsid, which is async-signal-safe and
+    // touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+}
+
+#[cfg(target_os = "linux")]
+fn cgroup_root(opts: &InitOptions) -> (Option<PathBuf>, Option<String>) {
+    if opts.no_cgroup {
+        return (None, Some("cgroups are disabled".into()));
+    }
+    match super::cgroup::setup(&opts.name) {
+        Ok(root) => (Some(root), None),
+        Err(why) => (None, Some(why)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cgroup_root(_opts: &InitOptions) -> (Option<PathBuf>, Option<String>) {
+    (None, Some("cgroups exist only on Linux".into()))
+}
+
+#[cfg(target_os = "linux")]
+fn ensure_single_thread() -> io::Result<()> {
+    match super::procfs::own_thread_count() {
+        Some(1) | None => Ok(()),
+        Some(n) => Err(io::Error::other(format!(
+            "proc::init must run before any thread is started (this process has {n} threads)"
+        ))),
+    }
+}
+
+/// Without /proc the thread count is not known; the rule is documented.
+#[cfg(not(target_os = "linux"))]
+fn ensure_single_thread() -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Other Unixes have no subreaper; orphans go to init there.
+#[cfg(not(target_os = "linux"))]
+fn become_subreaper() -> io::Result<()> {
+    Ok(())
+}
+
+fn unique_fallback() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// ward's supervision of its children, set up by [`init`].
+pub struct Supervision {
+    ctx: Arc<Context>,
+    fallback: Option<String>,
+    sentinel_pid: Option<u32>,
+}
+
+impl Supervision {
+    /// ward's cgroup root, if cgroups are in use.
+    #[allow(dead_code)] // for tests and diagnostics
+    pub fn cgroups(&self) -> Option<&Path> {
+        self.ctx.cgroup_root.as_deref()
+    }
+
+    /// Why cgroups are not used (say it once, at start), if they are not.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// The prefix of every marker of this ward start (`<pid>.<start time>`).
+    #[allow(dead_code)] // for tests and diagnostics
+    pub fn marker_prefix(&self) -> &str {
+        &self.ctx.prefix
+    }
+
+    #[allow(dead_code)] // for tests and diagnostics
+    pub fn sentinel_pid(&self) -> Option<u32> {
+        self.sentinel_pid
+    }
+
+    /// Starts the reaper (once per process) and a spawner thread. The
+    /// spawner thread lives as long as the process, even when every
+    /// [`Spawner`] is dropped: a child's parent-death signal fires when the
+    /// thread that forked it ends.
+    pub fn start(&self) -> io::Result<Spawner> {
+        reaper::start()?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let ctx = self.ctx.clone();
+        std::thread::Builder::new()
+            .name("ward-spawner".into())
+            .spawn(move || {
+                for job in queue {
+                    // A panic must not end this thread: every child it forked
+                    // would get its parent-death signal.
+                    let result =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| spawn_now(&ctx, job.launch)))
+                            .unwrap_or_else(|_| Err(io::Error::other("spawning panicked")));
+                    if let Err(Ok(orphan)) = job.reply.send(result) {
+                        // The caller gave up waiting: nobody would watch this
+                        // run, so it must not outlive the request.
+                        orphan.tree.kill();
+                        orphan.tree.cleanup();
+                    }
+                }
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start the spawner thread: {e}"))
+            })?;
+        Ok(Spawner { jobs })
+    }
+
+    /// Removes ward's cgroup root and whatever empty leaves remain. Call at
+    /// a clean exit, after every tree is gone.
+    pub fn cleanup(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(root) = &self.ctx.cgroup_root {
+            super::cgroup::remove_tree(root);
+        }
+    }
+}
+
+struct Job {
+    launch: Launch,
+    reply: oneshot::Sender<io::Result<Child>>,
+}
+
+/// Starts processes. Cheap to clone; every spawn runs on one long-lived OS
+/// thread, so the parent-death signal of a child never fires early.
+#[derive(Clone)]
+pub struct Spawner {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Spawner {
+    /// Starts `launch`: stdin from /dev/null, stdout and stderr to pipes, its
+    /// own process group, SIGKILL as parent-death signal, in a cgroup leaf
+    /// where ward has cgroups, `WARD_TREE=<marker>` in its environment, and
+    /// the user's credentials when `user` is given. Errors say what failed
+    /// ("cannot run ./api: No such file or directory (os error 2)").
+    pub async fn spawn(&self, launch: Launch) -> io::Result<Child> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { launch, reply })
+            .map_err(|_| spawner_gone())?;
+        answer.await.map_err(|_| spawner_gone())?
+    }
+}
+
+fn spawner_gone() -> io::Error {
+    io::Error::other("the spawner thread is gone")
+}
+
+/// A close-on-exec pipe (read end, write end); `nonblocking` for both ends.
+pub(crate) fn pipe(nonblocking: bool) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // No pipe2 here: the flags follow at once. Only ward's spawner thread
+        // forks after init, so no child can inherit the fds in between.
+        // SAFETY: fds is a valid array of two ints for pipe to fill.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        for fd in fds {
+            // SAFETY: fcntl on the fds pipe just returned.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                if nonblocking {
+                    libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                }
+            }
+        }
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The platform's number for `sig`.
+pub fn signal_number(sig: Signal) -> i32 {
+    match sig {
+        Signal::Hup => libc::SIGHUP,
+        Signal::Int => libc::SIGINT,
+        Signal::Quit => libc::SIGQUIT,
+        Signal::Abrt => libc::SIGABRT,
+        Signal::Kill => libc::SIGKILL,
+        Signal::Usr1 => libc::SIGUSR1,
+        Signal::Usr2 => libc::SIGUSR2,
+        Signal::Alrm => libc::SIGALRM,
+        Signal::Term => libc::SIGTERM,
+        Signal::Cont => libc::SIGCONT,
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Tstp => libc::SIGTSTP,
+        Signal::Winch => libc::SIGWINCH,
+    }
+}
+
+/// The name (without `SIG`) of a signal number, as in exit statuses:
+/// `15` → `"TERM"`, `11` → `"SEGV"`.
+pub fn signal_name(num: i32) -> Option<&'static str> {
+    if let Some(sig) = Signal::ALL.into_iter().find(|s| signal_number(*s) == num) {
+        return Some(sig.name());
+    }
+    const OTHERS: [(libc::c_int, &str); 15] = [
+        (libc::SIGILL, "ILL"),
+        (libc::SIGTRAP, "TRAP"),
+        (libc::SIGBUS, "BUS"),
+        (libc::SIGFPE, "FPE"),
+        (libc::SIGSEGV, "SEGV"),
+        (libc::SIGPIPE, "PIPE"),
+        (libc::SIGCHLD, "CHLD"),
+        (libc::SIGTTIN, "TTIN"),
+        (libc::SIGTTOU, "TTOU"),
+        (libc::SIGURG, "URG"),
+        (libc::SIGXCPU, "XCPU"),
+        (libc::SIGXFSZ, "XFSZ"),
+        (libc::SIGVTALRM, "VTALRM"),
+        (libc::SIGPROF, "PROF"),
+        (libc::SIGSYS, "SYS"),
+    ];
+    OTHERS
+        .iter()
+        .find(|(n, _)| *n == num)
+        .map(|(_, name)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn signal_numbers_and_names_round_trip() {
+        for sig in Signal::ALL {
+            assert_eq!(signal_name(signal_number(sig)), Some(sig.name()));
+        }
+        assert_eq!(signal_name(libc::SIGTERM), Some("TERM"));
+        assert_eq!(signal_name(libc::SIGSEGV), Some("SEGV"));
+        assert_eq!(signal_name(0), None);
+        assert_eq!(signal_name(1000), None);
+    }
+
+    #[test]
+    fn pipes_are_close_on_exec() {
+        let (r, w) = pipe(true).unwrap();
+        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+            // SAFETY: fcntl on an open fd.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `state.json`: what must survive a restart of ward — the user's explicit
+//! start/stop of each instance, the next run id, and the processes that are
+//! alive (so that a ward that died by SIGKILL is cleaned up after by the
+//! next one). Replaced atomically (write a temporary file, then rename).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use ward_core::{Desired, InstanceId, RunId};
+
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub version: u32,
+    pub next_run: u64,
+    /// `"api:0" → "down"`: only instances the user started or stopped.
+    pub desired: BTreeMap<String, Desired>,
+    pub live: Vec<LiveRecord>,
+}
+
+/// One live run, enough to find its processes without mistaking a
+/// recycled pid for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub instance: String,
+    pub run: u64,
+    pub pid: u32,
+    pub start_time: u64,
+    pub pgid: i32,
+    pub cgroup: Option<PathBuf>,
+    pub marker: String,
+}
+
+impl StateFile {
+    /// Reads the state file. A missing file is an empty state; a corrupt
+    /// one is set aside (renamed `state.json.corrupt`) and reported, so a
+    /// bad file never keeps ward from starting.
+    pub fn load(path: &Path) -> (StateFile, Option<String>) {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return (StateFile::default(), None)
+            }
+            Err(e) => {
+                return (
+                    StateFile::default(),
+                    Some(format!(
+                        "cannot read {}: {e}; starting fresh",
+                        path.display()
+                    )),
+                )
+            }
+        };
+        match serde_json::from_slice::<StateFile>(&text) {
+            Ok(state) if state.version == VERSION => (state, None),
+            Ok(state) => (
+                StateFile::default(),
+                Some(format!(
+                    "{} has version {}, this ward reads version {VERSION}; starting fresh",
+                    path.display(),
+                    state.version
+                )),
+            ),
+            Err(e) => {
+                let aside = path.with_extension("json.corrupt");
+                let _ = std::fs::rename(path, &aside);
+                (
+                    StateFile::default(),
+                    Some(format!(
+                        "{} is corrupt ({e}); moved it to {} and started fresh",
+                        path.display(),
+                        aside.display()
+                    )),
+                )
+            }
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut doc = self.clone();
+        doc.version = VERSION;
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.write_all(b"\n")?;
+            // The desired state is what keeps a stopped program stopped
+            // across a reboot: make the rename durable.
+            file.sync_data()?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn desired_map(&self) -> BTreeMap<InstanceId, Desired> {
+        self.desired
+            .iter()
+            .filter_map(|(key, desired)| Some((parse_instance(key)?, *desired)))
+            .collect()
+    }
+
+    pub fn next_run(&self) -> RunId {
+        RunId(self.next_run.max(1))
+    }
+}
+
+/// `"api:0"` → `InstanceId`.
+pub fn parse_instance(key: &str) -> Option<InstanceId> {
+    let (program, index) = key.rsplit_once(':')?;
+    Some(InstanceId::new(program, index.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_atomic_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = StateFile {
+            next_run: 42,
+            ..Default::default()
+        };
+        state.desired.insert("api:0".into(), Desired::Down);
+        state.save(&path).unwrap();
+        let (back, note) = StateFile::load(&path);
+        assert!(note.is_none());
+        assert_eq!(back.next_run(), RunId(42));
+        assert_eq!(
+            back.desired_map().get(&InstanceId::new("api", 0)),
+            Some(&Desired::Down)
+        );
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_set_aside_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let (state, note) = StateFile::load(&path);
+        assert_eq!(state, StateFile::default());
+        assert!(note.unwrap().contains("corrupt"));
+        assert!(path.with_extension("json.corrupt").exists());
+    }
+
+    #[test]
+    fn instance_keys() {
+        assert_eq!(parse_instance("web:2"), Some(InstanceId::new("web", 2)));
+        assert_eq!(parse_instance("web"), None);
+        assert_eq!(parse_instance("web:x"), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! The harness: the real `ward` binary in a temporary folder, supervising
+//! the real `testee` program. Every wait is bounded; every process a test
+//! starts is ended by its pid.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const WARD: &str = env!("CARGO_BIN_EXE_ward");
+pub const TESTEE: &str = env!("CARGO_BIN_EXE_testee");
+
+/// Generous: CI machines are slow and shared. Tests assert on outcomes,
+/// never on how long they took.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Ward {
+    pub dir: tempfile::TempDir,
+    pub daemon: Option<Child>,
+}
+
+impl Ward {
+    /// Writes `ward.toml` (with `{testee}` and `{dir}` replaced) in a fresh
+    /// folder. Does not start anything.
+    pub fn new(toml: &str) -> Ward {
+        let dir = tempfile::Builder::new()
+            .prefix("ward-it-")
+            .tempdir()
+            .expect("tempdir");
+        let ward = Ward { dir, daemon: None };
+        ward.write_config(toml);
+        ward
+    }
+
+    pub fn write_config(&self, toml: &str) {
+        let text = toml
+            .replace("{testee}", TESTEE)
+            .replace("{dir}", &self.path().display().to_string());
+        std::fs::write(self.config(), text).expect("write ward.toml");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path().join("ward.toml")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join(".ward").join("ward.sock")
+    }
+
+    /// Starts `ward up` in the foreground (its output to files in the
+    /// folder) and waits until its API answers.
+    pub fn up(mut self) -> Ward {
+        self.spawn_daemon(&[]);
+        self.wait_answering();
+        self
+    }
+
+    pub fn spawn_daemon(&mut self, env: &[(&str, &str)]) {
+        let out = std::fs::File::create(self.path().join("ward.out")).expect("out file");
+        let err = std::fs::File::create(self.path().join("ward.err")).expect("err file");
+        let mut cmd = Command::new(WARD);
+        cmd.arg("--config")
+            .arg(self.config())
+            .arg("up")
+            .current_dir(self.path())
+            .env_remove("WARD_SOCKET")
+            .env_remove("WARD_CONFIG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.daemon = Some(cmd.spawn().expect("spawn ward"));
+    }
+
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon started").id()
+    }
+
+    pub fn wait_answering(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(child) = self.daemon.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "ward exited early ({status}); stderr:\n{}",
+                        self.daemon_stderr()
+                    );
+                }
+            }
+            let out = self.ward(&["status", "--json"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ward did not answer within {WAIT:?}; stderr:\n{}",
+                self.daemon_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn daemon_stderr(&self) -> String {
+        std::fs::read_to_string(self.path().join("ward.err")).unwrap_or_default()
+    }
+
+    pub fn daemon_stdout(&self) -> String {
+        std::fs::read_to_string(self.path().join("ward.out")).unwrap_or_default()
+    }
+
+    /// Runs a CLI verb against this folder's config, bounded by `WAIT`.
+    pub fn ward(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(WARD);
+        cmd.arg("--config")
+            .arg(self.config())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("WARD_SOCKET")
+            .env_remove("WARD_CONFIG")
+            .env("NO_COLOR", "1");
+        run_bounded(cmd)
+    }
+
+    /// `ward ARGS` that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ward(args);
+        assert!(
+            out.status.success(),
+            "ward {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon stderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_stderr()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn status(&self) -> Vec<Value> {
+        let text = self.ok(&["status", "--json"]);
+        serde_json::from_str(&text).expect("status --json is a JSON array")
+    }
+
+    pub fn instance(&self, name: &str, index: u64) -> Value {
+        self.status()
+            .into_iter()
+            .find(|s| s["name"] == name && s["instance"] == index)
+            .unwrap_or_else(|| panic!("no instance {name}:{index} in status"))
+    }
+
+    /// Polls the status until `pred` holds (bounded by `WAIT`).
+    pub fn wait_status(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = self.status();
+            if pred(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {status:#?}\ndaemon stderr:\n{}",
+                self.daemon_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_state(&self, name: &str, index: u64, state: &str) -> Value {
+        let status = self.wait_status(&format!("{name}:{index} to be {state}"), |s| {
+            s.iter()
+                .any(|i| i["name"] == name && i["instance"] == index && i["state"] == state)
+        });
+        status
+            .into_iter()
+            .find(|i| i["name"] == name && i["instance"] == index)
+            .expect("instance present")
+    }
+
+    /// `ward down`, then the daemon must exit 0.
+    pub fn down(mut self) {
+        self.ok(&["down"]);
+        let status = self.wait_daemon_exit();
+        assert!(
+            status.success(),
+            "ward exited with {status}; stderr:\n{}",
+            self.daemon_stderr()
+        );
+    }
+
+    pub fn wait_daemon_exit(&mut self) -> std::process::ExitStatus {
+        let child = self.daemon.as_mut().expect("daemon started");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.daemon = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ward did not exit within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Ward {
+    fn drop(&mut self) {
+        // A failed test must not leave a daemon (or its programs) behind:
+        // SIGTERM first so the daemon stops its trees, then SIGKILL (its
+        // sentinel then kills whatever is left).
+        if let Some(mut child) = self.daemon.take() {
+            signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a command with piped output, killing it (by pid) past `WAIT`.
+pub fn run_bounded(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "command {cmd:?} did not finish within {WAIT:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `sig` (`"TERM"`, `"KILL"`, ...) to one process, by pid.
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Alive and not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Pids listed one per line in a testee `--pidfile`.
+pub fn read_pids(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until `path` lists at least `n` pids.
+pub fn wait_pids(path: &Path, n: usize) -> Vec<u32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pids = read_pids(path);
+        if pids.len() >= n {
+            return pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lists {} pids, expected {n}",
+            path.display(),
+            pids.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until none of `pids` is alive; returns the survivors on timeout.
+pub fn wait_gone(pids: &[u32]) -> Vec<u32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if survivors.is_empty() || Instant::now() > deadline {
+            return survivors;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills leftovers by pid after a failed assertion, so that one failing
+/// test does not leave sleeping processes on the machine.
+pub fn kill_all(pids: &[u32]) {
+    for pid in pids {
+        if alive(*pid) {
+            signal(*pid, "KILL");
+        }
+    }
+}
+
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+pub fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

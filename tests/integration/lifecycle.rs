@@ -1,0 +1,328 @@
+//! Starting in order, restarting with backoff, giving up, stopping,
+//! remembering what the user stopped, and ward as PID 1.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn starts_in_dependency_order_and_reports_status() {
+    let ward = Ward::new(
+        r#"
+[program.api]
+command = ["{testee}", "--sleep", "300ms", "--echo", "api up", "--forever"]
+[program.worker]
+command = ["{testee}", "--env", "WARD_INSTANCE", "--forever"]
+instances = 2
+depends_on = { api = "started" }
+"#,
+    )
+    .up();
+    let status = ward.wait_status("everything running", |s| {
+        s.len() == 3 && s.iter().all(|i| i["state"] == "running")
+    });
+    for key in [
+        "name",
+        "instance",
+        "state",
+        "pid",
+        "run",
+        "restarts",
+        "uptime_ms",
+        "last_exit",
+    ] {
+        assert!(
+            status[0].get(key).is_some(),
+            "status lacks {key}: {status:#?}"
+        );
+    }
+    // The workers were spawned after api: their run ids are higher.
+    let run = |name: &str, i: u64| {
+        status
+            .iter()
+            .find(|s| s["name"] == name && s["instance"] == i)
+            .unwrap()["run"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(run("worker", 0) > run("api", 0));
+    assert!(run("worker", 1) > run("api", 0));
+    let table = ward.ok(&["status"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("worker  1"), "{table}");
+    ward.down();
+}
+
+#[test]
+fn a_crashing_program_is_restarted_with_backoff() {
+    let ward = Ward::new(
+        r#"
+[program.crash]
+command = ["{testee}", "--sleep", "50ms", "--exit", "3"]
+restart = "always"
+min_uptime = "0s"
+backoff = { initial = "10ms", max = "40ms", jitter = 0.0 }
+start_limit = { burst = 1000, interval = "1s" }
+"#,
+    )
+    .up();
+    let status = ward.wait_status("three restarts", |s| {
+        s[0]["restarts"].as_u64().unwrap_or(0) >= 3
+    });
+    assert_eq!(status[0]["last_exit"]["kind"], "exit");
+    assert_eq!(status[0]["last_exit"]["code"], 3);
+    let events = ward.ok(&["events", "-n", "200"]);
+    assert!(events.contains("\"event\":\"backoff\""), "{events}");
+    ward.down();
+}
+
+#[test]
+fn a_crash_loop_gives_up_then_tries_again_after_the_cooldown() {
+    let ward = Ward::new(
+        r#"
+[program.loop]
+command = ["{testee}", "--exit", "1"]
+restart = "on-failure"
+min_uptime = "1s"
+backoff = { initial = "10ms", max = "10ms", jitter = 0.0 }
+start_limit = { burst = 3, interval = "60s", cooldown = "500ms" }
+"#,
+    )
+    .up();
+    ward.wait_state("loop", 0, "fatal");
+    // After the cooldown it starts again (and fails again).
+    ward.wait_status("a fresh try after the cooldown", |s| {
+        s[0]["restarts"].as_u64().unwrap_or(0) >= 4
+    });
+    let events = ward.ok(&["events", "-n", "500"]);
+    assert!(events.contains("\"event\":\"fatal\""), "{events}");
+    ward.down();
+}
+
+#[test]
+fn on_failure_does_not_restart_a_clean_exit() {
+    let ward = Ward::new(
+        r#"
+[program.once]
+command = ["{testee}", "--echo", "done", "--exit", "0"]
+restart = "on-failure"
+min_uptime = "0s"
+"#,
+    )
+    .up();
+    let s = ward.wait_state("once", 0, "exited");
+    assert_eq!(s["restarts"], 0);
+    assert_eq!(s["last_exit"]["code"], 0);
+    ward.down();
+}
+
+#[test]
+fn a_spawn_that_fails_is_an_event_and_ward_keeps_running() {
+    let ward = Ward::new(
+        r#"
+[program.ghost]
+command = ["/nonexistent/binary", "--flag"]
+backoff = { initial = "10ms", max = "10ms" }
+start_limit = { burst = 2, interval = "60s", cooldown = "never" }
+[program.fine]
+command = ["{testee}"]
+[program.badcwd]
+command = ["{testee}"]
+cwd = "/nonexistent/dir"
+start_limit = { burst = 1, interval = "60s", cooldown = "never" }
+"#,
+    )
+    .up();
+    let ghost = ward.wait_state("ghost", 0, "fatal");
+    assert_eq!(ghost["last_exit"]["kind"], "spawn_failed");
+    let error = ghost["last_exit"]["error"].as_str().unwrap();
+    assert!(error.contains("/nonexistent/binary"), "{error}");
+    assert!(error.contains("No such file"), "{error}");
+    let badcwd = ward.wait_state("badcwd", 0, "fatal");
+    assert!(
+        badcwd["last_exit"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/dir"),
+        "{badcwd}"
+    );
+    ward.wait_state("fine", 0, "running");
+    let events = ward.ok(&["events", "-n", "100"]);
+    assert!(events.contains("spawn_failed"), "{events}");
+    ward.down();
+}
+
+#[test]
+fn stop_start_restart_and_signal() {
+    let ward = Ward::new(
+        r#"
+[program.svc]
+command = ["{testee}"]
+stop_timeout = "5s"
+"#,
+    )
+    .up();
+    let first = ward.wait_state("svc", 0, "running");
+    let out = ward.ok(&["stop", "svc"]);
+    assert!(out.contains("svc:0 stopped"), "{out}");
+    let old = first["pid"].as_u64().unwrap() as u32;
+    assert!(!alive(old), "stop returned while the process lives");
+    let out = ward.ok(&["start", "svc"]);
+    assert!(out.contains("svc:0 running"), "{out}");
+    let second = ward.instance("svc", 0);
+    ward.ok(&["restart", "svc"]);
+    let third = ward.wait_state("svc", 0, "running");
+    assert_ne!(second["pid"], third["pid"]);
+    assert!(third["restarts"].as_u64().unwrap() >= 1);
+    // A signal that ends the program: it is restarted (restart = always).
+    ward.ok(&["signal", "KILL", "svc"]);
+    let fourth = ward.wait_status("a restart after SIGKILL", |s| {
+        s[0]["state"] == "running" && s[0]["pid"] != third["pid"]
+    });
+    assert_eq!(fourth[0]["last_exit"]["signal"], "KILL");
+    ward.down();
+}
+
+#[test]
+fn what_the_user_stopped_stays_stopped_after_ward_restarts() {
+    let mut ward = Ward::new(
+        r#"
+[program.a]
+command = ["{testee}"]
+[program.b]
+command = ["{testee}"]
+"#,
+    )
+    .up();
+    ward.wait_state("a", 0, "running");
+    ward.wait_state("b", 0, "running");
+    ward.ok(&["stop", "a"]);
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+    ward.spawn_daemon(&[]);
+    ward.wait_answering();
+    ward.wait_state("b", 0, "running");
+    // Give a wrongly restored `a` every chance to show up before checking.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ward.instance("a", 0)["state"], "stopped");
+    ward.down();
+}
+
+#[test]
+fn ctrl_c_stops_everything_gracefully_and_exits_zero() {
+    let mut ward = Ward::new(
+        r#"
+[program.a]
+command = ["{testee}", "--pidfile", "{dir}/a.pids", "--fork", "1"]
+[program.b]
+command = ["{testee}"]
+depends_on = { a = "started" }
+"#,
+    )
+    .up();
+    ward.wait_state("b", 0, "running");
+    let mut pids = wait_pids(&ward.path().join("a.pids"), 2);
+    pids.push(ward.instance("b", 0)["pid"].as_u64().unwrap() as u32);
+    signal(ward.daemon_pid(), "INT");
+    let status = ward.wait_daemon_exit();
+    assert!(status.success(), "exit status {status}");
+    let survivors = wait_gone(&pids);
+    kill_all(&survivors);
+    assert!(survivors.is_empty(), "survivors: {survivors:?}");
+    // b (the dependent) stopped before a.
+    let out = ward.daemon_stdout();
+    let b = out.find("b:0 stopped").expect("b stopped");
+    let a = out.find("a:0 stopped").expect("a stopped");
+    assert!(b < a, "stop order: {out}");
+}
+
+#[test]
+fn as_pid_1_ward_reaps_orphans_and_stops_on_sigterm() {
+    if !is_root() {
+        eprintln!("skipped: needs root for unshare --pid");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[program.orphans]\ncommand = [\"{TESTEE}\", \"--pidfile\", \"{}\", \"--orphans\", \"3\", \"--forever\"]\n",
+            dir.path().join("pids").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(WARD)
+        .arg("--config")
+        .arg(&config)
+        .arg("up")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ward = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(WARD);
+        cmd.arg("--config").arg(&config).args(args);
+        run_bounded(cmd)
+    };
+    wait_until("ward as pid 1 answering", || {
+        ward(&["status", "--json"]).status.success()
+    });
+    // The leader and its three orphans (their parents exit at once, so
+    // they are reparented to ward, PID 1 here) wrote their pids; the
+    // orphans then exit. Unless ward reaps them they stay as zombies,
+    // which still count as processes of the namespace.
+    wait_pids(&dir.path().join("pids"), 4);
+    let ns_pid = child.id();
+    wait_until(
+        "the orphans reaped: only ward, its sentinel and the leader left",
+        || processes_in_namespace_of(ns_pid) == 3,
+    );
+    // SIGTERM to ward (pid 1 inside): graceful stop, exit 0.
+    let ward_pid = find_child_pid(ns_pid).expect("ward inside unshare");
+    signal(ward_pid, "TERM");
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ward as pid 1 did not exit on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
+/// The one child of the unshare process (ward, PID 1 in its namespace).
+fn find_child_pid(parent: u32) -> Option<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// Processes (zombies included) in the pid namespace of ward, PID 1 there.
+fn processes_in_namespace_of(unshare_pid: u32) -> usize {
+    let Some(ward) = find_child_pid(unshare_pid) else {
+        return 0;
+    };
+    let Ok(ns) = std::fs::read_link(format!("/proc/{ward}/ns/pid")) else {
+        return 0;
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        })
+        .count()
+}

@@ -1,0 +1,116 @@
+//! Reload: only what changed restarts; a bad config changes nothing.
+
+use crate::harness::*;
+
+const BEFORE: &str = r#"
+[program.keep]
+command = ["{testee}"]
+[program.change]
+command = ["{testee}", "--echo", "v1", "--forever"]
+[program.policy]
+command = ["{testee}"]
+stop_timeout = "5s"
+[program.gone]
+command = ["{testee}"]
+[program.scale]
+command = ["{testee}"]
+instances = 2
+"#;
+
+const AFTER: &str = r#"
+[program.keep]
+command = ["{testee}"]
+[program.change]
+command = ["{testee}", "--echo", "v2", "--forever"]
+[program.policy]
+command = ["{testee}"]
+stop_timeout = "7s"
+[program.new]
+command = ["{testee}"]
+[program.scale]
+command = ["{testee}"]
+instances = 3
+"#;
+
+fn pid(ward: &Ward, name: &str, i: u64) -> serde_json::Value {
+    ward.instance(name, i)["pid"].clone()
+}
+
+#[test]
+fn reload_restarts_only_what_changed() {
+    let ward = Ward::new(BEFORE).up();
+    ward.wait_status("all running", |s| {
+        s.len() == 6 && s.iter().all(|i| i["state"] == "running")
+    });
+    let keep = pid(&ward, "keep", 0);
+    let change = pid(&ward, "change", 0);
+    let policy = pid(&ward, "policy", 0);
+    let scale0 = pid(&ward, "scale", 0);
+    let gone = pid(&ward, "gone", 0).as_u64().unwrap() as u32;
+
+    ward.write_config(AFTER);
+    let dry = ward.ok(&["reload", "--dry-run"]);
+    assert!(dry.contains("would change"), "{dry}");
+    assert!(dry.contains("added new"), "{dry}");
+    assert_eq!(pid(&ward, "change", 0), change, "a dry run changes nothing");
+
+    let out = ward.ok(&["reload"]);
+    assert!(out.contains("added new"), "{out}");
+    assert!(out.contains("removed gone"), "{out}");
+    assert!(out.contains("restarted change"), "{out}");
+    assert!(out.contains("updated in place policy"), "{out}");
+    assert!(out.contains("rescaled scale 2→3"), "{out}");
+
+    let status = ward.wait_status("the reload applied", |s| {
+        s.iter()
+            .any(|i| i["name"] == "new" && i["state"] == "running")
+            && s.iter()
+                .any(|i| i["name"] == "scale" && i["instance"] == 2 && i["state"] == "running")
+            && s.iter()
+                .any(|i| i["name"] == "change" && i["state"] == "running" && i["pid"] != change)
+            && !s.iter().any(|i| i["name"] == "gone")
+    });
+    assert_eq!(status.len(), 7);
+    assert_eq!(pid(&ward, "keep", 0), keep, "unchanged program restarted");
+    assert_eq!(pid(&ward, "policy", 0), policy, "policy change restarted");
+    assert_eq!(
+        pid(&ward, "scale", 0),
+        scale0,
+        "rescale restarted an instance"
+    );
+    let survivors = wait_gone(&[gone]);
+    kill_all(&survivors);
+    assert!(survivors.is_empty(), "a removed program still runs");
+    let log = std::fs::read_to_string(ward.path().join(".ward/logs/change.0.log")).unwrap();
+    assert!(log.contains("v2"), "{log}");
+    ward.down();
+}
+
+#[test]
+fn a_bad_config_is_rejected_and_changes_nothing() {
+    let ward = Ward::new(BEFORE).up();
+    ward.wait_status("all running", |s| {
+        s.len() == 6 && s.iter().all(|i| i["state"] == "running")
+    });
+    let before = ward.status();
+    ward.write_config(&AFTER.replace(
+        "stop_timeout = \"7s\"",
+        "stop_timeout = \"7 weeks\"\nbogus = 1",
+    ));
+    for _ in 0..3 {
+        let out = ward.ward(&["reload"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("ward.toml:8:16"), "{err}");
+        assert!(err.contains("ward.toml:9:1"), "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+    }
+    let after = ward.status();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b["pid"], a["pid"]);
+        assert_eq!(b["state"], a["state"]);
+    }
+    let events = ward.ok(&["events", "-n", "50"]);
+    assert!(events.contains("reload_rejected"), "{events}");
+    ward.down();
+}

@@ -1,0 +1,108 @@
+//! Whole process trees: a stop kills every process of the tree, a killed
+//! ward leaves nothing behind.
+
+use crate::harness::*;
+
+/// A tree that ignores SIGTERM: two grandchildren in the leader's group,
+/// and one that double-forked into its own session.
+const STUBBORN: &str = r#"["{testee}", "--pidfile", "{dir}/NAME.pids", "--ignore-term", "--fork", "2", "--double-fork-setsid", "--forever"]"#;
+
+fn stubborn(name: &str) -> String {
+    format!(
+        "[program.{name}]\ncommand = {}\nstop_timeout = \"300ms\"\n",
+        STUBBORN.replace("NAME", name)
+    )
+}
+
+#[test]
+fn stop_kills_the_whole_tree_including_a_setsid_escapee() {
+    let ward = Ward::new(&stubborn("tree")).up();
+    ward.wait_state("tree", 0, "running");
+    let pids = wait_pids(&ward.path().join("tree.pids"), 4);
+    let out = ward.ok(&["stop", "tree"]);
+    assert!(out.contains("tree:0 stopped"), "{out}");
+    // `stop` returns when the tree is gone: check at once, no waiting.
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "alive after stop returned: {survivors:?}"
+    );
+    let events = ward.ok(&["events", "-n", "100"]);
+    assert!(events.contains("stop_timeout"), "{events}");
+    ward.down();
+}
+
+#[test]
+fn stop_kills_the_tree_without_cgroups_too() {
+    let mut ward = Ward::new(&stubborn("tree"));
+    ward.spawn_daemon(&[("WARD_NO_CGROUP", "1")]);
+    ward.wait_answering();
+    ward.wait_state("tree", 0, "running");
+    let pids = wait_pids(&ward.path().join("tree.pids"), 4);
+    ward.ok(&["stop", "tree"]);
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "alive after stop returned: {survivors:?}"
+    );
+    ward.down();
+}
+
+#[test]
+fn a_leader_that_exits_leaves_no_grandchildren_running() {
+    let ward = Ward::new(
+        r#"
+[program.parent]
+command = ["{testee}", "--pidfile", "{dir}/p.pids", "--fork", "2", "--sleep", "200ms", "--exit", "1"]
+restart = "never"
+stop_timeout = "300ms"
+"#,
+    )
+    .up();
+    let pids = wait_pids(&ward.path().join("p.pids"), 3);
+    let s = ward.wait_state("parent", 0, "exited");
+    assert_eq!(s["last_exit"]["code"], 1);
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "grandchildren outlived the run: {survivors:?}"
+    );
+    ward.down();
+}
+
+fn sigkill_leaves_nothing(env: &[(&str, &str)]) {
+    let mut toml = String::new();
+    for i in 0..4 {
+        toml.push_str(&stubborn(&format!("t{i}")));
+    }
+    toml.push_str("[program.plain]\ncommand = [\"{testee}\", \"--pidfile\", \"{dir}/plain.pids\"]\ninstances = 3\n");
+    let mut ward = Ward::new(&toml);
+    ward.spawn_daemon(env);
+    ward.wait_answering();
+    let mut pids = Vec::new();
+    for i in 0..4 {
+        pids.extend(wait_pids(&ward.path().join(format!("t{i}.pids")), 4));
+    }
+    pids.extend(wait_pids(&ward.path().join("plain.pids"), 3));
+    signal(ward.daemon_pid(), "KILL");
+    ward.wait_daemon_exit();
+    let survivors = wait_gone(&pids);
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "processes outlived a SIGKILLed ward: {survivors:?}"
+    );
+}
+
+#[test]
+fn sigkill_of_ward_leaves_no_process_behind() {
+    sigkill_leaves_nothing(&[]);
+}
+
+#[test]
+fn sigkill_of_ward_leaves_no_process_behind_without_cgroups() {
+    sigkill_leaves_nothing(&[("WARD_NO_CGROUP", "1")]);
+}
