@@ -103,11 +103,15 @@ pub async fn run(
         )
     });
     let say = |bus: &mut Bus, message: String| {
-        bus.publish(&Event {
-            instance: None,
-            run: None,
-            kind: EventKind::Notice { message },
-        });
+        publish(
+            bus,
+            &console,
+            &Event {
+                instance: None,
+                run: None,
+                kind: EventKind::Notice { message },
+            },
+        );
     };
     if let Some(note) = state_note {
         say(&mut bus, note);
@@ -195,12 +199,7 @@ pub async fn run(
                 Action::Publish(event) => {
                     changed = true;
                     on_event(&event, &mut desired, &mut exec, &sup);
-                    if let Some(console) = &console {
-                        if let Some(text) = console_text(&event) {
-                            console.notice(&text);
-                        }
-                    }
-                    bus.publish(&event);
+                    publish(&mut bus, &console, &event);
                 }
                 Action::Exit => exit = true,
             }
@@ -266,8 +265,12 @@ pub async fn run(
                             Err(diags) => {
                                 let errors: Vec<String> = diags.items.iter().map(|d| d.to_string()).collect();
                                 if !dry_run {
-                                    sup_publish(&mut bus, EventKind::ReloadRejected {
-                                        errors: diags.items.iter().map(|d| d.one_line()).collect(),
+                                    publish(&mut bus, &console, &Event {
+                                        instance: None,
+                                        run: None,
+                                        kind: EventKind::ReloadRejected {
+                                            errors: diags.items.iter().map(|d| d.one_line()).collect(),
+                                        },
                                     });
                                 }
                                 let _ = reply.send(Err(ApiError::Config(errors)));
@@ -293,14 +296,7 @@ pub async fn run(
                         }
                     }
                     Msg::RunStarted { id, run, tree, record } => exec.started(&id, run, tree, record),
-                    Msg::Event(event) => {
-                        if let Some(console) = &console {
-                            if let Some(text) = console_text(&event) {
-                                console.notice(&text);
-                            }
-                        }
-                        bus.publish(&event);
-                    }
+                    Msg::Event(event) => publish(&mut bus, &console, &event),
                 }
             }
             _ = sleep_until(deadline) => sup.handle_timeout(now()),
@@ -325,12 +321,23 @@ pub async fn run(
     Ok(0)
 }
 
-fn sup_publish(bus: &mut Bus, kind: EventKind) {
-    bus.publish(&Event {
-        instance: None,
-        run: None,
-        kind,
-    });
+/// Journals and broadcasts an event, and says it where a person watches:
+/// the terminal in the foreground, ward's own log (stderr) when detached.
+fn publish(bus: &mut Bus, console: &Option<Console>, event: &Event) {
+    let line = bus.publish(event);
+    if let Some(text) = console_text(event) {
+        match console {
+            Some(console) => console.notice(&text),
+            None => eprintln!("{} {text}", stamp_of(&line)),
+        }
+    }
+}
+
+/// The `ts` of a journal line (it is the first field).
+fn stamp_of(line: &str) -> &str {
+    line.strip_prefix("{\"ts\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
 }
 
 /// SIGINT/SIGTERM: the first stops everything gracefully; a second one

@@ -52,17 +52,9 @@ impl Locations {
     /// (so `ward reload` can report the errors of a broken config).
     pub fn resolve(config: Option<PathBuf>, socket: Option<PathBuf>) -> Locations {
         let config = absolute(&config.unwrap_or_else(|| PathBuf::from("ward.toml")));
-        let socket =
-            socket
-                .map(|s| absolute(&s))
-                .unwrap_or_else(|| match ward_config::load(&config) {
-                    Ok(c) => c.ward.socket,
-                    Err(_) => config
-                        .parent()
-                        .unwrap_or(Path::new("/"))
-                        .join(".ward")
-                        .join("ward.sock"),
-                });
+        let socket = socket
+            .map(|s| absolute(&s))
+            .unwrap_or_else(|| ward_config::socket_path(&config));
         Locations { config, socket }
     }
 }

@@ -20,6 +20,18 @@ use super::tree::Tree;
 use super::unix::pipe;
 use super::{reaper, Launch, MARKER_VAR};
 
+/// Variables systemd (and compatible managers) set for the process they
+/// start; a program under ward must not mistake them for its own.
+const INHERITED_FROM_SERVICE_MANAGER: [&str; 7] = [
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "INVOCATION_ID",
+];
+
 /// What every spawn needs to know, shared with the spawner thread.
 pub(crate) struct Context {
     pub cgroup_root: Option<PathBuf>,
@@ -322,6 +334,11 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch) -> io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // What a service manager handed to ward itself (readiness socket,
+    // socket activation, watchdog) is ward's, not its programs'.
+    for var in INHERITED_FROM_SERVICE_MANAGER {
+        cmd.env_remove(var);
+    }
     if let Some(c) = &creds {
         cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
     }

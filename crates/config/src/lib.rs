@@ -111,6 +111,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     }
 }
 
+/// Where the daemon of the config at `path` answers, even when the file
+/// has errors elsewhere (so `ward reload` can reach the daemon and report
+/// them): `[ward] socket` or `state_dir` when those keys read well, else
+/// the default `.ward/ward.sock` beside the file.
+pub fn socket_path(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = abs.parent().map_or_else(|| abs.clone(), Path::to_path_buf);
+    let default = dir.join(".ward").join("ward.sock");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return default;
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let Ok(root) = DeTable::parse(text) else {
+        return default;
+    };
+    let mut ctx = Ctx::new(path, text);
+    let top = Section::root(root.get_ref());
+    settings::read_ward(&mut ctx, top.get("ward"), &dir).socket
+}
+
 fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> Diagnostics {
     let span = e.span().unwrap_or(0..0);
     let mut message = format!("invalid TOML: {}", e.message());

@@ -440,3 +440,26 @@ fn the_reference_example_is_valid() {
     assert_eq!(program(&c, "report").launch.argv[..2], ["sh", "-c"]);
     assert_eq!(c.ward.socket_mode, 0o660);
 }
+
+#[test]
+fn socket_path_reads_through_errors_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ward.toml");
+    std::fs::write(
+        &path,
+        "[ward]\nsocket = \"run/w.sock\"\n[program.api]\ncommand = 42\nbogus = 1\n",
+    )
+    .unwrap();
+    assert!(crate::load(&path).is_err());
+    assert_eq!(crate::socket_path(&path), dir.path().join("run/w.sock"));
+    // Not TOML at all, or no file: the default beside it.
+    std::fs::write(&path, "[[[").unwrap();
+    assert_eq!(
+        crate::socket_path(&path),
+        dir.path().join(".ward").join("ward.sock")
+    );
+    assert_eq!(
+        crate::socket_path(&dir.path().join("missing.toml")),
+        dir.path().join(".ward").join("ward.sock")
+    );
+}
