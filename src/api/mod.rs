@@ -254,11 +254,10 @@ fn select<'a>(
             instances: count,
         });
     }
-    let mut names: Vec<&str> = views.iter().map(|v| &*v.id.program).collect();
-    names.dedup();
+    let names = views.iter().map(|v| &*v.id.program);
     Err(RequestError::NoSuchProgram {
         name: name.clone(),
-        suggestion: crate::cli::closest(name, &names).map(str::to_string),
+        suggestion: ward_core::suggest::closest(name, names).map(str::to_string),
     })
 }
 

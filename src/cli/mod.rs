@@ -97,31 +97,6 @@ pub fn check(loc: &Locations) -> Outcome {
     }
 }
 
-/// The closest name within two edits (or equal ignoring case): the
-/// "did you mean" of unknown names.
-pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (levenshtein(&name.to_lowercase(), &c.to_lowercase()), *c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, c)| (*d, *c))
-        .map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// `1h2m`, `3m12s`, `4.2s`, `15ms`.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis() as u64;
@@ -171,13 +146,6 @@ pub fn describe_reload(r: &crate::api::types::ReloadResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn did_you_mean() {
-        assert_eq!(closest("apj", &["api", "worker"]), Some("api"));
-        assert_eq!(closest("API", &["api"]), Some("api"));
-        assert_eq!(closest("zzzzzz", &["api"]), None);
-    }
 
     #[test]
     fn durations_read_well() {

@@ -18,7 +18,7 @@ mod limit;
 mod model;
 mod rng;
 mod spec;
-mod suggest;
+pub mod suggest;
 mod timers;
 
 pub use engine::{Restore, Supervisor};

@@ -1,7 +1,9 @@
 //! "Did you mean …?" for a mistyped program name.
 
 /// The closest of `names` to `wanted`: a case-insensitive match first, else
-/// the nearest within two edits (ties go to the first in `names`' order).
+/// the nearest within a third of the shorter name's length (at least one
+/// edit, at most two), so short names do not suggest unrelated ones (ties go
+/// to the first in `names`' order).
 pub fn closest<'a, I>(wanted: &str, names: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
@@ -13,7 +15,9 @@ where
             return Some(name);
         }
         let d = levenshtein(wanted, name);
-        if d <= 2 && best.is_none_or(|(bd, _)| d < bd) {
+        let shorter = wanted.chars().count().min(name.chars().count());
+        let limit = (shorter / 3).clamp(1, 2);
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, name));
         }
     }
@@ -60,6 +64,9 @@ mod tests {
         assert_eq!(closest("wrker", names), Some("worker"));
         assert_eq!(closest("zzzzzz", names), None);
         assert_eq!(closest("db", names), None);
+        // Two edits turn any two-letter name into any one-letter one: no.
+        assert_eq!(closest("zz", ["a", "b"]), None);
+        assert_eq!(closest("wroker", names), Some("worker"));
     }
 
     #[test]
