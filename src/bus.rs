@@ -15,6 +15,9 @@ use ward_core::Event;
 /// The journal rotates (once, to `events.jsonl.1`) past this size.
 const JOURNAL_MAX: u64 = 16 * 1024 * 1024;
 
+/// ward's own log (`ward.log`, detached mode) rotates past this size.
+pub const WARD_LOG_MAX: u64 = 8 * 1024 * 1024;
+
 #[derive(Serialize)]
 struct Stamped<'a> {
     ts: String,
@@ -26,7 +29,7 @@ struct Stamped<'a> {
 pub struct Bus {
     seq: u64,
     live: broadcast::Sender<Arc<str>>,
-    journal: Journal,
+    journal: LineFile,
 }
 
 impl Bus {
@@ -35,7 +38,7 @@ impl Bus {
         Bus {
             seq: 0,
             live,
-            journal: Journal::open(state_dir.join("events.jsonl")),
+            journal: LineFile::open(state_dir.join("events.jsonl"), JOURNAL_MAX),
         }
     }
 
@@ -76,28 +79,31 @@ impl Bus {
     }
 }
 
-/// Append-only JSON lines. A write error (full disk, …) never stops ward:
-/// the lines are dropped and the error is reported once until writing works
-/// again.
-struct Journal {
+/// An append-only file of lines that rotates once (to `NAME.1`) past a
+/// size: the event journal, and ward's own log when detached. A write
+/// error (full disk, …) never stops ward: the lines are dropped and the
+/// error is reported once until writing works again.
+pub struct LineFile {
     path: PathBuf,
+    max: u64,
     out: Option<BufWriter<File>>,
     size: u64,
     failing: bool,
     dropped: u64,
 }
 
-impl Journal {
-    fn open(path: PathBuf) -> Journal {
-        let mut journal = Journal {
+impl LineFile {
+    pub fn open(path: PathBuf, max: u64) -> LineFile {
+        let mut file = LineFile {
             path,
+            max,
             out: None,
             size: 0,
             failing: false,
             dropped: 0,
         };
-        journal.reopen();
-        journal
+        file.reopen();
+        file
     }
 
     fn reopen(&mut self) {
@@ -114,8 +120,8 @@ impl Journal {
         }
     }
 
-    fn append(&mut self, line: &str) {
-        if self.size > JOURNAL_MAX {
+    pub fn append(&mut self, line: &str) {
+        if self.size > self.max {
             self.rotate();
         }
         let Some(out) = self.out.as_mut() else {
@@ -138,12 +144,14 @@ impl Journal {
         if let Some(mut out) = self.out.take() {
             let _ = out.flush();
         }
-        let _ = std::fs::rename(&self.path, self.path.with_extension("jsonl.1"));
+        let mut rotated = self.path.clone().into_os_string();
+        rotated.push(".1");
+        let _ = std::fs::rename(&self.path, rotated);
         self.reopen();
     }
 
     /// Returns a message when writing started or stopped failing.
-    fn flush(&mut self) -> Option<String> {
+    pub fn flush(&mut self) -> Option<String> {
         if self.out.is_none() {
             self.reopen();
         }
@@ -158,7 +166,7 @@ impl Journal {
             (false, false) => {
                 self.failing = true;
                 Some(format!(
-                    "cannot write the event journal {}; events are still published but not journaled",
+                    "cannot write {}; lines for it are dropped until it can",
                     self.path.display()
                 ))
             }
@@ -178,16 +186,13 @@ impl Journal {
     }
 }
 
-/// The last `n` lines of the journal (for `ward events` without `-f`).
-pub fn journal_tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    Ok(lines[start..].iter().map(|l| l.to_string()).collect())
+/// The last `n` lines of the journal (for `ward events` without `-f`),
+/// read from the end, across its rotation.
+pub fn journal_tail(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    match crate::logs::tail_file(path, n) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -208,10 +213,12 @@ mod tests {
         bus.publish(&event);
         assert_eq!(bus.flush(), None);
         let live = rx.try_recv().unwrap();
-        let lines = journal_tail(bus.journal_path(), 10).unwrap();
+        let tail = journal_tail(bus.journal_path(), 10).unwrap();
+        let text = String::from_utf8(tail).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1);
-        assert_eq!(&*live, lines[0].as_str());
-        let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(&*live, lines[0]);
+        let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(doc["event"], "spawned");
         assert_eq!(doc["pid"], 42);
         assert_eq!(doc["run"], 3);

@@ -5,10 +5,11 @@
 //! engine, then carries out every action the engine yields. Readers never
 //! touch the engine: they read the snapshot it publishes after each turn.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,6 +24,11 @@ use crate::exec::{Exec, LogHub};
 use crate::logs::Console;
 use crate::proc::{Supervision, Tree};
 use crate::state::{LiveRecord, StateFile};
+use crate::voice::Voice;
+
+/// How long, once everything is down, the API may take to finish the
+/// answers it is writing (the reply to `ward down` among them).
+const API_DRAIN: Duration = Duration::from_secs(2);
 
 /// Everything that reaches the driver.
 pub enum Msg {
@@ -75,87 +81,49 @@ impl Shared {
 }
 
 pub struct Options {
+    /// Attached to a terminal: program output and ward's notices go to
+    /// stdout, and a hangup means the terminal is gone (stop everything).
+    /// Detached (or PID 1): notices go to `ward.log`, a hangup reloads.
     pub foreground: bool,
 }
 
-/// Runs the daemon until a shutdown finishes. Returns the exit code.
+/// Runs the daemon until a shutdown finishes.
 pub async fn run(
     config: Config,
     supervision: Supervision,
     listener: crate::api::Listener,
     opts: Options,
-) -> std::io::Result<i32> {
+) -> std::io::Result<()> {
     let epoch = Instant::now();
-    let now = || epoch.elapsed();
     let state_path = config.ward.state_dir.join("state.json");
     let (state, state_note) = StateFile::load(&state_path);
+    let pid1 = std::process::id() == 1;
+    let hangup_stops = opts.foreground && !pid1;
 
-    let mut bus = Bus::new(&config.ward.state_dir);
-    let console = opts.foreground.then(|| {
-        Console::start(
-            config
-                .specs
-                .programs
-                .values()
-                .map(|p| label_width(&p.name, p.instances))
-                .max()
-                .unwrap_or(0),
-        )
-    });
-    let say = |bus: &mut Bus, message: String| {
-        publish(
-            bus,
-            &console,
-            &Event {
-                instance: None,
-                run: None,
-                kind: EventKind::Notice { message },
-            },
-        );
+    let console = opts
+        .foreground
+        .then(|| Console::start(label_width(&config)));
+    let voice = match &console {
+        Some(console) => Voice::console(console.clone()),
+        None => Voice::log(&config.ward.state_dir),
     };
-    if let Some(note) = state_note {
-        say(&mut bus, note);
-    }
-    if let Some(reason) = supervision.fallback_reason() {
-        say(
-            &mut bus,
-            format!("process trees are tracked by process group and environment marker, not cgroups: {reason}"),
-        );
-    }
-    let swept = crate::proc::sweep(
-        &state
-            .live
-            .iter()
-            .map(|r| crate::proc::Leftover {
-                pid: r.pid,
-                start_time: r.start_time,
-                pgid: r.pgid,
-                cgroup: r.cgroup.clone(),
-                marker: r.marker.clone(),
-            })
-            .collect::<Vec<_>>(),
-    );
-    if swept > 0 {
-        say(
-            &mut bus,
-            format!("killed {swept} processes left behind by a previous ward"),
-        );
-    }
-
     let spawner = supervision.start()?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let hub: LogHub = Default::default();
-    let mut exec = Exec::new(spawner, tx.clone(), console.clone(), hub.clone());
+    let exec = Exec::new(spawner, tx.clone(), console, hub.clone());
 
+    // What the user asked for, kept only for instances the config has.
     let mut desired = state.desired.clone();
+    desired.retain(|key, _| instance_exists(&config.specs, key));
     let restore = Restore {
         desired: state.desired_map(),
         next_run: state.next_run(),
     };
     let seed = u64::from(std::process::id()) ^ epoch_nanos();
-    let mut sup = Supervisor::new(config.specs.clone(), restore, seed, now());
+    let sup = Supervisor::new(config.specs.clone(), restore, seed, epoch.elapsed());
     let (snap_tx, snap_rx) = watch::channel(Arc::new(sup.snapshot()));
     let (dirs_tx, dirs_rx) = watch::channel(Arc::new(log_dirs(&config)));
+    let bus = Bus::new(&config.ward.state_dir);
     let shared = Shared {
         tx: tx.clone(),
         snapshot: snap_rx,
@@ -165,172 +133,357 @@ pub async fn run(
         logs: hub,
         log_dirs: dirs_rx,
     };
-    let server = tokio::spawn(crate::api::serve(listener, shared));
+    let (api_stop, api_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::api::serve(listener, shared, async {
+        let _ = api_stopped.await;
+    }));
 
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut driver = Driver {
+        sup,
+        exec,
+        bus,
+        voice,
+        config,
+        epoch,
+        state_path,
+        desired,
+        snap_tx,
+        dirs_tx,
+        replies: HashMap::new(),
+        next_token: 0,
+        last_saved: None,
+        save_failing: false,
+        exit: false,
+    };
+    if let Some(note) = state_note {
+        driver.notice(note);
+    }
+    if let Some(reason) = supervision.fallback_reason() {
+        driver.notice(format!(
+            "process trees are tracked by process group and environment marker, not cgroups: {reason}"
+        ));
+    }
+    let leftovers: Vec<crate::proc::Leftover> = state
+        .live
+        .iter()
+        .map(|r| crate::proc::Leftover {
+            pid: r.pid,
+            start_time: r.start_time,
+            pgid: r.pgid,
+            cgroup: r.cgroup.clone(),
+            marker: r.marker.clone(),
+        })
+        .collect();
+    let swept = crate::proc::sweep(&leftovers);
+    if swept > 0 {
+        driver.notice(format!(
+            "killed {swept} processes left behind by a previous ward"
+        ));
+    }
 
-    let mut config = config;
-    let mut replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>> = HashMap::new();
-    let mut next_token = 0u64;
-    let mut stop_signals = 0u32;
-    let mut last_saved: Option<StateFile> = None;
-    let mut exit = false;
+    driver.run(rx, hangup_stops).await?;
 
-    loop {
-        // Carry out everything the engine decided.
-        let mut changed = false;
-        while let Some(action) = sup.poll_action() {
+    // Let the API finish what it is writing, then stop it.
+    let _ = api_stop.send(());
+    let mut server = server;
+    if tokio::time::timeout(API_DRAIN, &mut server).await.is_err() {
+        server.abort();
+    }
+    if let Some(message) = driver.bus.flush() {
+        let _ = writeln!(std::io::stderr(), "ward: {message}");
+    }
+    let _ = driver.voice.flush();
+    if let Some(console) = driver.voice.as_console() {
+        // The last lines and notices reach the terminal before ward exits.
+        console.flush(Duration::from_secs(1));
+    }
+    supervision.cleanup();
+    Ok(())
+}
+
+struct Driver {
+    sup: Supervisor,
+    exec: Exec,
+    bus: Bus,
+    voice: Voice,
+    config: Config,
+    epoch: Instant,
+    state_path: PathBuf,
+    /// `"api:0" → down`: the user's explicit choices, for state.json.
+    desired: BTreeMap<String, Desired>,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    dirs_tx: watch::Sender<Arc<HashMap<String, PathBuf>>>,
+    replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>>,
+    next_token: u64,
+    last_saved: Option<StateFile>,
+    save_failing: bool,
+    exit: bool,
+}
+
+impl Driver {
+    fn now(&self) -> ward_core::Time {
+        self.epoch.elapsed()
+    }
+
+    async fn run(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+        hangup_stops: bool,
+    ) -> std::io::Result<()> {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let mut stops = 0u32;
+        loop {
+            self.turn();
+            if self.exit {
+                return Ok(());
+            }
+            // A timer past the end of representable time never fires.
+            let deadline = self
+                .sup
+                .poll_timeout()
+                .and_then(|t| self.epoch.checked_add(t))
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_msg(msg),
+                    None => return Ok(()),
+                },
+                _ = sleep_until(deadline) => {
+                    let now = self.now();
+                    self.sup.handle_timeout(now);
+                }
+                _ = sigint.recv() => self.stop_everything(&mut stops),
+                _ = sigterm.recv() => self.stop_everything(&mut stops),
+                _ = sighup.recv() => {
+                    if hangup_stops {
+                        // The terminal went away: nobody is left to watch.
+                        self.stop_everything(&mut stops);
+                    } else {
+                        let (reply, _) = oneshot::channel();
+                        self.reload(false, reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out everything the engine decided, then publishes the new
+    /// snapshot (before any reply or event leaves, so whoever reacts to one
+    /// reads the state it describes) and persists what must survive.
+    fn turn(&mut self) {
+        let mut actions = Vec::new();
+        while let Some(action) = self.sup.poll_action() {
+            actions.push(action);
+        }
+        if actions.iter().any(|a| matches!(a, Action::Publish(_))) {
+            let _ = self.snap_tx.send(Arc::new(self.sup.snapshot()));
+        }
+        for action in actions {
             match action {
                 Action::Spawn {
                     id,
                     run,
                     launch,
                     logs,
-                } => exec.spawn(id, run, launch, logs),
-                Action::Signal { id, run, signal } => exec.signal(&id, run, signal),
-                Action::KillTree { id, run } => exec.kill_tree(&id, run),
+                } => self.exec.spawn(id, run, launch, logs),
+                Action::Signal { id, run, signal } => self.exec.signal(&id, run, signal),
+                Action::SignalMain { id, run, signal } => self.exec.signal_main(&id, run, signal),
+                Action::KillTree { id, run } => self.exec.kill_tree(&id, run),
                 Action::Reply { token, result } => {
-                    if let Some(reply) = replies.remove(&token) {
+                    if let Some(reply) = self.replies.remove(&token) {
                         let _ = reply.send(result.map_err(ApiError::Request));
                     }
                 }
                 Action::Publish(event) => {
-                    changed = true;
-                    on_event(&event, &mut desired, &mut exec, &sup);
-                    publish(&mut bus, &console, &event);
+                    self.keep_in_step(&event);
+                    self.publish(&event);
                 }
-                Action::Exit => exit = true,
+                Action::Exit => self.exit = true,
             }
         }
-        if changed {
-            let _ = snap_tx.send(Arc::new(sup.snapshot()));
+        if let Some(message) = self.bus.flush() {
+            self.notice(message);
         }
-        if let Some(message) = bus.flush() {
-            say(&mut bus, message);
+        if let Some(message) = self.voice.flush() {
+            self.notice(message);
         }
+        self.persist();
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        let now = self.now();
+        match msg {
+            Msg::Input(input) => {
+                if let Input::Exited {
+                    id,
+                    run,
+                    tree_alive: false,
+                    ..
+                }
+                | Input::TreeGone { id, run }
+                | Input::SpawnFailed { id, run, .. } = &input
+                {
+                    self.exec.ended(id, *run);
+                    if !instance_exists(self.sup.specs(), &id.to_string()) {
+                        self.exec.drop_instance(id);
+                    }
+                }
+                self.sup.handle(now, input);
+            }
+            Msg::Request { request, reply } => self.request(request, reply),
+            Msg::Reload { dry_run, reply } => self.reload(dry_run, reply),
+            Msg::RunStarted {
+                id,
+                run,
+                tree,
+                record,
+            } => self.exec.started(&id, run, tree, record),
+            Msg::Event(event) => self.publish(&event),
+        }
+    }
+
+    fn request(&mut self, request: Request, reply: oneshot::Sender<Result<Reply, ApiError>>) {
+        self.next_token += 1;
+        let token = Token(self.next_token);
+        self.replies.insert(token, reply);
+        let now = self.now();
+        self.sup.handle(now, Input::Request { token, request });
+    }
+
+    /// Re-reads the config file. A file with errors is rejected whole and
+    /// nothing changes; a good one goes to the engine as a Reload.
+    fn reload(&mut self, dry_run: bool, reply: oneshot::Sender<Result<Reply, ApiError>>) {
+        if self.sup.shutting_down() {
+            let _ = reply.send(Err(ApiError::Request(RequestError::ShuttingDown)));
+            return;
+        }
+        let new = match ward_config::load(&self.config.path) {
+            Ok(new) => new,
+            Err(diags) => {
+                if !dry_run {
+                    self.publish(&Event {
+                        instance: None,
+                        run: None,
+                        kind: EventKind::ReloadRejected {
+                            errors: diags.items.iter().map(|d| d.one_line()).collect(),
+                        },
+                    });
+                }
+                let errors = diags.items.iter().map(|d| d.to_string()).collect();
+                let _ = reply.send(Err(ApiError::Config(errors)));
+                return;
+            }
+        };
+        let specs = new.specs.clone();
+        if !dry_run {
+            if new.ward.state_dir != self.config.ward.state_dir
+                || new.ward.socket != self.config.ward.socket
+            {
+                self.notice("changes to state_dir or socket take effect when ward restarts".into());
+            }
+            let _ = self.dirs_tx.send(Arc::new(log_dirs(&new)));
+            if let Some(console) = self.voice.as_console() {
+                console.set_width(label_width(&new));
+            }
+            self.config = new;
+        }
+        self.request(Request::Reload { specs, dry_run }, reply);
+    }
+
+    /// SIGINT/SIGTERM (and a hangup in the foreground): the first stops
+    /// everything gracefully; another one asks the engine to kill every
+    /// tree at once.
+    fn stop_everything(&mut self, stops: &mut u32) {
+        *stops += 1;
+        self.notice(if *stops == 1 {
+            "stopping every program (again to kill them at once)".into()
+        } else {
+            "killing every program".into()
+        });
+        let (reply, _) = oneshot::channel();
+        self.request(Request::Shutdown, reply);
+    }
+
+    /// What the shell keeps in step with the engine's events.
+    fn keep_in_step(&mut self, event: &Event) {
+        match (&event.instance, &event.kind) {
+            (Some(id), EventKind::DesiredChanged { desired }) => {
+                self.desired.insert(id.to_string(), *desired);
+            }
+            (None, EventKind::Reloaded { diff }) => {
+                let specs = self.sup.specs();
+                self.exec
+                    .forget(|id| instance_exists(specs, &id.to_string()));
+                // A program added now starts from its config, not from a
+                // choice the user made about an older program of that name.
+                self.desired.retain(|key, _| {
+                    instance_exists(specs, key)
+                        && !diff
+                            .added
+                            .iter()
+                            .any(|name| key.rsplit_once(':').is_some_and(|(p, _)| p == name))
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&mut self, event: &Event) {
+        let line = self.bus.publish(event);
+        self.voice.event(stamp_of(&line), event);
+    }
+
+    fn notice(&mut self, message: String) {
+        self.publish(&Event {
+            instance: None,
+            run: None,
+            kind: EventKind::Notice { message },
+        });
+    }
+
+    /// Rewrites state.json when what it holds changed. A failure is said
+    /// once (and its end too); the write is retried every turn.
+    fn persist(&mut self) {
         let doc = StateFile {
             version: 0,
-            next_run: sup.next_run().0,
-            desired: desired.clone(),
-            live: exec.live_records(),
+            next_run: self.sup.next_run().0,
+            desired: self.desired.clone(),
+            live: self.exec.live_records(),
         };
-        if last_saved.as_ref() != Some(&doc) {
-            match doc.save(&state_path) {
-                Ok(()) => last_saved = Some(doc),
-                Err(e) => {
-                    // Retried on the next turn; said once per failure streak.
-                    if last_saved.is_some() {
-                        say(
-                            &mut bus,
-                            format!("cannot write {}: {e}", state_path.display()),
-                        );
-                        last_saved = None;
-                    }
+        if self.last_saved.as_ref() == Some(&doc) {
+            return;
+        }
+        match doc.save(&self.state_path) {
+            Ok(()) => {
+                self.last_saved = Some(doc);
+                if std::mem::take(&mut self.save_failing) {
+                    let path = self.state_path.display().to_string();
+                    self.notice(format!("{path} is writable again"));
+                }
+            }
+            Err(e) => {
+                if !self.save_failing {
+                    self.save_failing = true;
+                    let path = self.state_path.display().to_string();
+                    self.notice(format!(
+                        "cannot write {path}: {e}; what you start and stop is not remembered until it can be"
+                    ));
                 }
             }
         }
-        if exit {
-            break;
-        }
-
-        // A timer past the end of representable time never fires.
-        let deadline = sup
-            .poll_timeout()
-            .and_then(|t| epoch.checked_add(t))
-            .map(tokio::time::Instant::from_std);
-        tokio::select! {
-            biased;
-            msg = rx.recv() => {
-                let Some(msg) = msg else { break };
-                match msg {
-                    Msg::Input(input) => {
-                        if let Input::Exited { id, run, tree_alive: false, .. }
-                        | Input::TreeGone { id, run }
-                        | Input::SpawnFailed { id, run, .. } = &input
-                        {
-                            exec.ended(id, *run);
-                        }
-                        sup.handle(now(), input);
-                    }
-                    Msg::Request { request, reply } => {
-                        next_token += 1;
-                        let token = Token(next_token);
-                        replies.insert(token, reply);
-                        sup.handle(now(), Input::Request { token, request });
-                    }
-                    Msg::Reload { dry_run, reply } => {
-                        match ward_config::load(&config.path) {
-                            Err(diags) => {
-                                let errors: Vec<String> = diags.items.iter().map(|d| d.to_string()).collect();
-                                if !dry_run {
-                                    publish(&mut bus, &console, &Event {
-                                        instance: None,
-                                        run: None,
-                                        kind: EventKind::ReloadRejected {
-                                            errors: diags.items.iter().map(|d| d.one_line()).collect(),
-                                        },
-                                    });
-                                }
-                                let _ = reply.send(Err(ApiError::Config(errors)));
-                            }
-                            Ok(new) => {
-                                if !dry_run {
-                                    if new.ward.state_dir != config.ward.state_dir || new.ward.socket != config.ward.socket {
-                                        say(&mut bus, "changes to state_dir or socket take effect when ward restarts".into());
-                                    }
-                                    let _ = dirs_tx.send(Arc::new(log_dirs(&new)));
-                                    if let Some(console) = &console {
-                                        console.set_width(new.specs.programs.values().map(|p| label_width(&p.name, p.instances)).max().unwrap_or(0));
-                                    }
-                                }
-                                next_token += 1;
-                                let token = Token(next_token);
-                                replies.insert(token, reply);
-                                sup.handle(now(), Input::Request { token, request: Request::Reload { specs: new.specs.clone(), dry_run } });
-                                if !dry_run {
-                                    config = new;
-                                }
-                            }
-                        }
-                    }
-                    Msg::RunStarted { id, run, tree, record } => exec.started(&id, run, tree, record),
-                    Msg::Event(event) => publish(&mut bus, &console, &event),
-                }
-            }
-            _ = sleep_until(deadline) => sup.handle_timeout(now()),
-            _ = sigint.recv() => stop_requested(&mut stop_signals, &mut sup, &mut exec, now(), &console),
-            _ = sigterm.recv() => stop_requested(&mut stop_signals, &mut sup, &mut exec, now(), &console),
-            _ = sighup.recv() => {
-                let (reply, _) = oneshot::channel();
-                let _ = tx.send(Msg::Reload { dry_run: false, reply });
-            }
-        }
     }
-
-    server.abort();
-    if let Some(message) = bus.flush() {
-        eprintln!("ward: {message}");
-    }
-    if let Some(console) = &console {
-        // The last lines and notices reach the terminal before ward exits.
-        console.flush(std::time::Duration::from_secs(1));
-    }
-    supervision.cleanup();
-    Ok(0)
 }
 
-/// Journals and broadcasts an event, and says it where a person watches:
-/// the terminal in the foreground, ward's own log (stderr) when detached.
-fn publish(bus: &mut Bus, console: &Option<Console>, event: &Event) {
-    let line = bus.publish(event);
-    if let Some(text) = console_text(event) {
-        match console {
-            Some(console) => console.notice(&text),
-            None => eprintln!("{} {text}", stamp_of(&line)),
-        }
-    }
+/// Whether `key` (`"api:0"`) names an instance of `specs`.
+fn instance_exists(specs: &ward_core::SpecSet, key: &str) -> bool {
+    crate::state::parse_instance(key).is_some_and(|id| {
+        specs
+            .get(&id.program)
+            .is_some_and(|p| id.index < p.instances)
+    })
 }
 
 /// The `ts` of a journal line (it is the first field).
@@ -340,135 +493,15 @@ fn stamp_of(line: &str) -> &str {
         .unwrap_or("")
 }
 
-/// SIGINT/SIGTERM: the first stops everything gracefully; a second one
-/// kills every tree at once (the stops then complete as their trees vanish).
-fn stop_requested(
-    count: &mut u32,
-    sup: &mut Supervisor,
-    exec: &mut Exec,
-    now: ward_core::Time,
-    console: &Option<Console>,
-) {
-    *count += 1;
-    if *count == 1 {
-        if let Some(console) = console {
-            console.notice("stopping every program (again to kill them now)");
-        }
-        sup.handle(
-            now,
-            Input::Request {
-                token: Token(0),
-                request: Request::Shutdown,
-            },
-        );
-    } else {
-        if let Some(console) = console {
-            console.notice("killing every program");
-        }
-        exec.kill_all();
-    }
-}
-
-/// What the shell keeps in step with the engine's events.
-fn on_event(
-    event: &Event,
-    desired: &mut std::collections::BTreeMap<String, Desired>,
-    exec: &mut Exec,
-    sup: &Supervisor,
-) {
-    let Some(id) = &event.instance else {
-        if let EventKind::Reloaded { .. } = event.kind {
-            let specs = sup.specs();
-            exec.forget(|id| {
-                specs
-                    .get(&id.program)
-                    .is_some_and(|p| id.index < p.instances)
-            });
-            desired.retain(|key, _| {
-                crate::state::parse_instance(key).is_some_and(|id| {
-                    specs
-                        .get(&id.program)
-                        .is_some_and(|p| id.index < p.instances)
-                })
-            });
-        }
-        return;
-    };
-    if let EventKind::DesiredChanged { desired: d } = &event.kind {
-        desired.insert(id.to_string(), *d);
-    }
-}
-
-/// The line ward prints on the terminal for an event, if any.
-fn console_text(event: &Event) -> Option<String> {
-    let who = event
-        .instance
-        .as_ref()
-        .map(|id| format!("{id} "))
-        .unwrap_or_default();
-    let text = match &event.kind {
-        EventKind::Spawned { pid } => format!("{who}started (pid {pid})"),
-        EventKind::SpawnFailed { error } => format!("{who}failed to start: {error}"),
-        EventKind::Exited { status, .. } => format!("{who}exited ({})", describe(status)),
-        EventKind::Backoff { delay_ms, .. } => {
-            format!("{who}restarting in {}", human_ms(*delay_ms))
-        }
-        EventKind::Fatal {
-            failed_starts,
-            cooldown_ms,
-        } => match cooldown_ms {
-            Some(ms) => format!(
-                "{who}gave up after {failed_starts} failed starts; next try in {}",
-                human_ms(*ms)
-            ),
-            None => format!("{who}gave up after {failed_starts} failed starts"),
-        },
-        EventKind::StopTimeout => format!("{who}did not stop in time; killing its process tree"),
-        EventKind::StateChanged {
-            to: ward_core::State::Stopped,
-            ..
-        } => format!("{who}stopped"),
-        EventKind::Reloaded { diff } => format!("reloaded: {}", crate::cli::describe_diff(diff)),
-        EventKind::ReloadRejected { errors } => {
-            format!(
-                "reload rejected, nothing changed:\n  {}",
-                errors.join("\n  ")
-            )
-        }
-        EventKind::LogLinesDropped { lines, reason } => {
-            format!("{who}{lines} log lines were dropped: {reason}")
-        }
-        EventKind::Notice { message } => format!("{who}{message}"),
-        _ => return None,
-    };
-    Some(text)
-}
-
-pub fn describe(status: &ward_core::ExitStatus) -> String {
-    match status {
-        ward_core::ExitStatus::Code { code } => format!("exit {code}"),
-        ward_core::ExitStatus::Signal {
-            signal,
-            core_dumped,
-        } => {
-            let name = crate::proc::signal_name(*signal)
-                .map(|n| format!("SIG{n}"))
-                .unwrap_or_else(|| format!("signal {signal}"));
-            if *core_dumped {
-                format!("{name}, core dumped")
-            } else {
-                name
-            }
-        }
-    }
-}
-
-pub fn human_ms(ms: u64) -> String {
-    crate::cli::human_duration(std::time::Duration::from_millis(ms))
-}
-
-fn label_width(name: &str, instances: u32) -> usize {
-    name.len() + 1 + instances.saturating_sub(1).to_string().len()
+/// The width of the longest `name:index` label, for the console.
+fn label_width(config: &Config) -> usize {
+    config
+        .specs
+        .programs
+        .values()
+        .map(|p| p.name.len() + 1 + p.instances.saturating_sub(1).to_string().len())
+        .max()
+        .unwrap_or(0)
 }
 
 fn log_dirs(config: &Config) -> HashMap<String, PathBuf> {
@@ -491,49 +524,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The lock that keeps two daemons off one state dir. Held for the life of
-/// the daemon (the OS drops it when the process dies, even by SIGKILL).
-pub struct StateLock {
-    _file: std::fs::File,
-}
-
-impl StateLock {
-    pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| format!("cannot create the state dir {}: {e}", state_dir.display()))?;
-        let path = state_dir.join("ward.lock");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                let holder = holder.trim();
-                return Err(if holder.is_empty() {
-                    format!("another ward is already running on {}", state_dir.display())
-                } else {
-                    format!(
-                        "another ward (pid {holder}) is already running on {}",
-                        state_dir.display()
-                    )
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("cannot lock {}: {e}", path.display()))
-            }
-        }
-        use std::io::{Seek, Write};
-        let _ = file.set_len(0);
-        let _ = file.seek(std::io::SeekFrom::Start(0));
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(StateLock { _file: file })
     }
 }

@@ -53,6 +53,7 @@ struct RunRt {
 #[derive(Clone, Copy)]
 enum TreeOp {
     Signal(Signal),
+    SignalMain(Signal),
     Kill,
 }
 
@@ -150,20 +151,12 @@ impl Exec {
         self.tree_op(id, run, TreeOp::Signal(sig));
     }
 
-    pub fn kill_tree(&mut self, id: &InstanceId, run: RunId) {
-        self.tree_op(id, run, TreeOp::Kill);
+    pub fn signal_main(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
+        self.tree_op(id, run, TreeOp::SignalMain(sig));
     }
 
-    /// Every live tree, SIGKILLed (a second Ctrl-C).
-    pub fn kill_all(&mut self) {
-        for rt in self.instances.values_mut() {
-            if let Some(run) = rt.run.as_mut() {
-                match &run.tree {
-                    Some((tree, _)) => tree.kill(),
-                    None => run.pending.push(TreeOp::Kill),
-                }
-            }
-        }
+    pub fn kill_tree(&mut self, id: &InstanceId, run: RunId) {
+        self.tree_op(id, run, TreeOp::Kill);
     }
 
     /// Instances removed from the config: drop their files and channels.
@@ -173,6 +166,17 @@ impl Exec {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .retain(|id, _| keep(id));
+    }
+
+    /// An instance gone from the config whose last run ended.
+    pub fn drop_instance(&mut self, id: &InstanceId) {
+        if self.instances.get(id).is_some_and(|rt| rt.run.is_none()) {
+            self.instances.remove(id);
+            self.hub
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(id);
+        }
     }
 
     /// The live processes, for the state file.
@@ -219,6 +223,9 @@ fn apply(tree: &Tree, op: TreeOp) {
         // reports that on its own.
         TreeOp::Signal(sig) => {
             let _ = tree.signal(sig);
+        }
+        TreeOp::SignalMain(sig) => {
+            let _ = tree.signal_leader(sig);
         }
         TreeOp::Kill => tree.kill(),
     }

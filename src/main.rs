@@ -12,6 +12,7 @@ mod exec;
 mod logs;
 mod proc;
 mod state;
+mod voice;
 
 use std::path::PathBuf;
 

@@ -92,7 +92,12 @@ impl StateFile {
             // across a reboot: make the rename durable.
             file.sync_data()?;
         }
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename itself lives in the directory: sync it too.
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     pub fn desired_map(&self) -> BTreeMap<InstanceId, Desired> {
@@ -111,6 +116,50 @@ impl StateFile {
 pub fn parse_instance(key: &str) -> Option<InstanceId> {
     let (program, index) = key.rsplit_once(':')?;
     Some(InstanceId::new(program, index.parse().ok()?))
+}
+
+/// The lock that keeps two daemons off one state dir. Held for the life of
+/// the daemon (the OS drops it when the process dies, even by SIGKILL).
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| format!("cannot create the state dir {}: {e}", state_dir.display()))?;
+        let path = state_dir.join("ward.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(if holder.is_empty() {
+                    format!("another ward is already running on {}", state_dir.display())
+                } else {
+                    format!(
+                        "another ward (pid {holder}) is already running on {}",
+                        state_dir.display()
+                    )
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()))
+            }
+        }
+        use std::io::{Seek, Write};
+        let _ = file.set_len(0);
+        let _ = file.seek(std::io::SeekFrom::Start(0));
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(StateLock { _file: file })
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 //! every connection as well). The CLI is a client of exactly this API.
 //! `docs/api.md` documents every endpoint.
 
+mod socket;
 pub mod types;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -27,128 +27,33 @@ use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
 use crate::daemon::{ApiError, Msg, Shared};
 use types::{ActionResult, ErrorBody, InstanceStatus, ReloadResult};
 
-/// The bound control socket, made before the runtime starts.
-pub type Listener = std::os::unix::net::UnixListener;
+pub use socket::{bind, Listener};
 
-/// Binds the control socket at `path` with `mode`, replacing a stale socket
-/// file left by a ward that died. The caller holds the state-dir lock, so
-/// no other ward of this state dir can be answering; a socket that still
-/// answers belongs to another ward and is left alone.
-pub fn bind(path: &Path, mode: u32) -> Result<Listener, String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => {
-            use std::os::unix::fs::FileTypeExt;
-            if !meta.file_type().is_socket() {
-                return Err(format!(
-                    "{} exists and is not a socket; remove it or set [ward] socket",
-                    path.display()
-                ));
-            }
-            let me = own_uid();
-            if me != Some(0) && me != Some(meta.uid()) {
-                return Err(format!(
-                    "the socket {} belongs to uid {}; ward will not take it over",
-                    path.display(),
-                    meta.uid()
-                ));
-            }
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "another ward is answering on {}; stop it first (ward down)",
-                    path.display()
-                ));
-            }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
-    }
-    // Bind under a temporary name, set the mode, then rename into place: the
-    // socket is never reachable with looser permissions.
-    let tmp = path.with_file_name(format!(
-        ".{}.{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("ward.sock"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let listener = Listener::bind(&tmp)
-        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!(
-            "cannot create the control socket {}: {e}",
-            path.display()
-        ));
-    }
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("cannot use the control socket: {e}"))?;
-    Ok(listener)
-}
-
-/// The effective uid of this process (the owner of `/proc/self`).
-pub fn own_uid() -> Option<u32> {
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
-}
-
-/// Accepts only peers with ward's own uid (or root): the socket's mode is
-/// the first gate, this is the second (a group-readable mode must not let
-/// just anyone in).
-struct PeerChecked {
-    inner: tokio::net::UnixListener,
-    uid: Option<u32>,
-}
-
-impl axum::serve::Listener for PeerChecked {
-    type Io = tokio::net::UnixStream;
-    type Addr = tokio::net::unix::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let allowed = match (stream.peer_cred(), self.uid) {
-                        (Ok(cred), Some(me)) => cred.uid() == me || cred.uid() == 0,
-                        (Ok(_), None) => true,
-                        (Err(_), _) => false,
-                    };
-                    if allowed {
-                        return (stream, addr);
-                    }
-                }
-                // Out of fds and the like: back off a little, keep serving.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-pub async fn serve(listener: Listener, shared: Shared) {
-    let inner = match tokio::net::UnixListener::from_std(listener) {
-        Ok(inner) => inner,
+/// Serves until `stop` resolves, then lets answers under way finish.
+pub async fn serve(
+    listener: Listener,
+    shared: Shared,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (listener, access) = match socket::PeerListener::new(listener) {
+        Ok(pair) => pair,
         Err(e) => {
-            eprintln!("ward: cannot serve the control socket: {e}");
+            let _ = shared.tx.send(Msg::Event(ward_core::Event {
+                instance: None,
+                run: None,
+                kind: ward_core::EventKind::Notice {
+                    message: format!("cannot serve the control socket: {e}"),
+                },
+            }));
             return;
         }
     };
-    let listener = PeerChecked {
-        inner,
-        uid: own_uid(),
-    };
-    let _ = axum::serve(listener, router(shared)).await;
+    let app = router(shared)
+        .layer(axum::middleware::from_fn_with_state(access, socket::admit))
+        .into_make_service_with_connect_info::<socket::Peer>();
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await;
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -453,23 +358,28 @@ async fn logs(
         Vec::new()
     };
 
-    let mut head = Vec::new();
-    for id in &ids {
-        let Some(dir) = dirs.get(&*id.program) else {
-            continue;
-        };
-        match crate::logs::tail(dir, &id.program, id.index, q.n) {
-            Ok(bytes) => head.extend(prefix_lines(&id.to_string(), &bytes, prefixed)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot read the log of {id}: {e}"),
-                )
+    let files: Vec<(InstanceId, PathBuf)> = ids
+        .iter()
+        .filter_map(|id| Some((id.clone(), dirs.get(&*id.program)?.clone())))
+        .collect();
+    let n = q.n;
+    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut head = Vec::new();
+        for (id, dir) in &files {
+            match crate::logs::tail(dir, &id.program, id.index, n) {
+                Ok(bytes) => head.extend(prefix_lines(&id.to_string(), &bytes, prefixed)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read the log of {id}: {e}")),
             }
         }
-    }
-    let head = Bytes::from(head);
+        Ok(head)
+    })
+    .await;
+    let head = match read {
+        Ok(Ok(head)) => Bytes::from(head),
+        Ok(Err(message)) => return error(StatusCode::INTERNAL_SERVER_ERROR, message),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     if !q.follow {
         return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], head).into_response();
     }
@@ -545,18 +455,15 @@ async fn events(State(shared): State<Shared>, Query(q): Query<EventsQuery>) -> R
             .keep_alive(KeepAlive::default())
             .into_response();
     }
-    match crate::bus::journal_tail(&shared.journal, q.n) {
-        Ok(lines) => {
-            let mut body = lines.join("\n");
-            if !body.is_empty() {
-                body.push('\n');
-            }
-            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
-        }
-        Err(e) => error(
+    let path = shared.journal.clone();
+    let n = q.n;
+    match tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n)).await {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
+        Ok(Err(e)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read {}: {e}", shared.journal.display()),
         ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::client::Client;
 use super::{Failure, Locations, Outcome};
-use crate::daemon::{self, StateLock};
+use crate::daemon;
+use crate::state::StateLock;
 
 /// Set in the environment of the daemon that `up --detach` starts.
 const DETACHED_ENV: &str = "WARD_DETACHED";
@@ -37,6 +38,10 @@ fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, F
 /// The foreground daemon. Runs on the calling thread; it must be called
 /// before any other thread exists (the sentinel is forked here).
 pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
+    let foreground = std::env::var_os(DETACHED_ENV).is_none();
+    // The marker is for this process only, not for the programs it runs.
+    // Still single-threaded here, so changing the environment is sound.
+    std::env::remove_var(DETACHED_ENV);
     let config = load(loc, socket_override)?;
     let lock = StateLock::acquire(&config.ward.state_dir).map_err(Failure::new)?;
     let listener =
@@ -52,7 +57,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
-    let foreground = std::env::var_os(DETACHED_ENV).is_none();
+
     let result = runtime.block_on(daemon::run(
         config,
         supervision,
@@ -62,15 +67,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     // The socket is ours while we hold the lock.
     let _ = std::fs::remove_file(&socket);
     drop(lock);
-    match result {
-        Ok(0) => Ok(()),
-        Ok(code) => Err(Failure {
-            message: "ward stopped with errors".into(),
-            details: Vec::new(),
-            code,
-        }),
-        Err(e) => Err(Failure::new(format!("ward failed: {e}"))),
-    }
+    result.map_err(|e| Failure::new(format!("ward failed: {e}")))
 }
 
 /// Starts the daemon in the background and returns once it answers.

@@ -20,7 +20,7 @@ pub use console::Console;
 pub use format::rfc3339_now;
 pub use pump::{pump, PumpStats, Sinks};
 pub use rotate::InstanceLog;
-pub use tail::tail;
+pub use tail::{tail, tail_file};
 
 /// What a pump knows about the run it drains (for JSON lines and the
 /// console prefix).

@@ -20,7 +20,14 @@ const MAX_ROTATED: u32 = 1000;
 ///
 /// Fails with `NotFound` when the instance has no log file at all.
 pub fn tail(dir: &Path, program: &str, index: u32, n: usize) -> io::Result<Vec<u8>> {
-    let path = log_path(dir, program, index);
+    tail_file(&log_path(dir, program, index), n)
+}
+
+/// The last `n` lines of the file at `path` and of its rotated siblings
+/// (`path.1`, `path.2`, …), oldest first: any file of lines that rotates
+/// by rename, the event journal too.
+pub fn tail_file(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    let path = path.to_path_buf();
     let mut newest_first: Vec<Vec<u8>> = Vec::new();
     let mut found = false;
     let mut need = n;

@@ -88,6 +88,13 @@ impl Tree {
         result
     }
 
+    /// Sends `sig` to the run's main process (the leader: its pid is the
+    /// group's id). While any process of the group lives, the kernel does not
+    /// hand that pid to another process.
+    pub fn signal_leader(&self, sig: Signal) -> io::Result<()> {
+        send(self.pgid, signal_number(sig))
+    }
+
     /// SIGKILLs the whole tree: `cgroup.kill` where the run has a leaf (one
     /// atomic write that no fork escapes), else the process group and then
     /// rounds of scans for marked processes until no new one turns up.

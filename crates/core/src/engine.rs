@@ -100,7 +100,8 @@
 //! replied at once. Reload replies at once with the diff. Shutdown replies,
 //! then emits `Exit`, once every instance is down; meanwhile Start, Restart
 //! and Reload (dry runs too) are refused with `ShuttingDown`; a second
-//! Shutdown is answered when the first is.
+//! Shutdown kills every tree at once (`KillTree` for every run, no waiting
+//! for stop order or deadlines) and is answered when the first is.
 //!
 //! # Reload
 //!

@@ -232,6 +232,14 @@ pub enum Action {
         run: RunId,
         signal: Signal,
     },
+    /// Send `signal` to the run's main process only (a user's `ward
+    /// signal`: a reload or log-reopen signal is meant for the program, not
+    /// for every worker it forked). Never emitted once the leader exited.
+    SignalMain {
+        id: InstanceId,
+        run: RunId,
+        signal: Signal,
+    },
     /// SIGKILL every process of the run's tree.
     KillTree {
         id: InstanceId,

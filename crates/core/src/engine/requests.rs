@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use crate::diff;
 use crate::instance::Instance;
 use crate::model::{
-    Action, Desired, EventKind, InstanceId, InstanceView, Reply, Request, RequestError, State,
-    Target, Token,
+    Action, Desired, EventKind, InstanceId, InstanceView, Reply, Request, RequestError, RunId,
+    State, Target, Token,
 };
 use crate::spec::{Condition, Signal, SpecSet};
 use crate::suggest;
@@ -30,7 +30,10 @@ impl Supervisor {
             Request::Signal(target, signal) => self.signal(token, &target, signal),
             Request::Reload { specs, dry_run } => self.reload(token, specs, dry_run),
             Request::Shutdown => match &mut self.shutdown {
-                Some(tokens) => tokens.push(token),
+                Some(tokens) => {
+                    tokens.push(token);
+                    self.kill_now();
+                }
                 None => self.shutdown = Some(vec![token]),
             },
         }
@@ -178,6 +181,28 @@ impl Supervisor {
         }
     }
 
+    /// A second Shutdown: whoever asked will not wait for graceful stops.
+    /// Every run's tree is killed at once; the stops complete as the trees
+    /// vanish, in whatever order.
+    fn kill_now(&mut self) {
+        let runs: Vec<(InstanceId, RunId)> = self
+            .programs
+            .values()
+            .flat_map(|p| p.instances.values())
+            .filter_map(|inst| inst.run.as_ref().map(|run| (inst.id.clone(), run.id)))
+            .collect();
+        for (id, run) in runs {
+            self.publish(
+                Some(id.clone()),
+                Some(run),
+                EventKind::Notice {
+                    message: "killed at once: asked to stop a second time".into(),
+                },
+            );
+            self.actions.push_back(Action::KillTree { id, run });
+        }
+    }
+
     fn signal(&mut self, token: Token, target: &Target, signal: Signal) {
         let targets = match self.resolve(target) {
             Ok(targets) => targets,
@@ -189,9 +214,13 @@ impl Supervisor {
                 continue;
             };
             views.push(inst.view());
-            if let Some(run) = inst.run.as_ref().filter(|r| r.spawned()) {
+            // The main process only, and only while it lives: after the
+            // leader's exit its pid may name another process.
+            let main_alive =
+                |r: &&crate::instance::Run| r.started_at.is_some() && r.leader.is_none();
+            if let Some(run) = inst.run.as_ref().filter(main_alive) {
                 let run = run.id;
-                self.actions.push_back(Action::Signal {
+                self.actions.push_back(Action::SignalMain {
                     id: id.clone(),
                     run,
                     signal,

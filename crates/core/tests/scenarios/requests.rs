@@ -79,7 +79,7 @@ fn signal_goes_to_live_targets_and_replies_at_once() {
         .actions_since(mark)
         .into_iter()
         .filter_map(|a| match a {
-            Action::Signal {
+            Action::SignalMain {
                 id,
                 signal: Signal::Hup,
                 ..

@@ -65,3 +65,41 @@ fn shutdown_with_nothing_running_exits_at_once() {
     assert!(sim.reply(t).is_some());
     assert_eq!(sim.log.last().map(|(_, a)| a.clone()), Some(Action::Exit));
 }
+
+#[test]
+fn a_second_shutdown_kills_every_tree_at_once() {
+    let mut sim = Sim::new(set(vec![
+        needs(prog("api"), "db", Condition::Started),
+        prog("db"),
+    ]));
+    // Nothing here stops on its own: only a kill ends these runs.
+    for name in ["api", "db"] {
+        sim.set_world(
+            name,
+            World {
+                exit_on_signal: None,
+                ..World::default()
+            },
+        );
+    }
+    sim.advance(secs(1));
+    let first = sim.request(Request::Shutdown);
+    // api is being stopped gracefully, db waits for it.
+    assert_eq!(sim.signal_order(), vec!["api:0"]);
+    let mark = sim.log.len();
+    let second = sim.request(Request::Shutdown);
+    let mut killed: Vec<String> = sim
+        .actions_since(mark)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::KillTree { id, .. } => Some(id.to_string()),
+            _ => None,
+        })
+        .collect();
+    killed.sort();
+    assert_eq!(killed, vec!["api:0", "db:0"]);
+    sim.advance(secs(1));
+    assert!(matches!(sim.reply(first), Some(Ok(_))));
+    assert!(matches!(sim.reply(second), Some(Ok(_))));
+    assert!(sim.log.iter().any(|(_, a)| *a == Action::Exit));
+}
