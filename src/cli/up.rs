@@ -54,6 +54,9 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     .map_err(|e| Failure::new(format!("cannot set up process supervision: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Log writes run on the blocking pool: a hung disk may hold this
+        // many threads, and no more.
+        .max_blocking_threads(64)
         .enable_all()
         .build()
         .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;

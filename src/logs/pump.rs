@@ -5,26 +5,28 @@
 //! ```text
 //!  stdout pipe ─► drain ─┐  chunks of formatted lines   ┌─► followers, console
 //!  stderr pipe ─► drain ─┴─► bounded queue ─► writer ───┴─► InstanceLog (file)
-//!                 (async task)                (own thread)
+//!                 (async task)          (async task; each write
+//!                                        on the blocking pool)
 //! ```
 //!
-//! A drain reads 64 KiB at a time (more for a program that keeps its pipe
-//! full), cuts lines with memchr, formats them into one reused buffer and
-//! hands the buffer to the writer: one clock read, one format pass and one
-//! `write` per chunk, no allocation per line. The writer runs on a thread of
-//! its own because file writes block. When the writer is behind, a drain
+//! A drain reads 4 KiB at a time, doubling up to 256 KiB for a program that
+//! keeps its pipe full (and halving again when it calms down), cuts lines
+//! with memchr, formats them into one reused buffer and hands the buffer to
+//! the writer: one clock read, one format pass and one `write` per chunk, no
+//! allocation per line. File writes block, so each one runs on tokio's
+//! blocking pool: a quiet program costs no thread at all, and a hung disk
+//! holds pool threads (bounded), never a drain. When the writer is behind, a drain
 //! waits at most [`WRITER_GRACE`] for room, then drops chunks (counted) until
 //! the writer takes one again; a failed write (ENOSPC, EIO) drops that
 //! chunk's lines. Either way the pipes keep being read, and the next
-//! successful write reports what was lost through `on_drop` (called on the
-//! writer thread, right after that write: it must not block).
+//! successful write reports what was lost through `on_drop` (called by the
+//! writer task, right after that write: it must not block).
 //!
 //! Needs a tokio runtime with the time driver enabled.
 
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
-use std::thread;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -32,15 +34,16 @@ use memchr::memchr_iter;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 
 use super::console::{Console, ConsoleLabel};
 use super::format::{LineFormat, Stream, Timestamp};
 use super::{lock, InstanceLog, RunLabel};
 
-/// Bytes asked of the pipe per read at first (a Linux pipe holds 64 KiB by
-/// default).
-const READ_SIZE: usize = 64 * 1024;
+/// Bytes asked of the pipe per read at first. Small, because most programs
+/// are quiet and every run holds a read buffer per stream: 100 idle
+/// programs must not cost 100 × 2 × 64 KiB.
+const READ_SIZE: usize = 4 * 1024;
 /// A read that fills its window doubles it, up to this: a program that
 /// floods its pipe (enlarged with F_SETPIPE_SZ) costs fewer reads, wakeups
 /// and writes per byte. Quiet programs keep the small window. Bounded
@@ -123,10 +126,7 @@ pub async fn pump(
         behind: Arc::clone(&behind),
         on_drop: Arc::clone(&sinks.on_drop),
     };
-    let written = spawn_writer(
-        writer,
-        format!("ward-log {}:{}", label.program, label.index),
-    );
+    let written = tokio::spawn(writer.run());
 
     let console_label = ConsoleLabel::new(&label.program, label.index);
     let console = sinks.console.as_ref().map(|c| (c, &console_label));
@@ -166,30 +166,6 @@ pub async fn pump(
     }
 }
 
-/// Runs the writer on a thread of its own; if the system has no thread to
-/// give, on tokio's blocking pool rather than not at all.
-fn spawn_writer(writer: Writer, name: String) -> oneshot::Receiver<u64> {
-    let (done, written) = oneshot::channel();
-    let job = move || {
-        let _ = done.send(writer.run());
-    };
-    let slot = Arc::new(Mutex::new(Some(job)));
-    let thread_slot = Arc::clone(&slot);
-    let spawned = thread::Builder::new().name(name).spawn(move || {
-        let job = lock(&thread_slot).take();
-        if let Some(job) = job {
-            job();
-        }
-    });
-    if spawned.is_err() {
-        let job = lock(&slot).take();
-        if let Some(job) = job {
-            tokio::task::spawn_blocking(job);
-        }
-    }
-    written
-}
-
 struct Writer {
     log: Arc<Mutex<InstanceLog>>,
     queue: mpsc::Receiver<Chunk>,
@@ -202,12 +178,24 @@ struct Writer {
 
 impl Writer {
     /// Writes chunks until both drains are done; returns the lines dropped.
-    fn run(mut self) -> u64 {
+    async fn run(mut self) -> u64 {
         let mut failed = 0;
         let mut reason = String::new();
         let mut dropped = 0;
-        while let Some(chunk) = self.queue.blocking_recv() {
-            let result = lock(&self.log).write_lines(&chunk.data);
+        while let Some(chunk) = self.queue.recv().await {
+            let lines = chunk.lines;
+            let log = Arc::clone(&self.log);
+            let written = tokio::task::spawn_blocking(move || {
+                let result = lock(&log).write_lines(&chunk.data);
+                (result, chunk)
+            })
+            .await;
+            let Ok((result, chunk)) = written else {
+                // The write panicked: its lines are lost, and said so.
+                failed += lines;
+                reason = "log write failed".into();
+                continue;
+            };
             match result {
                 Ok(()) => dropped += self.report(&mut failed, &mut reason),
                 Err(failure) => {
@@ -293,6 +281,11 @@ impl Drain<'_> {
             self.stats.bytes += n as u64;
             if n == window && window < MAX_READ_SIZE {
                 window *= 2;
+            } else if n * 8 < window && window > READ_SIZE && filled == 0 {
+                // The burst is over: give the memory back.
+                window /= 2;
+                buf.truncate(window);
+                buf.shrink_to_fit();
             }
             let mut out = self.take_buffer();
             let end = filled + n;
