@@ -1,6 +1,8 @@
 //! The CLI's answers to bad input: config errors, unknown names, a daemon
 //! that is not running, a second daemon, a stale socket.
 
+use std::time::{Duration, Instant};
+
 use crate::harness::*;
 
 #[test]
@@ -39,6 +41,10 @@ depends_on = { apj = "started" }
     assert!(err.contains("3 errors"), "all errors at once: {err}");
     // Nothing started: no state dir, no socket.
     assert!(!ward.socket().exists());
+    assert!(
+        !ward.path().join(".ward").exists(),
+        "check created the state dir"
+    );
 }
 
 #[test]
@@ -134,14 +140,8 @@ fn the_socket_is_private() {
 #[test]
 fn up_detach_returns_once_answering_and_down_stops_it() {
     let ward = Ward::new("[program.api]\ncommand = [\"{testee}\"]\n");
-    let out = ward.ok(&["up", "--detach"]);
-    assert!(out.contains("ward is up"), "{out}");
-    let pid: u32 = out
-        .split("pid ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .and_then(|s| s.parse().ok())
-        .expect("pid in the message");
+    let daemon = up_detached(&ward);
+    let pid = daemon.0;
     ward.wait_state("api", 0, "running");
     let api_pid = ward.instance("api", 0)["pid"].as_u64().unwrap() as u32;
     ward.ok(&["down"]);
@@ -151,4 +151,181 @@ fn up_detach_returns_once_answering_and_down_stops_it() {
         survivors.is_empty(),
         "still alive after down: {survivors:?}"
     );
+}
+
+#[test]
+fn status_filters_by_program_and_instance() {
+    let ward = Ward::new(
+        r#"
+[program.web]
+command = ["{testee}"]
+instances = 2
+[program.db]
+command = ["{testee}"]
+"#,
+    )
+    .up();
+    ward.wait_status("everything running", |s| {
+        s.len() == 3 && s.iter().all(|i| i["state"] == "running")
+    });
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        serde_json::from_str(&ward.ok(args)).expect("a JSON array")
+    };
+    let web = json(&["status", "--json", "web"]);
+    assert_eq!(web.len(), 2, "{web:#?}");
+    assert!(web.iter().all(|i| i["name"] == "web"), "{web:#?}");
+    let one = json(&["status", "--json", "web:1"]);
+    assert_eq!(one.len(), 1, "{one:#?}");
+    assert_eq!(one[0]["name"], "web");
+    assert_eq!(one[0]["instance"], 1);
+    let table = ward.ok(&["status", "db"]);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert!(rows[0].starts_with("db "), "{table}");
+
+    let out = ward.ward(&["status", "wev"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        r#"ward: no program named "wev" (did you mean "web"?)"#
+    );
+    let out = ward.ward(&["status", "web:7"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("ward: ") && err.contains("no instance 7"),
+        "{err}"
+    );
+    ward.down();
+}
+
+#[test]
+fn events_follow_streams_new_events() {
+    let ward = Ward::new("[program.x]\ncommand = [\"{testee}\"]\n").up();
+    let first = pid_of(&ward.wait_state("x", 0, "running"));
+    let follower = Follower::start(&ward, &["events", "-f"]);
+    // The follower may not be subscribed yet when a restart happens: restart
+    // until one of the spawns it caused comes through the stream.
+    let deadline = Instant::now() + WAIT;
+    let mut spawned_since = Vec::new();
+    let mut seen = Vec::new();
+    let found = 'outer: loop {
+        ward.ok(&["restart", "x"]);
+        let pid = pid_of(&ward.wait_state("x", 0, "running"));
+        assert_ne!(pid, first);
+        spawned_since.push(pid);
+        let round = Instant::now() + Duration::from_secs(1);
+        while let Some(line) = follower.next_line(round.min(deadline)) {
+            let event: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON event ({e}): {line:?}"));
+            seen.push(line);
+            if event["event"] == "spawned" {
+                assert_eq!(event["instance"], "x:0", "{event}");
+                let pid = event["pid"].as_u64().expect("pid") as u32;
+                assert!(
+                    spawned_since.contains(&pid),
+                    "a spawn from before the follower started: {event}"
+                );
+                break 'outer true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    drop(follower);
+    assert!(found, "no spawned event streamed; saw {seen:?}");
+    ward.down();
+}
+
+/// A ward as root whose config dir, state dir and socket (with `mode`) any
+/// user can reach, so that only ward's own peer check decides.
+fn shared_ward(mode: &str) -> Ward {
+    use std::os::unix::fs::PermissionsExt;
+    let ward = Ward::new(&format!(
+        "[ward]\nsocket_mode = \"{mode}\"\n[program.api]\ncommand = [\"{{testee}}\"]\n"
+    ));
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(ward.path(), open.clone()).unwrap();
+    let ward = ward.up();
+    std::fs::set_permissions(ward.path().join(".ward"), open).unwrap();
+    ward.wait_state("api", 0, "running");
+    ward
+}
+
+/// `ward status` as nobody (uid and gid 65534), with `extra` setpriv options.
+fn status_as_nobody(ward: &Ward, extra: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534"])
+        .args(extra)
+        .arg(WARD)
+        .arg("--config")
+        .arg(ward.config())
+        .args(["status", "--json"])
+        .current_dir("/")
+        .env_remove("WARD_SOCKET")
+        .env_remove("WARD_CONFIG");
+    run_bounded(cmd)
+}
+
+/// Lets nobody past the file modes (as if the socket were world-writable)
+/// without making it root: only ward's peer check stands in the way.
+const PAST_FILE_MODES: [&str; 3] = [
+    "--clear-groups",
+    "--inh-caps=+dac_override",
+    "--ambient-caps=+dac_override",
+];
+
+fn assert_refused(out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "another user was served: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("ward: "), "{err}");
+    assert!(err.contains("not allowed"), "{err}");
+}
+
+fn assert_served(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "another user was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(list.len(), 1);
+}
+
+#[test]
+fn another_user_is_refused_when_the_socket_mode_does_not_admit_them() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the CLI as another user");
+        return;
+    }
+    let ward = shared_ward("0600");
+    assert_refused(&status_as_nobody(&ward, &PAST_FILE_MODES));
+    // The daemon still serves its own user.
+    ward.wait_state("api", 0, "running");
+    ward.down();
+}
+
+#[test]
+fn the_socket_mode_admits_its_group_or_everyone() {
+    use std::os::unix::fs::MetadataExt;
+    if !is_root() {
+        eprintln!("skipped: needs root to run the CLI as another user");
+        return;
+    }
+    let ward = shared_ward("0660");
+    let group = std::fs::metadata(ward.socket()).unwrap().gid();
+    assert_served(&status_as_nobody(&ward, &[&format!("--groups={group}")]));
+    assert_refused(&status_as_nobody(&ward, &PAST_FILE_MODES));
+    ward.down();
+
+    let ward = shared_ward("0666");
+    assert_served(&status_as_nobody(&ward, &["--clear-groups"]));
+    ward.down();
 }

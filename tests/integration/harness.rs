@@ -61,6 +61,12 @@ impl Ward {
     }
 
     pub fn spawn_daemon(&mut self, env: &[(&str, &str)]) {
+        self.spawn_daemon_with(env, &[]);
+    }
+
+    /// As `spawn_daemon`, and also removes `unset` from the daemon's
+    /// environment (e.g. `NO_COLOR`, which the harness sets by default).
+    pub fn spawn_daemon_with(&mut self, env: &[(&str, &str)], unset: &[&str]) {
         let out = std::fs::File::create(self.path().join("ward.out")).expect("out file");
         let err = std::fs::File::create(self.path().join("ward.err")).expect("err file");
         let mut cmd = Command::new(WARD);
@@ -76,6 +82,9 @@ impl Ward {
             .stderr(err);
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        for k in unset {
+            cmd.env_remove(k);
         }
         self.daemon = Some(cmd.spawn().expect("spawn ward"));
     }
@@ -116,8 +125,8 @@ impl Ward {
         std::fs::read_to_string(self.path().join("ward.out")).unwrap_or_default()
     }
 
-    /// Runs a CLI verb against this folder's config, bounded by `WAIT`.
-    pub fn ward(&self, args: &[&str]) -> Output {
+    /// A CLI verb against this folder's config, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(WARD);
         cmd.arg("--config")
             .arg(self.config())
@@ -126,7 +135,47 @@ impl Ward {
             .env_remove("WARD_SOCKET")
             .env_remove("WARD_CONFIG")
             .env("NO_COLOR", "1");
-        run_bounded(cmd)
+        cmd
+    }
+
+    /// Runs a CLI verb against this folder's config, bounded by `WAIT`.
+    pub fn ward(&self, args: &[&str]) -> Output {
+        run_bounded(self.command(args))
+    }
+
+    /// The last `n` events, through `ward events -n N`.
+    pub fn events(&self, n: usize) -> Vec<Value> {
+        self.ok(&["events", "-n", &n.to_string()])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// Every event in the journal file, read directly (works after ward
+    /// has exited).
+    pub fn journal(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path().join(".ward/events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// Waits until the journal file holds an event matching `pred`.
+    pub fn wait_journal(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(event) = self.journal().into_iter().find(&pred) {
+                return event;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} in the journal:\n{:#?}\ndaemon stderr:\n{}",
+                self.journal(),
+                self.daemon_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `ward ARGS` that must succeed; returns its stdout.
@@ -231,23 +280,51 @@ impl Drop for Ward {
     }
 }
 
-/// Runs a command with piped output, killing it (by pid) past `WAIT`.
+/// Runs a command with piped output, killing it (by pid) past `WAIT`. The
+/// pipes are drained while it runs, so a large output cannot stall it.
 pub fn run_bounded(mut cmd: Command) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
+    // Read on threads; a process that outlives the command and holds a
+    // pipe open must not hang the test, so the results arrive on channels.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            let _ = tx.send(bytes);
+        });
+        rx
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + WAIT;
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>, what: &str| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        rx.recv_timeout(left.max(Duration::from_secs(1)))
+            .unwrap_or_else(|_| panic!("the {what} of {cmd:?} was held open past its exit"))
+    };
     loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().expect("output");
+        if let Ok(Some(status)) = child.try_wait() {
+            return Output {
+                status,
+                stdout: collect(stdout, "stdout"),
+                stderr: collect(stderr, "stderr"),
+            };
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let _ = child.wait();
+            let stderr = stderr
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default();
             panic!(
                 "command {cmd:?} did not finish within {WAIT:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -336,4 +413,154 @@ pub fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Live pid of an instance object from `status --json`.
+pub fn pid_of(instance: &Value) -> u32 {
+    let pid = instance["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid: {instance}"));
+    u32::try_from(pid).expect("pid fits u32")
+}
+
+/// Direct children of `pid` (every thread's), from procfs.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    children.sort_unstable();
+    children.dedup();
+    children
+}
+
+/// The command name of a process (`/proc/PID/comm`), if it exists.
+pub fn comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
+}
+
+/// A long-running CLI command (`logs -f`, `events -f`) whose stdout is read
+/// line by line on a thread of its own. Dropping it kills it by pid.
+pub struct Follower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    pub fn start(ward: &Ward, args: &[&str]) -> Follower {
+        let mut cmd = ward.command(args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn the follower");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower { child, lines }
+    }
+
+    /// The next line, or `None` once `deadline` passes or the output ends.
+    pub fn next_line(&self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.lines.recv_timeout(left).ok()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A daemon the test did not start as its own child (`ward up --detach`):
+/// on drop, if it still runs (a failed test), SIGTERM then SIGKILL, by pid.
+pub struct DetachedDaemon(pub u32);
+
+impl Drop for DetachedDaemon {
+    fn drop(&mut self) {
+        if !alive(self.0) {
+            return;
+        }
+        signal(self.0, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(self.0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if alive(self.0) {
+            signal(self.0, "KILL");
+        }
+    }
+}
+
+/// `ward up --detach`, which must succeed. The daemon's pid is taken from
+/// the answer (`ward is up (pid N); ...`) or, when it failed, from its error
+/// (`the daemon (pid N) did not answer ...`), so that it is ended either way.
+pub fn up_detached(ward: &Ward) -> DetachedDaemon {
+    let out = ward.ward(&["up", "--detach"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pid = [&stdout, &stderr].into_iter().find_map(|text| {
+        text.split("pid ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .and_then(|s| s.parse().ok())
+    });
+    let daemon = pid.map(DetachedDaemon);
+    assert!(
+        out.status.success(),
+        "ward up --detach failed ({}): {stderr}",
+        out.status
+    );
+    assert!(stdout.contains("ward is up"), "{stdout}");
+    daemon.unwrap_or_else(|| panic!("no pid in {stdout:?}"))
+}
+
+/// A child process (not a ward daemon) killed by pid when the test ends,
+/// passed or failed.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The journal of a ward that has exited shows every instance in `expect`
+/// ended by SIGTERM (its stop signal), and no stop ran into its deadline.
+pub fn assert_stopped_gracefully(ward: &Ward, expect: &[&str]) {
+    let journal = ward.journal();
+    let exited: Vec<&Value> = journal.iter().filter(|e| e["event"] == "exited").collect();
+    for instance in expect {
+        assert!(
+            exited.iter().any(|e| e["instance"] == *instance),
+            "no exit of {instance} in the journal: {journal:#?}"
+        );
+    }
+    for e in &exited {
+        assert_eq!(e["status"]["kind"], "signal", "not ended by a signal: {e}");
+        assert_eq!(e["status"]["signal"], 15, "not ended by SIGTERM: {e}");
+    }
+    assert!(
+        !journal.iter().any(|e| e["event"] == "stop_timeout"),
+        "a stop ran into its deadline: {journal:#?}"
+    );
 }

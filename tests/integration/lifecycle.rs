@@ -7,14 +7,16 @@ use crate::harness::*;
 
 #[test]
 fn starts_in_dependency_order_and_reports_status() {
+    // The dependency sorts last, so that starting in name order (as if
+    // depends_on were ignored) would spawn the dependents first.
     let ward = Ward::new(
         r#"
-[program.api]
-command = ["{testee}", "--sleep", "300ms", "--echo", "api up", "--forever"]
-[program.worker]
+[program.zdb]
+command = ["{testee}", "--echo", "zdb up", "--forever"]
+[program.app]
 command = ["{testee}", "--env", "WARD_INSTANCE", "--forever"]
 instances = 2
-depends_on = { api = "started" }
+depends_on = { zdb = "started" }
 "#,
     )
     .up();
@@ -36,20 +38,36 @@ depends_on = { api = "started" }
             "status lacks {key}: {status:#?}"
         );
     }
-    // The workers were spawned after api: their run ids are higher.
-    let run = |name: &str, i: u64| {
-        status
+    let events = ward.events(200);
+    let spawned = |instance: &str| -> u64 {
+        let found: Vec<u64> = events
             .iter()
-            .find(|s| s["name"] == name && s["instance"] == i)
-            .unwrap()["run"]
-            .as_u64()
-            .unwrap()
+            .filter(|e| e["event"] == "spawned" && e["instance"] == instance)
+            .map(|e| e["seq"].as_u64().expect("seq"))
+            .collect();
+        assert_eq!(found.len(), 1, "one spawn of {instance}: {events:#?}");
+        found[0]
     };
-    assert!(run("worker", 0) > run("api", 0));
-    assert!(run("worker", 1) > run("api", 0));
+    let zdb = spawned("zdb:0");
+    for dependent in ["app:0", "app:1"] {
+        assert!(
+            zdb < spawned(dependent),
+            "{dependent} spawned before zdb:0: {events:#?}"
+        );
+    }
     let table = ward.ok(&["status"]);
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains("worker  1"), "{table}");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(
+        rows.iter()
+            .any(|r| r.len() >= 3 && r[0] == "app" && r[1] == "1" && r[2] == "running"),
+        "{table}"
+    );
     ward.down();
 }
 
@@ -234,6 +252,58 @@ depends_on = { a = "started" }
     let b = out.find("b:0 stopped").expect("b stopped");
     let a = out.find("a:0 stopped").expect("a stopped");
     assert!(b < a, "stop order: {out}");
+    assert_stopped_gracefully(&ward, &["a:0", "b:0"]);
+}
+
+#[test]
+fn a_program_removed_and_added_again_forgets_its_old_stop() {
+    const BOTH: &str = r#"
+[program.a]
+command = ["{testee}"]
+[program.b]
+command = ["{testee}"]
+"#;
+    let mut ward = Ward::new(BOTH).up();
+    ward.wait_state("a", 0, "running");
+    ward.ok(&["stop", "a"]);
+    ward.write_config("[program.b]\ncommand = [\"{testee}\"]\n");
+    restart_ward(&mut ward);
+    ward.wait_state("b", 0, "running");
+    ward.write_config(BOTH);
+    ward.ok(&["reload"]);
+    ward.wait_state("a", 0, "running");
+    restart_ward(&mut ward);
+    // The user's stop belonged to the program that was removed.
+    ward.wait_state("a", 0, "running");
+    ward.down();
+}
+
+/// `ward down`, then `ward up` again on the same folder.
+fn restart_ward(ward: &mut Ward) {
+    ward.ok(&["down"]);
+    let status = ward.wait_daemon_exit();
+    assert!(status.success(), "ward exited with {status}");
+    ward.spawn_daemon(&[]);
+    ward.wait_answering();
+}
+
+#[test]
+fn an_unknown_user_is_a_spawn_failure_with_a_reason() {
+    let ward = Ward::new(
+        r#"
+[program.who]
+command = ["{testee}"]
+user = "nosuchuser"
+start_limit = { burst = 1, interval = "60s", cooldown = "never" }
+"#,
+    )
+    .up();
+    let who = ward.wait_state("who", 0, "fatal");
+    assert_eq!(who["last_exit"]["kind"], "spawn_failed", "{who}");
+    let error = who["last_exit"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("unknown user"), "{who}");
+    assert!(error.contains("nosuchuser"), "{who}");
+    ward.down();
 }
 
 #[test]
@@ -252,18 +322,22 @@ fn as_pid_1_ward_reaps_orphans_and_stops_on_sigterm() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(WARD)
-        .arg("--config")
-        .arg(&config)
-        .arg("up")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Ended by pid whatever happens: with --kill-child, ward (and through
+    // its sentinel, its programs) go with it.
+    let mut child = KillOnDrop(
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(WARD)
+            .arg("--config")
+            .arg(&config)
+            .arg("up")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let ward = |args: &[&str]| {
         let mut cmd = std::process::Command::new(WARD);
         cmd.arg("--config").arg(&config).args(args);
@@ -277,7 +351,7 @@ fn as_pid_1_ward_reaps_orphans_and_stops_on_sigterm() {
     // orphans then exit. Unless ward reaps them they stay as zombies,
     // which still count as processes of the namespace.
     wait_pids(&dir.path().join("pids"), 4);
-    let ns_pid = child.id();
+    let ns_pid = child.0.id();
     wait_until(
         "the orphans reaped: only ward, its sentinel and the leader left",
         || processes_in_namespace_of(ns_pid) == 3,
@@ -287,13 +361,13 @@ fn as_pid_1_ward_reaps_orphans_and_stops_on_sigterm() {
     signal(ward_pid, "TERM");
     let deadline = std::time::Instant::now() + WAIT;
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ward as pid 1 did not exit on SIGTERM");
-        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ward as pid 1 did not exit on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");

@@ -1,8 +1,7 @@
 //! Log capture: every line, timestamped, formatted, rotated, tailed and
 //! followed.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -105,46 +104,183 @@ logs = { max_size = "64KiB", keep = 3, timestamps = false }
 
 #[test]
 fn logs_follow_streams_new_lines() {
+    // One numbered line every 100 ms, for as long as it runs: whatever the
+    // follower shows with `-n 0` can only have come through the stream.
     let ward = Ward::new(
         r#"
 [program.ticker]
-command = ["{testee}", "--echo", "first", "--sleep", "1s", "--echo", "second", "--forever"]
+command = "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.1; done"
+shell = true
 "#,
     )
     .up();
-    ward.wait_state("ticker", 0, "running");
-    let mut follower = Command::new(WARD)
-        .arg("--config")
-        .arg(ward.config())
-        .args(["logs", "-f", "ticker:0", "-n", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
+    let log = ward.path().join(".ward/logs/ticker.0.log");
+    wait_until("the first tick in the file", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("tick-0"))
     });
+    let follower = Follower::start(&ward, &["logs", "-f", "ticker:0", "-n", "0"]);
+    // Every tick up to this one was in the file before the follower could
+    // connect.
+    let in_file = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(tick)
+        .max()
+        .expect("ticks in the file");
     let deadline = Instant::now() + WAIT;
     let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains("second")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => break,
+    while seen.len() < 3 {
+        match follower.next_line(deadline) {
+            Some(line) => seen.push(line),
+            None => break,
         }
     }
-    let _ = follower.kill();
-    let _ = follower.wait();
-    assert!(seen.iter().any(|l| l.contains("first")), "{seen:?}");
-    assert!(seen.iter().any(|l| l.contains("second")), "{seen:?}");
+    drop(follower);
+    assert!(seen.len() >= 3, "three lines streamed: {seen:?}");
+    for line in &seen {
+        let n = tick(line).unwrap_or_else(|| panic!("not a tick: {line:?} in {seen:?}"));
+        assert!(
+            n > in_file,
+            "tick-{n} was in the file before the follower started (-n 0): {seen:?}"
+        );
+        assert!(line.contains(" stdout tick-"), "stored format: {line:?}");
+    }
+    let ticks: Vec<u64> = seen.iter().filter_map(|l| tick(l)).collect();
+    assert!(ticks.windows(2).all(|w| w[0] + 1 == w[1]), "{seen:?}");
     ward.down();
+}
+
+/// The number in a `tick-N` line.
+fn tick(line: &str) -> Option<u64> {
+    line.rsplit_once("tick-")?.1.trim().parse().ok()
+}
+
+#[test]
+fn a_long_line_is_split_and_every_piece_but_the_last_is_marked() {
+    let ward = Ward::new(
+        r#"
+[program.text]
+command = ["{testee}", "--long", "2500", "--echo", "short", "--exit", "0"]
+restart = "never"
+logs = { max_line = "1KiB" }
+[program.json]
+command = ["{testee}", "--long", "2500", "--echo", "short", "--exit", "0"]
+restart = "never"
+logs = { max_line = "1KiB", format = "json" }
+"#,
+    )
+    .up();
+    ward.wait_state("text", 0, "exited");
+    ward.wait_state("json", 0, "exited");
+    let dir = ward.path().join(".ward/logs");
+
+    let text = std::fs::read_to_string(dir.join("text.0.log")).unwrap();
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let _ts = parts.next();
+            (parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(lines.len(), 4, "three pieces and the short line:\n{text}");
+    let streams: Vec<&str> = lines.iter().map(|l| l.0).collect();
+    assert_eq!(
+        streams,
+        ["stdout+", "stdout+", "stdout", "stdout"],
+        "{text}"
+    );
+    let sizes: Vec<usize> = lines[..3].iter().map(|l| l.1.len()).collect();
+    assert_eq!(sizes, [1024, 1024, 452], "{text}");
+    assert!(lines[..3].iter().all(|l| l.1.bytes().all(|b| b == b'x')));
+    assert_eq!(lines[3].1, "short");
+
+    let json = std::fs::read_to_string(dir.join("json.0.log")).unwrap();
+    let docs: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(docs.len(), 4, "{json}");
+    for doc in &docs[..2] {
+        assert_eq!(doc["partial"], true, "{doc}");
+    }
+    for doc in &docs[2..] {
+        assert!(doc.get("partial").is_none_or(|p| p == false), "{doc}");
+    }
+    let joined: String = docs[..3]
+        .iter()
+        .map(|d| d["line"].as_str().expect("a piece is a string"))
+        .collect();
+    assert_eq!(joined, "x".repeat(2500));
+    assert_eq!(docs[3]["line"], "short");
+    ward.down();
+}
+
+#[test]
+fn logs_n_reads_across_rotation_in_order() {
+    let ward = Ward::new(
+        r#"
+[program.big]
+command = ["{testee}", "--lines", "3000", "--size", "100", "--exit", "0"]
+restart = "never"
+min_uptime = "0s"
+logs = { max_size = "64KiB", keep = 3, timestamps = false }
+"#,
+    )
+    .up();
+    ward.wait_state("big", 0, "exited");
+    let dir = ward.path().join(".ward/logs");
+    let count = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .lines()
+            .count()
+    };
+    let current = count("big.0.log");
+    let first = count("big.0.log.1");
+    // Past the current file and the whole of .1, into .2.
+    let n = current + first + 10;
+    assert!(n <= 3000, "the files hold more than the program wrote");
+    let out = ward.ok(&["logs", "big", "-n", &n.to_string()]);
+    let numbers: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            l.get(..12)
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_else(|| panic!("not a numbered line: {l:?}"))
+        })
+        .collect();
+    let expected: Vec<usize> = (3000 - n..3000).collect();
+    assert_eq!(numbers, expected, "the last {n} lines, in order");
+    ward.down();
+}
+
+#[test]
+fn no_colour_when_stdout_is_not_a_terminal() {
+    let mut ward = Ward::new(
+        r#"
+[program.hello]
+command = ["{testee}", "--echo", "hello from testee", "--forever"]
+"#,
+    );
+    // NO_COLOR unset: only "stdout is a file" may turn the colour off.
+    ward.spawn_daemon_with(&[], &["NO_COLOR", "CLICOLOR_FORCE", "FORCE_COLOR"]);
+    ward.wait_answering();
+    ward.wait_state("hello", 0, "running");
+    wait_until("the line on ward's stdout", || {
+        ward.daemon_stdout().contains("hello from testee")
+    });
+    ward.ok(&["down"]);
+    let status = ward.wait_daemon_exit();
+    assert!(status.success(), "{status}");
+    let out = std::fs::read(ward.path().join("ward.out")).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(!out.contains(&0x1b), "escape codes in a file: {text:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hello:0") && l.ends_with("| hello from testee")),
+        "{text}"
+    );
 }
 
 #[test]

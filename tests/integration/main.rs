@@ -7,4 +7,5 @@ mod cli;
 mod lifecycle;
 mod logs;
 mod reload;
+mod signals;
 mod trees;

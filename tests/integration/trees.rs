@@ -106,3 +106,95 @@ fn sigkill_of_ward_leaves_no_process_behind() {
 fn sigkill_of_ward_leaves_no_process_behind_without_cgroups() {
     sigkill_leaves_nothing(&[("WARD_NO_CGROUP", "1")]);
 }
+
+#[test]
+fn the_next_ward_sweeps_what_a_dead_ward_and_sentinel_left() {
+    sweep_after_sentinel_and_ward_die(&[]);
+}
+
+#[test]
+fn the_next_ward_sweeps_what_a_dead_ward_and_sentinel_left_without_cgroups() {
+    sweep_after_sentinel_and_ward_die(&[("WARD_NO_CGROUP", "1")]);
+}
+
+/// With the sentinel killed first, nothing cleans up after a SIGKILLed ward
+/// but the next ward, from what its state file recorded.
+fn sweep_after_sentinel_and_ward_die(env: &[(&str, &str)]) {
+    const TREES: usize = 2;
+    let mut toml = String::new();
+    for i in 0..TREES {
+        toml.push_str(&stubborn(&format!("t{i}")));
+    }
+    let mut ward = Ward::new(&toml);
+    ward.spawn_daemon(env);
+    ward.wait_answering();
+    let dir = ward.path().to_path_buf();
+    let pidfile = |i: usize| dir.join(format!("t{i}.pids"));
+    let mut old = Vec::new();
+    let mut leaders = Vec::new();
+    for i in 0..TREES {
+        let pids = wait_pids(&pidfile(i), 4);
+        leaders.push(pids[0]);
+        old.extend(pids);
+    }
+    let state = ward.path().join(".ward/state.json");
+    wait_until("the state file to record every live run", || {
+        std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|doc| doc["live"].as_array().map(|live| live.len()))
+            == Some(TREES)
+    });
+
+    let daemon = ward.daemon_pid();
+    let sentinels: Vec<u32> = children_of(daemon)
+        .into_iter()
+        .filter(|p| comm(*p).as_deref() == Some("ward-sentinel"))
+        .collect();
+    assert_eq!(
+        sentinels.len(),
+        1,
+        "one ward-sentinel among ward's children {:?}",
+        children_of(daemon)
+    );
+    signal(sentinels[0], "KILL");
+    let stuck = wait_gone(&sentinels);
+    assert!(stuck.is_empty(), "the sentinel survived SIGKILL");
+    signal(daemon, "KILL");
+    ward.wait_daemon_exit();
+
+    // Without the sentinel, the grandchildren outlive ward (the leaders
+    // die of their parent-death signal). Otherwise this test would check
+    // nothing.
+    let orphans: Vec<u32> = old
+        .iter()
+        .copied()
+        .filter(|p| !leaders.contains(p))
+        .collect();
+    let dead: Vec<u32> = orphans.iter().copied().filter(|p| !alive(*p)).collect();
+    if !dead.is_empty() {
+        kill_all(&old);
+        panic!("{dead:?} died with ward and its sentinel: nothing left to sweep");
+    }
+
+    ward.spawn_daemon(env);
+    ward.wait_answering();
+    let survivors = wait_gone(&old);
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "the next ward did not sweep {survivors:?}"
+    );
+    for i in 0..TREES {
+        let status = ward.wait_state(&format!("t{i}"), 0, "running");
+        let pid = pid_of(&status);
+        assert!(!old.contains(&pid), "t{i} runs an old pid {pid}");
+        let pids = wait_pids(&pidfile(i), 8);
+        assert_eq!(pids[4], pid, "the new leader recorded its pid");
+        assert!(
+            pids[4..].iter().all(|p| alive(*p)),
+            "the new tree of t{i} is not whole: {pids:?}"
+        );
+    }
+    ward.down();
+}

@@ -24,21 +24,30 @@ where
     best.map(|(_, name)| name)
 }
 
-/// Edit distance (insertions, deletions, substitutions) over chars.
+/// Edit distance over chars: insertions, deletions, substitutions, and
+/// swaps of two neighbours (the commonest typo: "wbe" for "web") count one
+/// each (optimal string alignment).
 pub fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    // One row of the DP table: row[j] = distance(a[..i], b[..j]).
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+    // Three rows of the DP table: d[i][j] = distance(a[..i], b[..j]).
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (prev[j - 1] + cost).min(prev[j] + 1).min(cur[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            cur[j] = d;
         }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
     }
-    row[b.len()]
+    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -52,7 +61,10 @@ mod tests {
         assert_eq!(levenshtein("", "ab"), 2);
         assert_eq!(levenshtein("kitten", "sitting"), 3);
         assert_eq!(levenshtein("api", "apo"), 1);
-        assert_eq!(levenshtein("web", "ewb"), 2);
+        assert_eq!(levenshtein("web", "ewb"), 1);
+        assert_eq!(levenshtein("web", "bwe"), 2);
+        assert_eq!(levenshtein("web", "wbe"), 1);
+        assert_eq!(levenshtein("ab", "ba"), 1);
         assert_eq!(levenshtein("größe", "grösse"), 2);
     }
 
@@ -67,6 +79,7 @@ mod tests {
         // Two edits turn any two-letter name into any one-letter one: no.
         assert_eq!(closest("zz", ["a", "b"]), None);
         assert_eq!(closest("wroker", names), Some("worker"));
+        assert_eq!(closest("wbe", ["web", "db"]), Some("web"));
     }
 
     #[test]
