@@ -217,7 +217,14 @@ impl Exec {
     }
 }
 
+/// Signals and kills run on the blocking pool: without cgroups a tree's
+/// members are found by scanning /proc, which must not hold up the driver.
 fn apply(tree: &Tree, op: TreeOp) {
+    let tree = tree.clone();
+    tokio::task::spawn_blocking(move || apply_now(&tree, op));
+}
+
+fn apply_now(tree: &Tree, op: TreeOp) {
     match op {
         // A failed signal means the tree is already gone: the run task
         // reports that on its own.

@@ -15,6 +15,10 @@ pub struct Client {
     socket: PathBuf,
 }
 
+/// How long a question that does not wait for programs (status, signal,
+/// reload, a log tail) may take before the CLI gives up on the daemon.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A failed call, already in words for the user.
 #[derive(Debug)]
 pub struct CallError {
@@ -40,8 +44,31 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
-        let resp = self.send(Method::GET, path).await?;
-        json(resp).await
+        self.bounded(async {
+            let resp = self.send(Method::GET, path).await?;
+            json(resp).await
+        })
+        .await
+    }
+
+    /// A POST whose answer does not wait for programs to start or stop.
+    pub async fn post_quick<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        self.bounded(self.post(path)).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        tokio::time::timeout(ANSWER_WITHIN, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CallError::plain(format!(
+                    "ward did not answer within {}s on {}; is the daemon stuck or stopped (SIGSTOP)?",
+                    ANSWER_WITHIN.as_secs(),
+                    self.socket.display()
+                )))
+            })
     }
 
     pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {

@@ -91,7 +91,7 @@ pub async fn act(loc: &Locations, verb: &str, targets: &[String]) -> Outcome {
 pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
     let client = Client::new(&loc.socket);
     let result: ActionResult = client
-        .post(&format!(
+        .post_quick(&format!(
             "/v1/programs/{}/signal/{}",
             encode(target),
             encode(sig)
@@ -126,7 +126,7 @@ pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
     } else {
         "/v1/reload"
     };
-    match client.post::<ReloadResult>(path).await {
+    match client.post_quick::<ReloadResult>(path).await {
         Ok(result) => {
             let what = describe_reload(&result);
             if dry_run {
