@@ -50,6 +50,15 @@ struct Cli {
 enum Verb {
     /// Start every program and supervise them (foreground: streams their
     /// output; Ctrl-C stops everything gracefully, a second Ctrl-C kills).
+    ///
+    /// In the foreground a hangup (the terminal closing) stops everything
+    /// too; detached, or as PID 1 in a container, SIGHUP reloads the config
+    /// and SIGTERM stops everything gracefully.
+    ///
+    /// The state dir (`.ward/` beside the config) holds the control socket,
+    /// the lock that keeps a second daemon away, state.json (what you
+    /// stopped stays stopped across restarts), events.jsonl, the log files,
+    /// and, detached, ward's own log ward.log.
     Up {
         /// Run in the background; return once the control socket answers.
         #[arg(long, short = 'd')]
@@ -92,7 +101,8 @@ enum Control {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Send a signal to every process of a program's tree.
+    /// Send a signal to the main process of each instance (not to what it
+    /// forked: `HUP` to reload, `USR1` to reopen logs, ...).
     Signal {
         /// `HUP`, `SIGUSR1`, `term`, ...
         signal: String,
