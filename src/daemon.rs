@@ -15,70 +15,21 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use ward_config::Config;
 use ward_core::{
-    Action, Desired, Event, EventKind, Input, InstanceId, Reply, Request, RequestError, Restore,
-    RunId, Snapshot, Supervisor, Token,
+    Action, Desired, Event, EventKind, Input, Reply, Request, RequestError, Restore, Snapshot,
+    Supervisor, Token,
 };
 
 use crate::bus::Bus;
-use crate::exec::{Exec, LogHub};
+use crate::exec::Exec;
+use crate::inbox::{ApiError, LogHub, Msg, Shared};
 use crate::logs::Console;
-use crate::proc::{Supervision, Tree};
-use crate::state::{LiveRecord, StateFile};
+use crate::proc::Supervision;
+use crate::state::StateFile;
 use crate::voice::Voice;
 
 /// How long, once everything is down, the API may take to finish the
 /// answers it is writing (the reply to `ward down` among them).
 const API_DRAIN: Duration = Duration::from_secs(2);
-
-/// Everything that reaches the driver.
-pub enum Msg {
-    Input(Input),
-    /// A request from the API; the reply goes back on `reply`.
-    Request {
-        request: Request,
-        reply: oneshot::Sender<Result<Reply, ApiError>>,
-    },
-    /// Re-read the config file, then reload (or just diff, with `dry_run`).
-    Reload {
-        dry_run: bool,
-        reply: oneshot::Sender<Result<Reply, ApiError>>,
-    },
-    /// A run's process exists: its tree, for signals and the state file.
-    RunStarted {
-        id: InstanceId,
-        run: RunId,
-        tree: Tree,
-        record: LiveRecord,
-    },
-    /// An event the shell itself has to report.
-    Event(Event),
-}
-
-#[derive(Debug)]
-pub enum ApiError {
-    Request(RequestError),
-    /// The config file has errors (each rendered, one per item).
-    Config(Vec<String>),
-}
-
-/// What the API reads: the latest snapshot and the clock it is measured on.
-#[derive(Clone)]
-pub struct Shared {
-    pub tx: mpsc::UnboundedSender<Msg>,
-    pub snapshot: watch::Receiver<Arc<Snapshot>>,
-    pub epoch: Instant,
-    pub events: tokio::sync::broadcast::Sender<Arc<str>>,
-    pub journal: PathBuf,
-    pub logs: LogHub,
-    /// Program → log dir, for reading log files.
-    pub log_dirs: watch::Receiver<Arc<HashMap<String, PathBuf>>>,
-}
-
-impl Shared {
-    pub fn now(&self) -> ward_core::Time {
-        self.epoch.elapsed()
-    }
-}
 
 pub struct Options {
     /// Attached to a terminal: program output and ward's notices go to

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 use ward_core::{Event, EventKind, Input, InstanceId, LaunchSpec, LogSpec, RunId, Signal};
 
-use crate::daemon::Msg;
+use crate::inbox::{LogHub, Msg};
 use crate::logs::{self, Console, InstanceLog, RunLabel, Sinks};
 use crate::proc::{Launch, Spawner, Tree};
 use crate::state::LiveRecord;
@@ -24,9 +24,6 @@ use crate::state::LiveRecord;
 /// reach EOF. Only a process outside the tree still holding the pipe can
 /// make it wait this long; the pump then keeps draining on its own.
 const PUMP_GRACE: Duration = Duration::from_secs(2);
-
-/// The follow channels of every instance, for `GET /v1/logs?follow`.
-pub type LogHub = Arc<Mutex<HashMap<InstanceId, broadcast::Sender<Bytes>>>>;
 
 pub struct Exec {
     spawner: Spawner,

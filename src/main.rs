@@ -9,6 +9,7 @@ mod bus;
 mod cli;
 mod daemon;
 mod exec;
+mod inbox;
 mod logs;
 mod proc;
 mod state;

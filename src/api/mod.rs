@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, oneshot};
 use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
 
-use crate::daemon::{ApiError, Msg, Shared};
+use crate::inbox::{ApiError, Msg, Shared};
 use types::{ActionResult, ErrorBody, InstanceStatus, ReloadResult};
 
 pub use socket::{bind, Listener};

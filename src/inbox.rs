@@ -1,0 +1,68 @@
+//! What reaches the driver (its inbox) and what the API reads back: the
+//! types the driver, the run tasks and the API share, so that none of them
+//! has to know the others.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use ward_core::{Event, Input, InstanceId, Reply, Request, RequestError, RunId, Snapshot};
+
+use crate::proc::Tree;
+use crate::state::LiveRecord;
+
+/// Everything that reaches the driver.
+pub enum Msg {
+    Input(Input),
+    /// A request from the API; the reply goes back on `reply`.
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    },
+    /// Re-read the config file, then reload (or just diff, with `dry_run`).
+    Reload {
+        dry_run: bool,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    },
+    /// A run's process exists: its tree, for signals and the state file.
+    RunStarted {
+        id: InstanceId,
+        run: RunId,
+        tree: Tree,
+        record: LiveRecord,
+    },
+    /// An event the shell itself has to report.
+    Event(Event),
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Request(RequestError),
+    /// The config file has errors (each rendered, one per item).
+    Config(Vec<String>),
+}
+
+/// What the API reads: the latest snapshot and the clock it is measured on.
+#[derive(Clone)]
+pub struct Shared {
+    pub tx: mpsc::UnboundedSender<Msg>,
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub epoch: Instant,
+    pub events: tokio::sync::broadcast::Sender<Arc<str>>,
+    pub journal: PathBuf,
+    pub logs: LogHub,
+    /// Program → log dir, for reading log files.
+    pub log_dirs: watch::Receiver<Arc<HashMap<String, PathBuf>>>,
+}
+
+impl Shared {
+    pub fn now(&self) -> ward_core::Time {
+        self.epoch.elapsed()
+    }
+}
+
+/// The follow channels of every instance, for `GET /v1/logs?follow`.
+pub type LogHub = Arc<Mutex<HashMap<InstanceId, broadcast::Sender<Bytes>>>>;
