@@ -77,27 +77,30 @@ impl Exec {
         launch: Arc<LaunchSpec>,
         logs: Arc<LogSpec>,
     ) {
-        let rt = match self.instances.get_mut(&id) {
-            Some(rt) if rt.log_spec == logs => rt,
-            _ => {
-                let log = InstanceLog::open(&id.program, id.index, &logs);
-                if let Some(err) = log.error() {
-                    self.note(
-                        &id,
-                        Some(run),
-                        format!("cannot open log file {}: {err}; output is dropped (and counted) until it can", log.path().display()),
-                    );
-                }
-                self.instances.insert(
-                    id.clone(),
-                    InstanceRt {
-                        log: Arc::new(Mutex::new(log)),
-                        log_spec: logs.clone(),
-                        run: None,
-                    },
+        // A run's log file lives as long as the instance's log settings.
+        if self.instances.get(&id).is_none_or(|rt| rt.log_spec != logs) {
+            let log = InstanceLog::open(&id.program, id.index, &logs);
+            if let Some(err) = log.error() {
+                self.note(
+                    &id,
+                    Some(run),
+                    format!(
+                        "cannot open log file {}: {err}; output is dropped (and counted) until it can",
+                        log.path().display()
+                    ),
                 );
-                self.instances.get_mut(&id).expect("just inserted")
             }
+            self.instances.insert(
+                id.clone(),
+                InstanceRt {
+                    log: Arc::new(Mutex::new(log)),
+                    log_spec: logs.clone(),
+                    run: None,
+                },
+            );
+        }
+        let Some(rt) = self.instances.get_mut(&id) else {
+            return;
         };
         rt.run = Some(RunRt {
             run,
