@@ -31,6 +31,11 @@ use crate::voice::Voice;
 /// answers it is writing (the reply to `ward down` among them).
 const API_DRAIN: Duration = Duration::from_secs(2);
 
+/// state.json is rewritten at most this often for changes of the live
+/// runs (a crash loop changes them hundreds of times a second); the user's
+/// start/stop choices are written at once.
+const PERSIST_EVERY: Duration = Duration::from_millis(250);
+
 pub struct Options {
     /// Attached to a terminal: program output and ward's notices go to
     /// stdout, and a hangup means the terminal is gone (stop everything).
@@ -103,6 +108,8 @@ pub async fn run(
         replies: HashMap::new(),
         next_token: 0,
         last_saved: None,
+        last_write: None,
+        persist_at: None,
         save_failing: false,
         exit: false,
     };
@@ -133,6 +140,9 @@ pub async fn run(
     }
 
     driver.run(rx, hangup_stops).await?;
+    // What was deferred is written now: the runs are all over.
+    driver.last_write = None;
+    driver.persist();
 
     // Let the API finish what it is writing, then stop it.
     let _ = api_stop.send(());
@@ -167,6 +177,9 @@ struct Driver {
     replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>>,
     next_token: u64,
     last_saved: Option<StateFile>,
+    last_write: Option<Instant>,
+    /// A deferred rewrite of state.json is due then.
+    persist_at: Option<Instant>,
     save_failing: bool,
     exit: bool,
 }
@@ -206,6 +219,8 @@ impl Driver {
                     let now = self.now();
                     self.sup.handle_timeout(now);
                 }
+                // The next turn writes what was deferred.
+                _ = sleep_until(self.persist_at.map(tokio::time::Instant::from_std)) => {}
                 _ = sigint.recv() => self.stop_everything(&mut stops),
                 _ = sigterm.recv() => self.stop_everything(&mut stops),
                 _ = sighup.recv() => {
@@ -405,9 +420,24 @@ impl Driver {
             live: self.exec.live_records(),
         };
         if self.last_saved.as_ref() == Some(&doc) {
+            self.persist_at = None;
             return;
         }
-        match doc.save(&self.state_path) {
+        let choices_changed = self
+            .last_saved
+            .as_ref()
+            .is_none_or(|last| last.desired != doc.desired);
+        if !choices_changed {
+            if let Some(last) = self.last_write {
+                if last.elapsed() < PERSIST_EVERY && !self.save_failing {
+                    self.persist_at.get_or_insert(last + PERSIST_EVERY);
+                    return;
+                }
+            }
+        }
+        self.last_write = Some(Instant::now());
+        self.persist_at = None;
+        match doc.save(&self.state_path, choices_changed) {
             Ok(()) => {
                 self.last_saved = Some(doc);
                 if std::mem::take(&mut self.save_failing) {

@@ -79,7 +79,11 @@ impl StateFile {
         }
     }
 
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    /// Replaces the file atomically. `durable`: also wait until the new
+    /// content and the rename are on disk (for the user's start/stop
+    /// choices, which must survive a power cut; the live records change at
+    /// every restart and are only a backup of what the sentinel does).
+    pub fn save(&self, path: &Path, durable: bool) -> std::io::Result<()> {
         let mut doc = self.clone();
         doc.version = VERSION;
         let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
@@ -88,14 +92,16 @@ impl StateFile {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(&bytes)?;
             file.write_all(b"\n")?;
-            // The desired state is what keeps a stopped program stopped
-            // across a reboot: make the rename durable.
-            file.sync_data()?;
+            if durable {
+                file.sync_data()?;
+            }
         }
         std::fs::rename(&tmp, path)?;
-        // The rename itself lives in the directory: sync it too.
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
+        if durable {
+            // The rename itself lives in the directory: sync it too.
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
         }
         Ok(())
     }
@@ -175,7 +181,7 @@ mod tests {
             ..Default::default()
         };
         state.desired.insert("api:0".into(), Desired::Down);
-        state.save(&path).unwrap();
+        state.save(&path, true).unwrap();
         let (back, note) = StateFile::load(&path);
         assert!(note.is_none());
         assert_eq!(back.next_run(), RunId(42));
