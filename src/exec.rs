@@ -112,7 +112,7 @@ impl Exec {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .entry(id.clone())
-            .or_insert_with(|| broadcast::channel(256).0)
+            .or_insert_with(|| broadcast::channel(crate::inbox::FOLLOW_CHUNKS).0)
             .clone();
         let ctx = RunCtx {
             id,

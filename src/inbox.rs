@@ -66,3 +66,8 @@ impl Shared {
 
 /// The follow channels of every instance, for `GET /v1/logs?follow`.
 pub type LogHub = Arc<Mutex<HashMap<InstanceId, broadcast::Sender<Bytes>>>>;
+
+/// Chunks a `ward logs -f` follower may fall behind before it is told it
+/// skipped some. Each chunk is a read's worth of lines (up to 256 KiB), so
+/// a few are plenty, and every instance holds one channel.
+pub const FOLLOW_CHUNKS: usize = 16;

@@ -350,7 +350,7 @@ async fn logs(
             .map(|id| {
                 let tx = hub
                     .entry(id.clone())
-                    .or_insert_with(|| broadcast::channel(256).0);
+                    .or_insert_with(|| broadcast::channel(crate::inbox::FOLLOW_CHUNKS).0);
                 (id.clone(), tx.subscribe())
             })
             .collect()

@@ -25,6 +25,7 @@
 //! Needs a tokio runtime with the time driver enabled.
 
 use std::mem;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -49,6 +50,8 @@ const READ_SIZE: usize = 4 * 1024;
 /// and writes per byte. Quiet programs keep the small window. Bounded
 /// because each queued chunk is about this big.
 const MAX_READ_SIZE: usize = 256 * 1024;
+/// The pipe size asked for once a program floods its output.
+const FLOOD_PIPE_SIZE: usize = 1024 * 1024;
 /// Formatted chunks waiting for the writer before drains start to wait.
 const QUEUE_CHUNKS: usize = 8;
 /// How long a drain waits for the writer before it drops: long enough to
@@ -281,6 +284,12 @@ impl Drain<'_> {
             self.stats.bytes += n as u64;
             if n == window && window < MAX_READ_SIZE {
                 window *= 2;
+                if window == MAX_READ_SIZE {
+                    // A flood: a bigger pipe lets the program write on while
+                    // a chunk is formatted (a quiet program keeps the small
+                    // default; pipe pages count against a per-user limit).
+                    let _ = crate::proc::enlarge_pipe(pipe.as_fd(), FLOOD_PIPE_SIZE);
+                }
             } else if n * 8 < window && window > READ_SIZE && filled == 0 {
                 // The burst is over: give the memory back.
                 window /= 2;

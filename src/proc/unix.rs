@@ -332,6 +332,28 @@ pub fn signal_name(num: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Asks the kernel for a pipe buffer of `bytes` (rounded up to pages, at
+/// most /proc/sys/fs/pipe-max-size for a user without CAP_SYS_RESOURCE).
+/// For a program that floods its output: fewer reads and wake-ups per byte,
+/// and more room before the program blocks on a full pipe.
+#[cfg(target_os = "linux")]
+pub fn enlarge_pipe(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl on an fd the caller keeps open for the call's duration.
+    let done = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    if done == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Elsewhere pipes keep the size the system gives them.
+#[cfg(not(target_os = "linux"))]
+pub fn enlarge_pipe(_fd: std::os::fd::BorrowedFd<'_>, _bytes: usize) -> io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
