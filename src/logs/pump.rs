@@ -65,7 +65,7 @@ const WRITER_GRACE: Duration = Duration::from_millis(100);
 const WRITER_FINISH: Duration = Duration::from_secs(2);
 /// Reason given to `on_drop` when lines were dropped because the writer was
 /// stuck rather than failing.
-const BEHIND: &str = "log writer fell behind (disk too slow)";
+const BEHIND: &str = "log writer fell behind (disk or CPU too slow)";
 
 /// Where drained output goes besides the file.
 pub struct Sinks {
