@@ -112,58 +112,15 @@ async fn status(State(shared): State<Shared>, Query(q): Query<StatusQuery>) -> R
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
         None => None,
     };
-    let views: Vec<_> = snapshot.instances.iter().collect();
-    let selected: Vec<InstanceStatus> = match &target {
-        None | Some(Target::All) => views
-            .iter()
-            .map(|v| InstanceStatus::from_view(v, now))
-            .collect(),
-        Some(target) => match select(&views, target) {
-            Ok(views) => views
-                .iter()
-                .map(|v| InstanceStatus::from_view(v, now))
-                .collect(),
-            Err(e) => return request_error(e),
-        },
+    let views = match snapshot.select(target.as_ref().unwrap_or(&Target::All)) {
+        Ok(views) => views,
+        Err(e) => return request_error(e),
     };
-    Json(selected).into_response()
-}
-
-/// The views a target names, or the engine's own error for a bad name.
-fn select<'a>(
-    views: &[&'a ward_core::InstanceView],
-    target: &Target,
-) -> Result<Vec<&'a ward_core::InstanceView>, RequestError> {
-    let chosen: Vec<&ward_core::InstanceView> = views
+    let selected: Vec<InstanceStatus> = views
         .iter()
-        .copied()
-        .filter(|v| match target {
-            Target::All => true,
-            Target::Program(p) => &*v.id.program == p,
-            Target::Instance(p, i) => &*v.id.program == p && v.id.index == *i,
-        })
+        .map(|v| InstanceStatus::from_view(v, now))
         .collect();
-    if !chosen.is_empty() {
-        return Ok(chosen);
-    }
-    let (name, index) = match target {
-        Target::All => return Ok(chosen),
-        Target::Program(p) => (p, None),
-        Target::Instance(p, i) => (p, Some(*i)),
-    };
-    let count = views.iter().filter(|v| &*v.id.program == name).count() as u32;
-    if count > 0 {
-        return Err(RequestError::NoSuchInstance {
-            program: name.clone(),
-            index: index.unwrap_or(0),
-            instances: count,
-        });
-    }
-    let names = views.iter().map(|v| &*v.id.program);
-    Err(RequestError::NoSuchProgram {
-        name: name.clone(),
-        suggestion: ward_core::suggest::closest(name, names).map(str::to_string),
-    })
+    Json(selected).into_response()
 }
 
 /// `all`, `api`, `api:1`.
@@ -334,8 +291,7 @@ async fn logs(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let snapshot = shared.snapshot.borrow().clone();
-    let views: Vec<_> = snapshot.instances.iter().collect();
-    let ids: Vec<InstanceId> = match select(&views, &target) {
+    let ids: Vec<InstanceId> = match snapshot.select(&target) {
         Ok(views) => views.iter().map(|v| v.id.clone()).collect(),
         Err(e) => return request_error(e),
     };

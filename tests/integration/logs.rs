@@ -71,18 +71,18 @@ logs = { format = "json" }
     ward.down();
 }
 
-#[test]
-fn logs_rotate_by_renaming() {
-    let ward = Ward::new(
-        r#"
+/// 3000 lines of 100 bytes into files of at most 64 KiB, three kept.
+const ROTATING: &str = r#"
 [program.big]
 command = ["{testee}", "--lines", "3000", "--size", "100", "--exit", "0"]
 restart = "never"
 min_uptime = "0s"
 logs = { max_size = "64KiB", keep = 3, timestamps = false }
-"#,
-    )
-    .up();
+"#;
+
+#[test]
+fn logs_rotate_by_renaming() {
+    let ward = Ward::new(ROTATING).up();
     ward.wait_state("big", 0, "exited");
     let dir = ward.path().join(".ward/logs");
     let mut total = 0;
@@ -218,16 +218,7 @@ logs = { max_line = "1KiB", format = "json" }
 
 #[test]
 fn logs_n_reads_across_rotation_in_order() {
-    let ward = Ward::new(
-        r#"
-[program.big]
-command = ["{testee}", "--lines", "3000", "--size", "100", "--exit", "0"]
-restart = "never"
-min_uptime = "0s"
-logs = { max_size = "64KiB", keep = 3, timestamps = false }
-"#,
-    )
-    .up();
+    let ward = Ward::new(ROTATING).up();
     ward.wait_state("big", 0, "exited");
     let dir = ward.path().join(".ward/logs");
     let count = |name: &str| {

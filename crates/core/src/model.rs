@@ -419,3 +419,38 @@ pub struct InstanceView {
 pub struct Snapshot {
     pub instances: Vec<InstanceView>,
 }
+
+impl Snapshot {
+    /// The instances a target names, or the same error the engine gives a
+    /// request with that target (with its did-you-mean).
+    pub fn select(&self, target: &Target) -> Result<Vec<&InstanceView>, RequestError> {
+        let (name, index) = match target {
+            Target::All => return Ok(self.instances.iter().collect()),
+            Target::Program(p) => (p, None),
+            Target::Instance(p, i) => (p, Some(*i)),
+        };
+        let of_program: Vec<&InstanceView> = self
+            .instances
+            .iter()
+            .filter(|v| &*v.id.program == name)
+            .collect();
+        if of_program.is_empty() {
+            let names = self.instances.iter().map(|v| &*v.id.program);
+            return Err(RequestError::NoSuchProgram {
+                name: name.clone(),
+                suggestion: crate::suggest::closest(name, names).map(str::to_string),
+            });
+        }
+        match index {
+            None => Ok(of_program),
+            Some(i) => match of_program.iter().find(|v| v.id.index == i) {
+                Some(view) => Ok(vec![view]),
+                None => Err(RequestError::NoSuchInstance {
+                    program: name.clone(),
+                    index: i,
+                    instances: of_program.len() as u32,
+                }),
+            },
+        }
+    }
+}

@@ -225,3 +225,36 @@ fn restart_counter_counts_requests_and_automatic_restarts_only() {
     assert_eq!(sim.state("api", 0), State::Running);
     assert_eq!(sim.view("api", 0).restarts, 3);
 }
+
+#[test]
+fn the_snapshot_selects_targets_as_requests_do() {
+    let mut web = prog("web");
+    web.instances = 2;
+    let sim = Sim::new(set(vec![web, prog("db")]));
+    let snap = sim.sup.snapshot();
+    let names = |t: Target| -> Vec<String> {
+        snap.select(&t)
+            .unwrap()
+            .iter()
+            .map(|v| v.id.to_string())
+            .collect()
+    };
+    assert_eq!(names(Target::All), vec!["db:0", "web:0", "web:1"]);
+    assert_eq!(names(Target::Program("web".into())), vec!["web:0", "web:1"]);
+    assert_eq!(names(Target::Instance("web".into(), 1)), vec!["web:1"]);
+    assert_eq!(
+        snap.select(&Target::Program("wbe".into())),
+        Err(RequestError::NoSuchProgram {
+            name: "wbe".into(),
+            suggestion: Some("web".into())
+        })
+    );
+    assert_eq!(
+        snap.select(&Target::Instance("web".into(), 2)),
+        Err(RequestError::NoSuchInstance {
+            program: "web".into(),
+            index: 2,
+            instances: 2
+        })
+    );
+}
