@@ -69,8 +69,6 @@ pub async fn run(
     let exec = Exec::new(spawner, tx.clone(), console, hub.clone());
 
     // What the user asked for, kept only for instances the config has.
-    let mut desired = state.desired.clone();
-    desired.retain(|key, _| instance_exists(&config.specs, key));
     let restore = Restore {
         desired: state.desired_map(),
         next_run: state.next_run(),
@@ -102,7 +100,6 @@ pub async fn run(
         config,
         epoch,
         state_path,
-        desired,
         snap_tx,
         dirs_tx,
         replies: HashMap::new(),
@@ -170,8 +167,6 @@ struct Driver {
     config: Config,
     epoch: Instant,
     state_path: PathBuf,
-    /// `"api:0" → down`: the user's explicit choices, for state.json.
-    desired: BTreeMap<String, Desired>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     dirs_tx: watch::Sender<Arc<HashMap<String, PathBuf>>>,
     replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>>,
@@ -375,26 +370,33 @@ impl Driver {
 
     /// What the shell keeps in step with the engine's events.
     fn keep_in_step(&mut self, event: &Event) {
-        match (&event.instance, &event.kind) {
-            (Some(id), EventKind::DesiredChanged { desired }) => {
-                self.desired.insert(id.to_string(), *desired);
-            }
-            (None, EventKind::Reloaded { diff }) => {
-                let specs = self.sup.specs();
-                self.exec
-                    .forget(|id| instance_exists(specs, &id.to_string()));
-                // A program added now starts from its config, not from a
-                // choice the user made about an older program of that name.
-                self.desired.retain(|key, _| {
-                    instance_exists(specs, key)
-                        && !diff
-                            .added
-                            .iter()
-                            .any(|name| key.rsplit_once(':').is_some_and(|(p, _)| p == name))
-                });
-            }
-            _ => {}
+        if let (None, EventKind::Reloaded { .. }) = (&event.instance, &event.kind) {
+            let specs = self.sup.specs();
+            self.exec
+                .forget(|id| instance_exists(specs, &id.to_string()));
         }
+    }
+
+    /// `"api:0" → down` for every instance whose desired state is not what
+    /// its config's `autostart` gives: the user's start/stop choices, which
+    /// state.json keeps. Derived from the engine, so a program removed or
+    /// added by a reload carries no stale choice.
+    fn choices(&self) -> BTreeMap<String, Desired> {
+        let snapshot = self.snap_tx.borrow().clone();
+        let specs = self.sup.specs();
+        snapshot
+            .instances
+            .iter()
+            .filter_map(|view| {
+                let spec = specs.get(&view.id.program)?;
+                let default = if spec.autostart {
+                    Desired::Up
+                } else {
+                    Desired::Down
+                };
+                (view.desired != default).then(|| (view.id.to_string(), view.desired))
+            })
+            .collect()
     }
 
     fn publish(&mut self, event: &Event) {
@@ -416,7 +418,7 @@ impl Driver {
         let doc = StateFile {
             version: 0,
             next_run: self.sup.next_run().0,
-            desired: self.desired.clone(),
+            desired: self.choices(),
             live: self.exec.live_records(),
         };
         if self.last_saved.as_ref() == Some(&doc) {
