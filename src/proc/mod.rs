@@ -27,6 +27,8 @@ use std::path::PathBuf;
 #[cfg(target_os = "linux")]
 mod cgroup;
 #[cfg(unix)]
+mod child;
+#[cfg(unix)]
 mod creds;
 #[cfg(target_os = "linux")]
 mod procfs;

@@ -12,6 +12,7 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 use ward_core::Signal;
 
+use super::child::Stack;
 use super::sentinel;
 use super::spawn::{check_component, spawn_now, Child, Context};
 use super::tree::marker_entry;
@@ -184,15 +185,18 @@ impl Supervision {
         reaper::start()?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let ctx = self.ctx.clone();
+        let mut stack = Stack::new()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot map a spawn stack: {e}")))?;
         std::thread::Builder::new()
             .name("ward-spawner".into())
             .spawn(move || {
                 for job in queue {
                     // A panic must not end this thread: every child it forked
                     // would get its parent-death signal.
-                    let result =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| spawn_now(&ctx, job.launch)))
-                            .unwrap_or_else(|_| Err(io::Error::other("spawning panicked")));
+                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        spawn_now(&ctx, job.launch, &mut stack)
+                    }))
+                    .unwrap_or_else(|_| Err(io::Error::other("spawning panicked")));
                     if let Err(Ok(orphan)) = job.reply.send(result) {
                         // The caller gave up waiting: nobody would watch this
                         // run, so it must not outlive the request.
