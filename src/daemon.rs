@@ -36,6 +36,10 @@ const API_DRAIN: Duration = Duration::from_secs(2);
 /// start/stop choices are written at once.
 const PERSIST_EVERY: Duration = Duration::from_millis(250);
 
+/// Messages handled together before one turn carries out what the engine
+/// decided; bounded so that a flood of messages cannot delay the actions.
+const BATCH: usize = 256;
+
 pub struct Options {
     /// Attached to a terminal: program output and ward's notices go to
     /// stdout, and a hangup means the terminal is gone (stop everything).
@@ -193,11 +197,24 @@ impl Driver {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sighup = signal(SignalKind::hangup())?;
         let mut stops = 0u32;
+        let mut due_now = 0u32;
         loop {
             self.turn();
             if self.exit {
                 return Ok(());
             }
+            // A timer already due fires now: tokio's timer would round it up
+            // to its next millisecond tick (a restart without backoff would
+            // wait that long). Bounded, so that messages are never starved.
+            if due_now < 64 {
+                let now = self.now();
+                if self.sup.poll_timeout().is_some_and(|t| t <= now) {
+                    due_now += 1;
+                    self.sup.handle_timeout(now);
+                    continue;
+                }
+            }
+            due_now = 0;
             // A timer past the end of representable time never fires.
             let deadline = self
                 .sup
@@ -207,7 +224,18 @@ impl Driver {
             tokio::select! {
                 biased;
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.on_msg(msg),
+                    Some(msg) => {
+                        self.on_msg(msg);
+                        // What else has arrived goes into the same turn: one
+                        // snapshot for a burst (a thousand programs starting)
+                        // rather than one per message.
+                        for _ in 0..BATCH {
+                            match rx.try_recv() {
+                                Ok(msg) => self.on_msg(msg),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => return Ok(()),
                 },
                 _ = sleep_until(deadline) => {
