@@ -18,6 +18,8 @@
 //! | `--pidfile FILE` | append `PID\n` for testee itself (first thing) and for every process it forks (as each is created); one `write` per line with `O_APPEND`, so a reader polling the file sees whole lines |
 //! | `--exit CODE` | exit with CODE (0..=255) once the steps are done |
 //! | `--after DURATION` | wait this long after the steps, then exit (with `--exit`, or 0) |
+//! | `--heartbeat FILE` | after each block that `--lines` writes, replace FILE (write `FILE.tmp`, rename) with the number of lines written so far and a newline: a reader sees whole numbers that only grow, and proof that output is not blocked |
+//! | `--pace DURATION` | sleep this long after each block that `--lines` writes (a flood that leaves CPU to others) |
 //!
 //! Steps:
 //!
@@ -68,9 +70,11 @@ mod unix {
     use std::ffi::{c_int, OsString};
     use std::fs::OpenOptions;
     use std::io::{self, Read, Write};
+    use std::mem;
     use std::os::unix::net::{UnixDatagram, UnixStream};
     use std::path::PathBuf;
     use std::process::exit;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
     const USAGE: &str = "usage: testee [--pidfile FILE] [--exit CODE] [--after DURATION] [STEPS...]; see tests/testee.rs";
@@ -108,6 +112,8 @@ mod unix {
         pidfile: Option<PathBuf>,
         exit: Option<i32>,
         after: Option<Duration>,
+        heartbeat: Option<PathBuf>,
+        pace: Option<Duration>,
         steps: Vec<Step>,
     }
 
@@ -141,6 +147,8 @@ mod unix {
             pidfile: None,
             exit: None,
             after: None,
+            heartbeat: None,
+            pace: None,
             steps: Vec::new(),
         };
         if args.is_empty() {
@@ -173,6 +181,14 @@ mod unix {
                 }
                 "--after" => {
                     plan.after = Some(duration(&text()?)?);
+                    continue;
+                }
+                "--heartbeat" => {
+                    plan.heartbeat = Some(PathBuf::from(value()?));
+                    continue;
+                }
+                "--pace" => {
+                    plan.pace = Some(duration(&text()?)?);
                     continue;
                 }
                 "--size" => {
@@ -295,7 +311,7 @@ mod unix {
             Step::Target(t) => *target = *t,
             Step::Echo(text) => emit(*target, format!("{text}\n").as_bytes()),
             Step::Partial(text) => emit(*target, text.as_bytes()),
-            Step::Lines { n, size } => lines(*target, *n, *size),
+            Step::Lines { n, size } => lines(plan, *target, *n, *size),
             Step::Long(n) => {
                 let mut line = vec![b'x'; *n];
                 line.push(b'\n');
@@ -495,11 +511,12 @@ mod unix {
         }
     }
 
-    fn lines(target: Target, n: u64, size: usize) {
+    fn lines(plan: &Plan, target: Target, n: u64, size: usize) {
         let size = size.max(13);
         let mut line = vec![b'x'; size];
         line[size - 1] = b'\n';
         let mut block = Vec::with_capacity(BLOCK + size);
+        let mut in_block = 0;
         for i in 0..n {
             let mut v = i;
             for digit in line[..12].iter_mut().rev() {
@@ -507,12 +524,37 @@ mod unix {
                 v /= 10;
             }
             block.extend_from_slice(&line);
+            in_block += 1;
             if block.len() >= BLOCK {
                 emit(target, &block);
                 block.clear();
+                block_written(plan, mem::take(&mut in_block));
             }
         }
         emit(target, &block);
+        block_written(plan, in_block);
+    }
+
+    /// Lines written by `--lines` steps so far, for `--heartbeat`.
+    static LINES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+    fn block_written(plan: &Plan, lines: u64) {
+        let total = LINES_WRITTEN.fetch_add(lines, Ordering::Relaxed) + lines;
+        if let Some(path) = &plan.heartbeat {
+            // Written aside and renamed over the file, so that a reader never
+            // sees a half-written number.
+            let mut tmp = path.clone().into_os_string();
+            tmp.push(".tmp");
+            let written = std::fs::write(&tmp, format!("{total}\n"))
+                .and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = written {
+                eprintln!("testee: --heartbeat {}: {e}", path.display());
+                exit(2);
+            }
+        }
+        if let Some(pace) = plan.pace {
+            std::thread::sleep(pace);
+        }
     }
 
     fn bytes(target: Target, mut n: u64) {

@@ -564,3 +564,117 @@ pub fn assert_stopped_gracefully(ward: &Ward, expect: &[&str]) {
         "a stop ran into its deadline: {journal:#?}"
     );
 }
+
+/// A process told apart from a later one that reuses its pid: the pid and
+/// its start time (field 22 of `/proc/PID/stat`, clock ticks since boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Proc {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Proc {
+    /// The process now running as `pid`, if any.
+    pub fn of(pid: u32) -> Option<Proc> {
+        start_time(pid).map(|start| Proc { pid, start })
+    }
+
+    /// Still this very process (same start time), and not a zombie.
+    pub fn alive(&self) -> bool {
+        alive(self.pid) && start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks
+/// since boot. The fields after the command name (which may hold spaces or
+/// parentheses) are counted from its closing parenthesis.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // `rest` starts at field 3 (state), so field 22 is its 20th.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Every descendant of `pid` (its children, theirs, ...), from procfs.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for child in children_of(p) {
+            if !found.contains(&child) {
+                found.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+/// Waits up to `within` until none of `procs` is alive; returns those that
+/// still are.
+pub fn wait_procs_gone(procs: &[Proc], within: Duration) -> Vec<Proc> {
+    let deadline = Instant::now() + within;
+    loop {
+        let survivors: Vec<Proc> = procs.iter().copied().filter(Proc::alive).collect();
+        if survivors.is_empty() || Instant::now() > deadline {
+            return survivors;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills each of `procs` that is still that very process, by pid.
+pub fn kill_procs(procs: &[Proc]) {
+    for p in procs {
+        if p.alive() {
+            signal(p.pid, "KILL");
+        }
+    }
+}
+
+/// Every live process on the machine whose environment holds `entry`
+/// (`NAME=value`) as a whole entry.
+pub fn processes_with_env(entry: &str) -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<Proc> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
+        })
+        .filter_map(Proc::of)
+        .filter(Proc::alive)
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Resident memory of a process (`VmRSS` in `/proc/PID/status`), in KiB.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Ward {
+    /// Every event in the journal, its rotated file (`events.jsonl.1`)
+    /// first. A last line still being written (no newline yet) is left out,
+    /// so this may be called while ward runs.
+    pub fn journal_all(&self) -> Vec<Value> {
+        let dir = self.path().join(".ward");
+        ["events.jsonl.1", "events.jsonl"]
+            .iter()
+            .flat_map(|name| {
+                std::fs::read_to_string(dir.join(name))
+                    .unwrap_or_default()
+                    .split_inclusive('\n')
+                    .filter_map(|l| l.strip_suffix('\n'))
+                    .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                    .collect::<Vec<Value>>()
+            })
+            .collect()
+    }
+}
