@@ -262,11 +262,16 @@ impl Drain<'_> {
     async fn run(mut self, mut pipe: pipe::Receiver) -> StreamStats {
         // buf[..filled] is the start of a line whose end has not come yet.
         let mut window = READ_SIZE;
-        let mut buf = vec![0u8; window];
+        // Allocated only while there is something to read: a quiet program
+        // (most of a thousand) costs no buffer at all.
+        let mut buf = Vec::new();
         let mut filled = 0;
         let mut ts = Timestamp::new();
         let text = self.format.is_text();
         loop {
+            if buf.is_empty() && pipe.readable().await.is_err() {
+                break;
+            }
             if buf.len() < filled + window {
                 // A larger window, or a long line accumulating (bounded by
                 // max_line).
@@ -323,6 +328,10 @@ impl Drain<'_> {
             buf.copy_within(start..end, 0);
             filled = end - start;
             self.send(out).await;
+            if filled == 0 && window == READ_SIZE && n < READ_SIZE / 2 {
+                self.release_buffers();
+                buf = Vec::new();
+            }
         }
         if filled > 0 {
             let mut out = self.take_buffer();
@@ -330,6 +339,12 @@ impl Drain<'_> {
             self.send(out).await;
         }
         self.stats
+    }
+
+    /// A quiet moment: the chunk buffers go back to the allocator.
+    fn release_buffers(&mut self) {
+        self.spare = None;
+        while self.free.try_recv().is_ok() {}
     }
 
     fn take_buffer(&mut self) -> Vec<u8> {
