@@ -187,6 +187,16 @@ pub struct Supervisor {
     order: Vec<String>,
     /// Program → every program that depends on it, directly or not.
     dependents: BTreeMap<String, BTreeSet<String>>,
+    /// Program → every program it depends on, directly or not.
+    dependencies: BTreeMap<String, BTreeSet<String>>,
+    /// Program → its place in `order`.
+    rank: BTreeMap<String, usize>,
+    /// Programs touched since the last settle pass: only they and the
+    /// programs related to them by dependencies can have something to do,
+    /// so settling costs what changed, not the size of the config.
+    dirty: BTreeSet<String>,
+    /// Everything may have changed (a start, a request, a reload).
+    all_dirty: bool,
     timers: Timers,
     actions: VecDeque<Action>,
     next_run: u64,
@@ -230,6 +240,10 @@ impl Supervisor {
             programs,
             order: Vec::new(),
             dependents: BTreeMap::new(),
+            dependencies: BTreeMap::new(),
+            rank: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            all_dirty: true,
             timers: Timers::default(),
             actions: VecDeque::new(),
             next_run: restore.next_run.0,
@@ -249,7 +263,10 @@ impl Supervisor {
     pub fn handle(&mut self, now: Time, input: Input) {
         self.now = self.now.max(now);
         match input {
-            Input::Request { token, request } => self.on_request(token, request),
+            Input::Request { token, request } => {
+                self.all_dirty = true;
+                self.on_request(token, request)
+            }
             Input::Spawned { id, run, pid } => self.on_spawned(&id, run, pid),
             Input::SpawnFailed { id, run, error } => self.on_spawn_failed(&id, run, error),
             Input::Exited {
@@ -329,7 +346,10 @@ impl Supervisor {
             .and_then(|p| p.instances.get(&id.index))
     }
 
+    /// Every change to an instance goes through here (or `transition`,
+    /// `spawn`), which marks its program for the next settle pass.
     fn instance_mut(&mut self, id: &InstanceId) -> Option<&mut Instance> {
+        self.touch(&id.program);
         self.programs
             .get_mut(&*id.program)
             .and_then(|p| p.instances.get_mut(&id.index))
@@ -365,6 +385,7 @@ impl Supervisor {
     /// and publishes the change. No-op if it is already there.
     fn transition(&mut self, id: &InstanceId, to: State) {
         let now = self.now;
+        self.touch(&id.program);
         let Some(inst) = self
             .programs
             .get_mut(&*id.program)
@@ -431,6 +452,44 @@ impl Supervisor {
             .collect()
     }
 
+    fn touch(&mut self, program: &str) {
+        if !self.all_dirty && !self.dirty.contains(program) {
+            self.dirty.insert(program.to_string());
+        }
+    }
+
+    /// The instances the next settle pass looks at, in dependency order,
+    /// and clears the marks: the touched programs with everything that
+    /// depends on them and everything they depend on (a start waits on its
+    /// dependencies, a stop on its dependents).
+    fn take_dirty(&mut self) -> Vec<InstanceId> {
+        if std::mem::take(&mut self.all_dirty) {
+            self.dirty.clear();
+            return self.ids_in_order();
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut scope = BTreeSet::new();
+        for name in &dirty {
+            scope.insert(name.as_str());
+            for related in [self.dependents.get(name), self.dependencies.get(name)]
+                .into_iter()
+                .flatten()
+            {
+                scope.extend(related.iter().map(String::as_str));
+            }
+        }
+        let mut ranked: Vec<(usize, &str)> = scope
+            .into_iter()
+            .map(|name| (self.rank.get(name).copied().unwrap_or(usize::MAX), name))
+            .collect();
+        ranked.sort_unstable();
+        ranked
+            .into_iter()
+            .filter_map(|(_, name)| self.programs.get(name))
+            .flat_map(|p| p.instances.values().map(|i| i.id.clone()))
+            .collect()
+    }
+
     fn rebuild_graph(&mut self) {
         let graph: BTreeMap<String, BTreeSet<String>> = self
             .programs
@@ -438,6 +497,12 @@ impl Supervisor {
             .map(|(name, p)| (name.clone(), p.spec.depends_on.keys().cloned().collect()))
             .collect();
         self.order = deps::dependency_order(&graph);
+        self.rank = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i))
+            .collect();
         self.dependents = graph
             .keys()
             .map(|name| {
@@ -448,6 +513,17 @@ impl Supervisor {
                 (name.clone(), dependents)
             })
             .collect();
+        let mut dependencies: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, dependents) in &self.dependents {
+            for dependent in dependents {
+                dependencies
+                    .entry(dependent.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+        self.dependencies = dependencies;
+        self.all_dirty = true;
     }
 
     /// At start, what an Up instance depends on comes up with it, unless
@@ -473,11 +549,10 @@ impl Supervisor {
     }
 
     fn transitive_deps_of(&self, name: &str) -> Vec<String> {
-        self.dependents
-            .iter()
-            .filter(|(_, dependents)| dependents.contains(name))
-            .map(|(dep, _)| dep.clone())
-            .collect()
+        self.dependencies
+            .get(name)
+            .map(|deps| deps.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod deps;
 mod diff;
 pub mod engine;
 mod instance;
+pub mod invariants;
 mod limit;
 mod model;
 mod rng;

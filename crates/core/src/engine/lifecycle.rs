@@ -50,6 +50,7 @@ impl Supervisor {
     /// A new run: allocate its id, go `starting`, ask the shell to spawn.
     pub(super) fn spawn(&mut self, id: &InstanceId) {
         let run = RunId(self.next_run);
+        self.touch(&id.program);
         let Some(program) = self.programs.get_mut(&*id.program) else {
             return;
         };

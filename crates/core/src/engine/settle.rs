@@ -14,23 +14,34 @@ impl Supervisor {
         // forward (stopped→starting, waiting→starting, →stopped,
         // running→stopping), and none of those can be undone within a
         // settle, so this terminates; the bound is a guard, not a rule.
-        let bound = 4 * self.instance_count() + 8;
-        for _ in 0..bound {
-            let ids = self.ids_in_order();
-            let mut changed = false;
+        // A pass looks only at what the last one (or the input) touched.
+        let mut passes = 0;
+        loop {
+            let ids = self.take_dirty();
+            if ids.is_empty() {
+                break;
+            }
+            passes += 1;
+            if passes > 8 && passes > 4 * self.instance_count() + 8 {
+                break;
+            }
             // Stops sweep dependents first, starts dependencies first, so
             // that actions come out in the order a person would expect.
             for id in ids.iter().rev() {
-                changed |= self.settle_down(id);
+                self.settle_down(id);
             }
             for id in &ids {
-                changed |= self.settle_up(id);
-            }
-            if !changed {
-                break;
+                self.settle_up(id);
             }
         }
         self.answer_settled_requests();
+    }
+
+    /// Settles as if everything had changed. For the invariant checks: the
+    /// settle after each input must already have done all of this.
+    pub(crate) fn settle_everything(&mut self) {
+        self.all_dirty = true;
+        self.settle();
     }
 
     fn instance_count(&self) -> usize {
@@ -38,50 +49,39 @@ impl Supervisor {
     }
 
     /// Stops what must stop; forgets what is retired and stopped.
-    fn settle_down(&mut self, id: &InstanceId) -> bool {
+    fn settle_down(&mut self, id: &InstanceId) {
         let Some(inst) = self.instance(id) else {
-            return false;
+            return;
         };
         let goal = self.goal(inst);
         match inst.state {
-            State::Stopped if inst.retiring => {
-                self.forget(id);
-                true
-            }
+            State::Stopped if inst.retiring => self.forget(id),
             State::Waiting | State::Backoff | State::Exited | State::Fatal
                 if goal == Desired::Down =>
             {
-                self.transition(id, State::Stopped);
-                true
+                self.transition(id, State::Stopped)
             }
             State::Starting | State::Running
                 if self.due_to_stop(inst) && !self.blocked_by_dependents(id) =>
             {
-                self.begin_stop(id);
-                true
+                self.begin_stop(id)
             }
-            _ => false,
+            _ => {}
         }
     }
 
     /// Starts what should run and may.
-    fn settle_up(&mut self, id: &InstanceId) -> bool {
+    fn settle_up(&mut self, id: &InstanceId) {
         let Some(inst) = self.instance(id) else {
-            return false;
+            return;
         };
         if self.goal(inst) == Desired::Down {
-            return false;
+            return;
         }
         match inst.state {
-            State::Stopped => {
-                self.start_now(id, true);
-                true
-            }
-            State::Waiting if self.conditions_met(id) => {
-                self.spawn(id);
-                true
-            }
-            _ => false,
+            State::Stopped => self.start_now(id, true),
+            State::Waiting if self.conditions_met(id) => self.spawn(id),
+            _ => {}
         }
     }
 
@@ -99,6 +99,8 @@ impl Supervisor {
         if program.retired && program.instances.is_empty() {
             self.programs.remove(&*id.program);
             self.rebuild_graph();
+        } else {
+            self.touch(&id.program);
         }
     }
 
