@@ -30,19 +30,21 @@ pub(crate) enum Stage {
     Groups,
     Gid,
     Uid,
+    Limits,
     Cwd,
     DeathSignal,
     Orphaned,
     Exec,
 }
 
-const STAGES: [Stage; 10] = [
+const STAGES: [Stage; 11] = [
     Stage::Cgroup,
     Stage::Stdio,
     Stage::ProcessGroup,
     Stage::Groups,
     Stage::Gid,
     Stage::Uid,
+    Stage::Limits,
     Stage::Cwd,
     Stage::DeathSignal,
     Stage::Orphaned,
@@ -94,6 +96,8 @@ pub(crate) struct Plan {
     /// The daemon's pid: if the child's parent is no longer this, ward died
     /// before the parent-death signal was armed.
     pub parent: libc::pid_t,
+    /// The open-files limit to restore (ward raised its own).
+    pub nofile: Option<libc::rlimit>,
 }
 
 impl Plan {
@@ -132,6 +136,14 @@ impl Plan {
         if let Some(uid) = self.uid {
             if set_uid(uid) == -1 {
                 return self.fail(Stage::Uid);
+            }
+        }
+        if let Some(lim) = &self.nofile {
+            // SAFETY: lim points at a valid rlimit the parent keeps alive;
+            // the limit is per process, so glibc's call touches ward's
+            // threads in no way.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) } == -1 {
+                return self.fail(Stage::Limits);
             }
         }
         // SAFETY: cwd is a NUL-terminated string the parent keeps alive.
@@ -571,6 +583,7 @@ mod tests {
             cwd: CString::new("/").unwrap(),
             report: w.as_raw_fd(),
             parent: 0,
+            nofile: None,
         };
         plan.note(Stage::Cgroup, libc::EBUSY);
         plan.note(Stage::Exec, libc::ENOENT);

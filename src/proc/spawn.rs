@@ -38,6 +38,9 @@ pub(crate) struct Context {
     pub prefix: String,
     pub sentinel: Option<Arc<Link>>,
     pub ward_pid: libc::pid_t,
+    /// The open-files limit ward was started with, when ward raised its
+    /// own: children get the original back.
+    pub nofile: Option<libc::rlimit>,
 }
 
 /// A started process.
@@ -205,6 +208,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
         cwd,
         report: report_write.as_raw_fd(),
         parent: ctx.ward_pid,
+        nofile: ctx.nofile,
     };
 
     let started = {
@@ -288,6 +292,7 @@ fn explain(
         Stage::Groups => format!("{denied}cannot set the supplementary groups of {user}: {e}"),
         Stage::Gid => format!("{denied}cannot switch to {group}: {e}"),
         Stage::Uid => format!("{denied}cannot run as {user}: {e}"),
+        Stage::Limits => format!("cannot restore the open-files limit for {program}: {e}"),
         Stage::Cwd => format!("cannot change directory to {}: {e}", cwd.display()),
         Stage::DeathSignal => format!("cannot set the parent-death signal for {program}: {e}"),
         Stage::Orphaned => format!("ward exited while starting {program}"),

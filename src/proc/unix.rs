@@ -70,6 +70,7 @@ fn set_up(opts: InitOptions, with_sentinel: bool) -> io::Result<Supervision> {
             prefix,
             sentinel,
             ward_pid: ward_pid as libc::pid_t,
+            nofile: raise_nofile(),
         }),
         fallback,
         sentinel_pid,
@@ -91,6 +92,31 @@ pub fn detach(cmd: &mut Command) {
             Ok(())
         })
     };
+}
+
+/// Raises ward's soft limit on open files to the hard one: every program
+/// costs ward a few descriptors (pipes, log file), and the common default
+/// of 1024 would stop ward at a few hundred programs. Returns the original
+/// limit, which children get back (a program using select() breaks above
+/// 1024), or `None` when nothing changed.
+fn raise_nofile() -> Option<libc::rlimit> {
+    // SAFETY: rlimit is a plain C struct for getrlimit to fill.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: lim is valid for writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == -1
+        || lim.rlim_cur >= lim.rlim_max
+    {
+        return None;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: raised is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == -1 {
+        return None;
+    }
+    Some(lim)
 }
 
 #[cfg(target_os = "linux")]

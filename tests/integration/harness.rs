@@ -67,9 +67,23 @@ impl Ward {
     /// As `spawn_daemon`, and also removes `unset` from the daemon's
     /// environment (e.g. `NO_COLOR`, which the harness sets by default).
     pub fn spawn_daemon_with(&mut self, env: &[(&str, &str)], unset: &[&str]) {
+        self.spawn_daemon_under(&[], env, unset);
+    }
+
+    /// As `spawn_daemon_with`, with ward started by `launcher` (a command
+    /// that execs its arguments, such as `prlimit --nofile=256:`), so the
+    /// daemon keeps the launcher's pid.
+    pub fn spawn_daemon_under(&mut self, launcher: &[&str], env: &[(&str, &str)], unset: &[&str]) {
         let out = std::fs::File::create(self.path().join("ward.out")).expect("out file");
         let err = std::fs::File::create(self.path().join("ward.err")).expect("err file");
-        let mut cmd = Command::new(WARD);
+        let mut cmd = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(WARD);
+                cmd
+            }
+            None => Command::new(WARD),
+        };
         cmd.arg("--config")
             .arg(self.config())
             .arg("up")

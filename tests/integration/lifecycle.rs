@@ -287,6 +287,40 @@ fn restart_ward(ward: &mut Ward) {
     ward.wait_answering();
 }
 
+/// ward raises its own open-files limit (a thousand programs need a few
+/// thousand descriptors) and gives its programs the limit it was started
+/// with.
+#[test]
+fn ward_raises_its_open_files_limit_and_children_get_the_original() {
+    let mut ward = Ward::new(
+        r#"
+[program.lim]
+command = ["/bin/sh", "-c", "echo soft=$(ulimit -Sn); exec sleep 1000"]
+"#,
+    );
+    ward.spawn_daemon_under(&["prlimit", "--nofile=256:"], &[], &[]);
+    ward.wait_answering();
+    ward.wait_state("lim", 0, "running");
+    let log = ward.path().join(".ward/logs/lim.0.log");
+    wait_until("the program's limit in its log", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("soft="))
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("stdout soft=256"), "{text}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", ward.daemon_pid())).unwrap();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        fields[3], fields[4],
+        "ward's soft limit is its hard one: {row}"
+    );
+    assert_ne!(fields[3], "256", "{row}");
+    ward.down();
+}
+
 #[test]
 fn an_unknown_user_is_a_spawn_failure_with_a_reason() {
     let ward = Ward::new(
