@@ -31,6 +31,7 @@ pub(crate) fn setup(name: &str) -> Result<PathBuf, String> {
             mount_point.display()
         )
     })?;
+    sweep_dead_roots(&base);
     let root = base.join(name);
     make_dir(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     if !root.join("cgroup.kill").exists() {
@@ -38,6 +39,46 @@ pub(crate) fn setup(name: &str) -> Result<PathBuf, String> {
         return Err("this kernel has no cgroup.kill (it needs Linux 5.14 or later)".into());
     }
     Ok(root)
+}
+
+/// Removes the empty `ward-<pid>` roots of wards that are gone: a ward
+/// killed together with its sentinel (SIGKILL to both, the OOM killer)
+/// leaves its root behind, and nothing else would ever remove it. A root
+/// whose pid is alive, or that still holds a process, stays.
+/// (A ward in another pid namespace sharing this cgroup would look dead;
+/// its empty root would go, and its next spawn would fall back to process
+/// groups with a notice.)
+fn sweep_dead_roots(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with("ward-")) {
+            remove_dead_root(&entry.path());
+        }
+    }
+}
+
+/// Removes `dir`, a `ward-<pid>` root, with its leaves, if that ward is
+/// gone and nothing runs in it. Any live process with that pid keeps the
+/// root: it may be that ward under another name (or this very ward, as PID
+/// 1 of a container started again), and a reused pid only delays this.
+pub(crate) fn remove_dead_root(dir: &Path) {
+    let Some(pid) = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("ward-"))
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        return;
+    }
+    if !populated(dir).unwrap_or(true) {
+        remove_tree(dir);
+    }
 }
 
 /// The v2 path from `/proc/self/cgroup` (`0::/some/path`).

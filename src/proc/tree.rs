@@ -281,6 +281,10 @@ fn sweep_linux(records: &[Leftover]) -> usize {
     use super::{cgroup, procfs};
     use std::collections::HashMap;
 
+    if records.is_empty() {
+        // Nothing recorded: no reason to read every process's environment.
+        return 0;
+    }
     let me = std::process::id();
     let own_group = procfs::stat(me).map(|s| s.pgrp);
     let markers: HashSet<Vec<u8>> = records.iter().map(|r| marker_entry(&r.marker)).collect();
@@ -337,6 +341,10 @@ fn sweep_linux(records: &[Leftover]) -> usize {
     }
     for leaf in &leaves {
         remove_when_empty(leaf);
+    }
+    // The dead ward's root, once its last leaf is gone.
+    for root in leaves.iter().filter_map(|leaf| leaf.parent()) {
+        cgroup::remove_dead_root(root);
     }
     killed.len()
 }

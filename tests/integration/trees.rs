@@ -146,6 +146,17 @@ fn sweep_after_sentinel_and_ward_die(env: &[(&str, &str)]) {
             == Some(TREES)
     });
 
+    // The old ward's cgroup root, where it has one.
+    let roots: Vec<std::path::PathBuf> = std::fs::read_to_string(&state)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|doc| doc["live"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r["cgroup"].as_str())
+        .filter_map(|leaf| std::path::Path::new(leaf).parent().map(|p| p.to_path_buf()))
+        .collect();
+
     let daemon = ward.daemon_pid();
     let sentinels: Vec<u32> = children_of(daemon)
         .into_iter()
@@ -185,6 +196,13 @@ fn sweep_after_sentinel_and_ward_die(env: &[(&str, &str)]) {
         survivors.is_empty(),
         "the next ward did not sweep {survivors:?}"
     );
+    for root in &roots {
+        assert!(
+            !root.exists(),
+            "the dead ward's cgroup root {} is left behind",
+            root.display()
+        );
+    }
     for i in 0..TREES {
         let status = ward.wait_state(&format!("t{i}"), 0, "running");
         let pid = pid_of(&status);
