@@ -4,17 +4,19 @@
 //!
 //! One OS thread per process, started once and shared by every `Spawner`,
 //! because `waitpid(-1)` is process-wide. It blocks in `waitid(P_ALL,
-//! WNOWAIT)` (which waits without reaping), then reaps everything waitable
-//! under the table lock. The spawner holds that same lock from fork until the
-//! pid is registered, so a child that exits at once can never be reaped
-//! before its pid is in the table; std's own `waitpid` on a child whose exec
-//! failed likewise runs under the lock and so always finds its child.
+//! WNOWAIT)`, which names a waitable child without reaping it, then decides
+//! under the table lock. A registered pid is reaped and its status sent. An
+//! unregistered one may be a run whose spawner has not registered it yet
+//! (the child can exec and exit before `clone` even returns): while any
+//! spawn that was under way when the exit was seen is still under way, the
+//! reaper waits for it, so no run's status is ever taken for an orphan's.
+//! Spawns themselves never hold the lock, so several run at once.
 //!
 //! A thread rather than a task on SIGCHLD: no tokio worker ever blocks on the
-//! lock while a fork is under way, no signal can be coalesced away, and the
-//! reaper does not die with whichever runtime happened to start it.
+//! lock, no signal can be coalesced away, and the reaper does not die with
+//! whichever runtime happened to start it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -25,57 +27,82 @@ use ward_core::ExitStatus;
 #[derive(Default)]
 pub(crate) struct Table {
     waiting: HashMap<libc::pid_t, oneshot::Sender<ExitStatus>>,
+    /// Spawns between their start and their registration, by ticket.
+    in_flight: BTreeSet<u64>,
+    next_ticket: u64,
     /// Bumped on every registration, so the reaper, idle because ward had
     /// no child, knows when to look again (no lost wake-up).
     spawns: u64,
 }
 
+/// A spawn under way; hand it back to [`Table::register`] or
+/// [`Table::abandon`].
+#[must_use]
+pub(crate) struct Ticket(u64);
+
 impl Table {
-    /// Call with the lock held since before the fork of `pid`.
-    pub fn register(&mut self, pid: u32) -> oneshot::Receiver<ExitStatus> {
+    /// Call before creating the child.
+    pub fn begin(&mut self) -> Ticket {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.in_flight.insert(ticket);
+        Ticket(ticket)
+    }
+
+    /// The spawn of `ticket` made `pid`.
+    pub fn register(&mut self, ticket: Ticket, pid: u32) -> oneshot::Receiver<ExitStatus> {
         let (tx, rx) = oneshot::channel();
         self.waiting.insert(pid as libc::pid_t, tx);
         self.spawns += 1;
-        reaper().idle.notify_all();
+        self.end(ticket);
         rx
     }
 
-    /// Reaps every waitable child; statuses of unregistered pids (orphans,
-    /// the sentinel, anything not started through a `Spawner`) are dropped.
-    fn reap_all(&mut self) -> usize {
-        let mut reaped = 0;
+    /// The spawn of `ticket` made no process.
+    pub fn abandon(&mut self, ticket: Ticket) {
+        self.end(ticket);
+    }
+
+    fn end(&mut self, ticket: Ticket) {
+        self.in_flight.remove(&ticket.0);
+        reaper().changed.notify_all();
+    }
+
+    /// Reaps `pid` (known to be waitable) and sends its status to its
+    /// run's receiver, if it has one.
+    fn reap(&mut self, pid: libc::pid_t) {
+        let mut status = 0;
         loop {
-            let mut status = 0;
             // SAFETY: status is a valid int for waitpid to fill.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid > 0 {
-                reaped += 1;
+            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if done == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if done == pid {
                 if let Some(tx) = self.waiting.remove(&pid) {
                     let _ = tx.send(decode(status));
                 }
-            } else if pid == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            } else {
-                return reaped;
             }
+            return;
         }
     }
 }
 
 struct Reaper {
     table: Mutex<Table>,
-    idle: Condvar,
+    /// A registration, or a spawn's end.
+    changed: Condvar,
 }
 
 fn reaper() -> &'static Reaper {
     static REAPER: OnceLock<Reaper> = OnceLock::new();
     REAPER.get_or_init(|| Reaper {
         table: Mutex::new(Table::default()),
-        idle: Condvar::new(),
+        changed: Condvar::new(),
     })
 }
 
-/// The table, locked. Spawns hold this across fork + register.
+/// The table, locked; never held across a spawn.
 pub(crate) fn lock() -> MutexGuard<'static, Table> {
     // A panic while holding the lock leaves the table consistent (every
     // operation on it is a single insert or remove), so poison is ignored.
@@ -98,6 +125,7 @@ pub(crate) fn start() -> io::Result<()> {
 }
 
 fn run() {
+    let r = reaper();
     loop {
         let seen = lock().spawns;
         // SAFETY: siginfo_t is a plain C struct; zeroed is a valid value.
@@ -112,10 +140,9 @@ fn run() {
                     // No child at all: sleep until a spawn registers one.
                     // (An orphan can only be handed to ward while one of its
                     // ancestors, a child of ward, exists.)
-                    let r = reaper();
                     let table = lock();
                     let _idle = r
-                        .idle
+                        .changed
                         .wait_while(table, |t| t.spawns == seen)
                         .unwrap_or_else(|e| e.into_inner());
                 }
@@ -123,11 +150,25 @@ fn run() {
             }
             continue;
         }
-        if lock().reap_all() == 0 {
-            // Waitable but not reapable by waitpid(-1): someone else reaped it
-            // first. Pause so such a case cannot turn into a busy loop.
+        // SAFETY: waitid filled info for a child that exited.
+        let pid = unsafe { info.si_pid() };
+        if pid <= 0 {
+            // Waitable but gone by now (someone else reaped it): pause so
+            // such a case cannot turn into a busy loop.
             std::thread::sleep(Duration::from_millis(5));
+            continue;
         }
+        let table = lock();
+        // The spawns that may have made `pid` are those under way now.
+        let horizon = table.in_flight.last().copied();
+        let mut table = r
+            .changed
+            .wait_while(table, |t| {
+                !t.waiting.contains_key(&pid)
+                    && horizon.is_some_and(|h| t.in_flight.first().is_some_and(|&f| f <= h))
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        table.reap(pid);
     }
 }
 

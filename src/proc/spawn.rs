@@ -211,9 +211,20 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
         nofile: ctx.nofile,
     };
 
+    // The reaper holds back any exit it cannot place until this spawn has
+    // registered its pid (see reaper.rs); the lock is not held meanwhile,
+    // so other spawner threads run at the same time.
+    let ticket = reaper::lock().begin();
+    let started = child::start(&plan, stack);
     let started = {
         let mut table = reaper::lock();
-        child::start(&plan, stack).map(|pid| (pid, table.register(pid as u32)))
+        match started {
+            Ok(pid) => Ok((pid, table.register(ticket, pid as u32))),
+            Err(e) => {
+                table.abandon(ticket);
+                Err(e)
+            }
+        }
     };
     drop((plan, null, out_write, err_write, report_write));
     let reports = child::read_reports(&report_read);

@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::oneshot;
 use ward_core::Signal;
@@ -17,6 +17,11 @@ use super::sentinel;
 use super::spawn::{check_component, spawn_now, Child, Context};
 use super::tree::marker_entry;
 use super::{reaper, InitOptions, Launch};
+
+/// Spawns run on this many threads at once: a spawn mostly waits (for the
+/// child to be scheduled and to exec), so starting many programs overlaps
+/// those waits. Idle threads cost a few pages each.
+const SPAWNER_THREADS: usize = 4;
 
 /// Makes ward a child subreaper, sets up its cgroup root (if it can) and
 /// forks the sentinel. Call first thing in `main`, before any thread exists
@@ -203,40 +208,48 @@ impl Supervision {
         self.sentinel_pid
     }
 
-    /// Starts the reaper (once per process) and a spawner thread. The
-    /// spawner thread lives as long as the process, even when every
-    /// [`Spawner`] is dropped: a child's parent-death signal fires when the
-    /// thread that forked it ends.
+    /// Starts the reaper (once per process) and the spawner threads. They
+    /// live as long as the process, even when every [`Spawner`] is dropped:
+    /// a child's parent-death signal fires when the thread that made it
+    /// ends.
     pub fn start(&self) -> io::Result<Spawner> {
         reaper::start()?;
         let (jobs, queue) = mpsc::channel::<Job>();
-        let ctx = self.ctx.clone();
-        let mut stack = Stack::new()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot map a spawn stack: {e}")))?;
-        std::thread::Builder::new()
-            .name("ward-spawner".into())
-            .spawn(move || {
-                for job in queue {
-                    // A panic must not end this thread: every child it forked
-                    // would get its parent-death signal.
-                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        spawn_now(&ctx, job.launch, &mut stack)
-                    }))
-                    .unwrap_or_else(|_| Err(io::Error::other("spawning panicked")));
-                    if let Err(Ok(orphan)) = job.reply.send(result) {
-                        // The caller gave up waiting: nobody would watch this
-                        // run, so it must not outlive the request.
-                        orphan.tree.kill();
-                        orphan.tree.cleanup();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..SPAWNER_THREADS {
+            let ctx = self.ctx.clone();
+            let queue = Arc::clone(&queue);
+            let mut stack = Stack::new()
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot map a spawn stack: {e}")))?;
+            std::thread::Builder::new()
+                .name(format!("ward-spawner{n}"))
+                .spawn(move || {
+                    loop {
+                        // Poison only means another spawner panicked while
+                        // taking a job; the queue itself is intact.
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { break };
+                        // A panic must not end this thread: every child it
+                        // made would get its parent-death signal.
+                        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            spawn_now(&ctx, job.launch, &mut stack)
+                        }))
+                        .unwrap_or_else(|_| Err(io::Error::other("spawning panicked")));
+                        if let Err(Ok(orphan)) = job.reply.send(result) {
+                            // The caller gave up waiting: nobody would watch
+                            // this run, so it must not outlive the request.
+                            orphan.tree.kill();
+                            orphan.tree.cleanup();
+                        }
                     }
-                }
-                loop {
-                    std::thread::park();
-                }
-            })
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot start the spawner thread: {e}"))
-            })?;
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot start a spawner thread: {e}"))
+                })?;
+        }
         Ok(Spawner { jobs })
     }
 
@@ -255,8 +268,9 @@ struct Job {
     reply: oneshot::Sender<io::Result<Child>>,
 }
 
-/// Starts processes. Cheap to clone; every spawn runs on one long-lived OS
-/// thread, so the parent-death signal of a child never fires early.
+/// Starts processes. Cheap to clone; every spawn runs on one of a few
+/// long-lived OS threads, so the parent-death signal of a child never fires
+/// early.
 #[derive(Clone)]
 pub struct Spawner {
     jobs: mpsc::Sender<Job>,
