@@ -71,6 +71,9 @@ impl Diagnostic {
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let snippet = text[line_start..line_end].trim_end_matches('\r');
+        // A span on the "\r" of a CRLF line break is at the end of the line
+        // as shown: the column must not point past it.
+        let start = start.min(line_start + snippet.len());
         let line = text[..start].matches('\n').count() + 1;
         let col = text[line_start..start].chars().count() + 1;
         // A span that runs past its first line (a multi-line array) is
@@ -210,6 +213,18 @@ mod tests {
         let text = "a = ";
         let d = diag(text, 4..4);
         assert_eq!((d.line, d.col, d.span_len), (1, 5, 1));
+    }
+
+    #[test]
+    fn span_on_a_crlf_line_break_is_at_the_end_of_the_line() {
+        // Found by the config fuzz target: an unclosed string in a CRLF
+        // file, reported at the "\n", gave a column two past the line.
+        let text = "a = \"x\r\nb = 1\r\n";
+        for at in [6, 7] {
+            let d = diag(text, at..at);
+            assert_eq!((d.line, d.col, d.span_len), (1, 7, 1), "span at {at}");
+            assert_eq!(d.snippet, "a = \"x");
+        }
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub(crate) fn command(
                 empty(ctx);
                 return None;
             }
+            // `"'' x"` splits into an empty program name: as for an array,
+            // that is a mistake here, not an ENOENT at every start.
+            if words[0].is_empty() {
+                ctx.error(
+                    field.value.span(),
+                    format!("the program to run, first in {}, is empty", field.place()),
+                    Some(format!("e.g. {COMMAND_EXAMPLE}")),
+                );
+                return None;
+            }
             words
         }
         DeValue::Array(_) if shell => {

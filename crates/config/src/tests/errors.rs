@@ -599,3 +599,25 @@ fn the_reference_error_example_is_what_ward_prints() {
     let example = &doc[start..start + doc[start..].find("```").expect("its end")];
     assert_eq!(rendered, example);
 }
+
+#[test]
+fn a_command_line_whose_first_word_is_empty_is_refused() {
+    // Found while fuzzing: shlex splits `'' x` into ["", "x"], which the
+    // array form refuses but the string form let through.
+    let text = "[program.a]\ncommand = \"'' x\"\n[program.b]\ncommand = '\"\"'\n";
+    assert_eq!(
+        places(text),
+        vec![
+            (
+                2,
+                11,
+                "the program to run, first in \"command\" in [program.a], is empty".to_string()
+            ),
+            (
+                4,
+                11,
+                "the program to run, first in \"command\" in [program.b], is empty".to_string()
+            ),
+        ]
+    );
+}
