@@ -54,6 +54,9 @@ const MAX_READ_SIZE: usize = 256 * 1024;
 const FLOOD_PIPE_SIZE: usize = 1024 * 1024;
 /// Formatted chunks waiting for the writer before drains start to wait.
 const QUEUE_CHUNKS: usize = 8;
+
+/// At most this much goes to the file in one trip to the blocking pool.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// How long a drain waits for the writer before it drops: long enough to
 /// ride out a brief stall with no loss, short enough that a child writing
 /// into a full pipe is never held up for long.
@@ -185,28 +188,46 @@ impl Writer {
         let mut failed = 0;
         let mut reason = String::new();
         let mut dropped = 0;
-        while let Some(chunk) = self.queue.recv().await {
-            let lines = chunk.lines;
+        while let Some(first) = self.queue.recv().await {
+            // Whatever else is queued goes in the same trip to the blocking
+            // pool: under a flood that halves the hand-offs per byte.
+            let mut batch = vec![first];
+            let mut bytes = batch[0].data.len();
+            while bytes < BATCH_BYTES {
+                match self.queue.try_recv() {
+                    Ok(chunk) => {
+                        bytes += chunk.data.len();
+                        batch.push(chunk);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let lines: u64 = batch.iter().map(|c| c.lines).sum();
             let log = Arc::clone(&self.log);
             let written = tokio::task::spawn_blocking(move || {
-                let result = lock(&log).write_lines(&chunk.data);
-                (result, chunk)
+                let mut log = lock(&log);
+                let results: Vec<_> = batch.iter().map(|c| log.write_lines(&c.data)).collect();
+                (results, batch)
             })
             .await;
-            let Ok((result, chunk)) = written else {
+            let Ok((results, batch)) = written else {
                 // The write panicked: its lines are lost, and said so.
                 failed += lines;
                 reason = "log write failed".into();
                 continue;
             };
-            match result {
-                Ok(()) => dropped += self.report(&mut failed, &mut reason),
-                Err(failure) => {
+            let mut all_written = true;
+            for (result, chunk) in results.into_iter().zip(batch) {
+                if let Err(failure) = result {
+                    all_written = false;
                     failed += count_lines(&chunk.data[failure.written..]);
                     reason = failure.error.to_string();
                 }
+                let _ = self.free[stream_index(chunk.stream)].send(chunk.data);
             }
-            let _ = self.free[stream_index(chunk.stream)].send(chunk.data);
+            if all_written {
+                dropped += self.report(&mut failed, &mut reason);
+            }
         }
         dropped + self.report(&mut failed, &mut reason)
     }
