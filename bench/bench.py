@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""ward's benchmarks: idle cost, crash loop, log flood, start-up.
+"""ward beside its peers (supervisord, PM2, runit, s6) on the same
+workloads: idle cost, crash loop, log flood, start-up, and scale.
 
-Run through bench/run, which builds ward and the C helpers and passes the
-paths in. Every figure comes from the kernel (/proc) or from timestamps the
-supervised programs write themselves, never from ward's own account. Each
-workload runs --reps times; the table shows medians. Every process started
+Run through bench/run, which installs the peers, builds ward and the C
+helpers, and passes the paths in. Each workload runs --reps times (the flood
+--flood-reps, scale --scale-reps); the table shows medians, with the range
+when the repetitions disagree by more than a quarter. Every process started
 here is ended here, by pid, even when a run fails or is interrupted.
 """
 
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -18,45 +20,98 @@ import sys
 from pathlib import Path
 
 from harness import REGISTRY, BenchError, loadavg
+from supervisors import PEERS, SUPERVISORS
 from workloads import Bench
 
-WORKLOADS = ("idle", "crash", "flood", "startup")
+WORKLOADS = ("idle", "crash", "flood", "startup", "scale")
+COLUMNS = ("ward", *PEERS)
+NAMES = {"ward": "ward", "supervisord": "supervisord", "pm2": "PM2", "runit": "runit", "s6": "s6"}
+
+# Each supervisor's flood variants: (variant, row). Rows: "stamped" (every
+# line timestamped by the supervisor's logger), "raw" (stored as written),
+# "json".
+FLOOD = {
+    "ward": [("text", "stamped"), ("plain", "raw"), ("json", "json")],
+    "supervisord": [("raw", "raw")],
+    "pm2": [("time", "stamped"), ("plain", "raw")],
+    "runit": [("svlogd", "stamped")],
+    "s6": [("s6-log", "stamped")],
+}
+
+# What a peer cannot do, said once under the table.
+CANNOT = {
+    ("supervisord", "stamped"): "supervisord stores a program's lines as written: it has no "
+    "option to timestamp them",
+    ("runit", "json"): "svlogd and s6-log write text lines only (no JSON)",
+    ("s6", "json"): "svlogd and s6-log write text lines only (no JSON)",
+    ("supervisord", "json"): "supervisord writes text only",
+    ("pm2", "json"): "PM2's log_type json writes one object per chunk read from the pipe, "
+    "not per line, so lines cannot be checked one by one",
+    ("s6", "status"): "s6 has no one command for the state of every service (s6-svstat reads "
+    "one service directory per call)",
+}
+MARKS = {}
 
 
-def median_of(reps, key):
-    vals = [r[key] for r in reps if key in r]
+def mark(key):
+    """A footnote letter for CANNOT[key]."""
+    text = CANNOT[key]
+    if text not in MARKS:
+        MARKS[text] = "abcdefghijklmnop"[len(MARKS)]
+    return f"n/a ({MARKS[text]})"
+
+
+def values(reps, key):
+    return [r[key] for r in reps if r.get(key) is not None]
+
+
+def cell(reps, key, spec):
+    """The median; with the range when the repetitions disagree."""
+    vals = values(reps, key)
+    if not vals:
+        return "-"
+    med = statistics.median(vals)
+    text = spec.format(med)
+    lo, hi = min(vals), max(vals)
+    if len(vals) > 1 and med and (hi - lo) / abs(med) > 0.25:
+        text += f" ({spec.format(lo).split()[0]}–{spec.format(hi).split()[0]})"
+    return text
+
+
+def median(reps, key):
+    vals = values(reps, key)
     return statistics.median(vals) if vals else None
-
-
-def fmt(v, spec):
-    return "-" if v is None else spec.format(v)
 
 
 def verdict(value, limit, lower_is_better=True):
     if value is None:
-        return "-"
+        return ""
     ok = value <= limit if lower_is_better else value >= limit
-    return "met" if ok else "MISSED"
+    return ": met" if ok else ": MISSED"
 
 
 class Report:
-    HEAD = ("workload", "metric", "ward (median)", "baseline / supervisord", "target", "")
-
-    def __init__(self):
+    def __init__(self, columns):
+        self.columns = columns
+        self.head = ("workload", "metric", *(NAMES[c] for c in columns), "baseline", "ward target")
         self.rows = []
         self.runs = []
         self.notes = []
+        self.legend = []
 
-    def row(self, workload, metric, ward, other="", target="", judged=""):
-        self.rows.append((workload, metric, ward, other, target, judged))
+    def row(self, workload, metric, cells, baseline="", target=""):
+        self.rows.append(
+            (workload, metric, *(cells.get(c, "-") for c in self.columns), baseline, target)
+        )
 
     def note(self, text):
         if text not in self.notes:
             self.notes.append(text)
 
     def print(self, out, meta):
-        rows = [self.HEAD, *self.rows]
-        widths = [max(len(str(r[i])) for r in rows) for i in range(len(self.HEAD))]
+        # Markdown: a `|` inside a cell (`| cat > file`) must be escaped.
+        rows = [tuple(str(c).replace("|", "\\|") for c in r) for r in (self.head, *self.rows)]
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(self.head))]
 
         def line(cells):
             return (
@@ -65,10 +120,14 @@ class Report:
                 + " |"
             )
 
-        print(line(self.HEAD), file=out)
+        print(line(rows[0]), file=out)
         print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=out)
-        for r in self.rows:
+        for r in rows[1:]:
             print(line(r), file=out)
+        for text, letter in MARKS.items():
+            print(f"({letter}) {text}", file=out)
+        for text in self.legend:
+            print(text, file=out)
         print("\nEvery repetition (in run order):", file=out)
         for r in self.runs:
             print(f"  {r}", file=out)
@@ -79,204 +138,300 @@ class Report:
             print(f"note: {n}", file=out)
 
 
-def run_reps(bench, report, label, fn):
-    """Runs `fn(rep)` --reps times; a failed repetition is noted, not fatal."""
-    out = []
-    for rep in range(bench.args.reps):
-        load = loadavg()
-        try:
-            r = fn(rep)
-        except (BenchError, subprocess.SubprocessError, OSError) as e:
-            report.note(f"{label} #{rep} failed: {e}")
-            continue
-        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
-        report.runs.append(f"{label} #{rep} (load {load}): {shown}")
-        out.append(r)
-        print(f"  {label} #{rep} done", file=sys.stderr, flush=True)
-    return out
+def run_one(report, label, fn):
+    """One repetition; a failure is noted, not fatal."""
+    load = loadavg()
+    try:
+        r = fn()
+    except (BenchError, subprocess.SubprocessError, OSError) as e:
+        report.note(f"{label} failed: {e}")
+        return None
+    if isinstance(r, dict) and all(isinstance(v, dict) for v in r.values()):
+        shown = {k: rounded(v) for k, v in r.items()}
+    else:
+        shown = rounded(r)
+    report.runs.append(f"{label} (load {load}): {shown}")
+    print(f"  {label} done", file=sys.stderr, flush=True)
+    return r
 
 
-def other(with_sv, reps, key, spec):
-    return "supervisord " + fmt(median_of(reps, key), spec) if with_sv else "-"
+def rounded(r):
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
 
 
-def idle(bench, report, sv):
+def idle(bench, report, cols):
     a = bench.args
-    print(f"idle: {a.programs} sleeping programs, {a.idle_seconds:g} s", file=sys.stderr)
-    w = run_reps(bench, report, "idle ward", bench.idle_ward)
-    s = run_reps(bench, report, "idle supervisord", bench.idle_supervisord) if sv else []
-    pss, cpu, wk = median_of(w, "pss_mib"), median_of(w, "cpu_ms"), median_of(w, "wakeups")
+    print(f"idle: {a.programs} sleeping programs each, {a.idle_seconds:g} s", file=sys.stderr)
+    res = {c: [] for c in cols}
+    for rep in range(a.reps):
+        r = run_one(
+            report, f"idle #{rep}", lambda rep=rep: bench.idle([SUPERVISORS[c] for c in cols], rep)
+        )
+        for c, figures in (r or {}).items():
+            res[c].append(figures)
     secs = f"{a.idle_seconds:g} s"
+    ward_pss = median(res.get("ward", []), "pss_mib")
     report.row(
         "1 idle",
-        f"PSS, daemon + sentinel ({a.programs} programs)",
-        fmt(pss, "{:.2f} MiB"),
-        other(sv, s, "pss_mib", "{:.2f} MiB"),
-        "≤ 8 MiB",
-        verdict(pss, 8),
+        f"PSS of the supervisor's own processes ({a.programs} programs)",
+        {c: cell(res[c], "pss_mib", "{:.2f} MiB") for c in cols},
+        "",
+        "≤ 8 MiB" + verdict(ward_pss, 8),
     )
     report.row(
         "",
+        "its processes / threads",
+        {
+            c: f"{median(res[c], 'processes') or 0:.0f} / {median(res[c], 'threads') or 0:.0f}"
+            for c in cols
+            if res[c]
+        },
+    )
+    cpu_limit = a.idle_seconds / 30
+    report.row(
+        "",
         f"CPU over {secs} idle",
-        fmt(cpu, "{:.2f} ms"),
-        other(sv, s, "cpu_ms", "{:.1f} ms"),
-        f"≤ {a.idle_seconds / 30:.2g} ms",
-        verdict(cpu, a.idle_seconds / 30),
+        {c: cell(res[c], "cpu_ms", "{:.2f} ms") for c in cols},
+        "",
+        f"≤ {cpu_limit:.2g} ms" + verdict(median(res.get("ward", []), "cpu_ms"), cpu_limit),
     )
     report.row(
         "",
         f"wake-ups (context switches) over {secs}",
-        fmt(wk, "{:.0f}"),
-        other(sv, s, "wakeups", "{:.0f}"),
-        "none",
-        verdict(wk, 0),
+        {c: cell(res[c], "wakeups", "{:.0f}") for c in cols},
+        "",
+        "none" + verdict(median(res.get("ward", []), "wakeups"), 0),
     )
-    report.row("", "threads (daemon + sentinel)", fmt(median_of(w, "threads"), "{:.0f}"))
-    for r in w:
-        if r["woke"]:
-            report.note(f"idle ward: threads that woke: {r['woke']}")
-    return {"ward": w, "supervisord": s}
+    for c in cols:
+        for r in res[c]:
+            if r["woke"] and c == "ward":
+                report.note(f"idle ward: threads that woke: {r['woke']}")
+    return res
 
 
-def crash(bench, report, sv):
-    print(f"crash loop: {bench.args.crash_seconds:g} s", file=sys.stderr)
-    w = run_reps(bench, report, "crash ward", bench.crash_ward)
-    b = run_reps(bench, report, "crash respawn", bench.crash_baseline)
-    gap = median_of(w, "gap_median_ms")
+def crash(bench, report, cols):
+    a = bench.args
+    print(f"crash loop: {a.crash_seconds:g} s each", file=sys.stderr)
+    res = {c: [] for c in cols}
+    base = []
+    for rep in range(a.reps):
+        for c in cols:
+            r = run_one(
+                report, f"crash {c} #{rep}", lambda c=c, rep=rep: bench.crash(SUPERVISORS[c], rep)
+            )
+            if r:
+                res[c].append(r)
+        r = run_one(report, f"crash respawn #{rep}", lambda rep=rep: bench.crash_baseline(rep))
+        if r:
+            base.append(r)
+    gap = median(res.get("ward", []), "gap_median_ms")
     report.row(
         "2 crash loop",
         "restarts/s",
-        fmt(median_of(w, "per_s"), "{:.0f}"),
-        "bare fork/exec/wait loop " + fmt(median_of(b, "per_s"), "{:.0f}"),
+        {c: cell(res[c], "per_s", "{:.1f}") for c in cols},
+        "bare fork/exec/wait loop " + cell(base, "per_s", "{:.0f}"),
     )
     report.row(
         "",
         "gap exit → next start, median",
-        fmt(gap, "{:.2f} ms"),
-        fmt(median_of(b, "gap_median_ms"), "{:.2f} ms"),
-        "≤ 2 ms",
-        verdict(gap, 2),
+        {c: cell(res[c], "gap_median_ms", "{:.2f} ms") for c in cols},
+        cell(base, "gap_median_ms", "{:.2f} ms"),
+        "≤ 2 ms" + verdict(gap, 2),
     )
     report.row(
         "",
         "gap, p99",
-        fmt(median_of(w, "gap_p99_ms"), "{:.2f} ms"),
-        fmt(median_of(b, "gap_p99_ms"), "{:.2f} ms"),
+        {c: cell(res[c], "gap_p99_ms", "{:.2f} ms") for c in cols},
+        cell(base, "gap_p99_ms", "{:.2f} ms"),
     )
     report.row(
         "",
-        "ward CPU per restart",
-        fmt(median_of(w, "cpu_per_restart_ms"), "{:.2f} ms"),
-        "",
-        "small",
+        "supervisor CPU per restart",
+        {c: cell(res[c], "cpu_per_restart_ms", "{:.2f} ms") for c in cols},
     )
-    report.row("", "ward CPU, share of one core", fmt(median_of(w, "cpu_share"), "{:.0%}"))
-    return {"ward": w, "respawn": b}
+    return {"supervisors": res, "respawn": base}
 
 
-def flood(bench, report, sv):
+def flood(bench, report, cols):
     a = bench.args
     gib = a.flood_lines * 100 / 2**30
     print(f"log flood: {a.flood_lines} lines ({gib:.2f} GiB)", file=sys.stderr)
-    runs = {
-        "null": run_reps(
-            bench,
-            report,
-            "flood >/dev/null",
-            lambda r: bench.flood_shell(r, "null", "> /dev/null", verify=False),
-        ),
-        "file": run_reps(
-            bench, report, "flood >file", lambda r: bench.flood_shell(r, "file", "> {out}")
-        ),
-        "cat": run_reps(
-            bench, report, "flood |cat>file", lambda r: bench.flood_shell(r, "cat", "| cat > {out}")
-        ),
-    }
-    for variant in ("text", "json", "plain"):
-        runs[variant] = run_reps(
-            bench, report, f"flood ward {variant}", lambda r, v=variant: bench.flood_ward(r, v)
-        )
-    runs["supervisord"] = (
-        run_reps(bench, report, "flood supervisord", bench.flood_supervisord) if sv else []
-    )
-    mb = {k: median_of(v, "mb_s") for k, v in runs.items()}
-    cat = mb["cat"]
+    res = {(c, v): [] for c in cols for v, _ in FLOOD[c]}
+    base = {"null": [], "file": [], "cat": []}
+    shells = {"null": "> /dev/null", "file": "> {out}", "cat": "| cat > {out}"}
+    for rep in range(a.flood_reps):
+        for name, redirect in shells.items():
+            r = run_one(
+                report,
+                f"flood `{redirect.replace('{out}', 'file')}` #{rep}",
+                lambda n=name, d=redirect, rep=rep: bench.flood_shell(
+                    rep, n, d, verify=n != "null"
+                ),
+            )
+            if r:
+                base[name].append(r)
+        for c in cols:
+            for variant, _ in FLOOD[c]:
+                r = run_one(
+                    report,
+                    f"flood {c} {variant} #{rep}",
+                    lambda c=c, v=variant, rep=rep: bench.flood(SUPERVISORS[c], v, rep),
+                )
+                if r:
+                    res[(c, variant)].append(r)
 
-    def ratio(x):
-        return x / cat if x and cat else None
+    def by_row(row, key, spec):
+        out = {}
+        for c in cols:
+            hits = [v for v, rw in FLOOD[c] if rw == row]
+            if hits:
+                out[c] = cell(res[(c, hits[0])], key, spec)
+            elif (c, row) in CANNOT:
+                out[c] = mark((c, row))
+        return out
 
+    cat = median(base["cat"], "mb_s")
+    text = median(res.get(("ward", "text"), []), "mb_s")
+    ratio = text / cat if text and cat else None
     report.row(
         "3 log flood",
-        f"MB/s, {gib:.2f} GiB, text with timestamps (default)",
-        fmt(mb["text"], "{:.0f}"),
-        f"|cat>file {fmt(cat, '{:.0f}')}, >file {fmt(mb['file'], '{:.0f}')}, "
-        f">/dev/null {fmt(mb['null'], '{:.0f}')}",
-        "≥ 0.8 × |cat",
-        f"{fmt(ratio(mb['text']), '{:.2f}×')} {verdict(ratio(mb['text']), 0.8, False)}",
+        f"MB/s, {gib:.2f} GiB, every line timestamped",
+        by_row("stamped", "mb_s", "{:.0f}"),
+        f"`| cat > file` {cell(base['cat'], 'mb_s', '{:.0f}')}",
+        "≥ 0.8 × `| cat`"
+        + (f": {ratio:.2f}×" + verdict(ratio, 0.8, False).replace(": ", ", ") if ratio else ""),
     )
     report.row(
         "",
-        "MB/s, json",
-        fmt(mb["json"], "{:.0f}"),
-        "supervisord (raw lines) " + fmt(mb["supervisord"], "{:.0f}") if sv else "-",
+        "MB/s, lines stored as written",
+        by_row("raw", "mb_s", "{:.0f}"),
+        f"`> file` {cell(base['file'], 'mb_s', '{:.0f}')}, "
+        f"`> /dev/null` {cell(base['null'], 'mb_s', '{:.0f}')}",
+    )
+    report.row("", "MB/s, JSON lines", by_row("json", "mb_s", "{:.0f}"))
+    report.legend.append(
+        "Flood, timestamped: ward's text format; PM2 `time: true`; runit `svlogd -tt`; "
+        "s6 `s6-log T`. As written: ward `timestamps = false`; supervisord; PM2's default."
+    )
+    bad = {}
+    for c in cols:
+        runs = [r for v, _ in FLOOD[c] for r in res[(c, v)]]
+        if not runs:
+            continue
+        sums = [sum(r[k] for r in runs) for k in ("lost", "malformed", "dup")]
+        bad[c] = " / ".join(str(s) for s in sums) + f" ({len(runs)} runs)"
+        if any(sums) and len(FLOOD[c]) > 1:
+            # Say which variant lost them.
+            parts = []
+            for v, _ in FLOOD[c]:
+                vs = [sum(r[k] for r in res[(c, v)]) for k in ("lost", "malformed", "dup")]
+                parts.append(f"{v} " + " / ".join(str(s) for s in vs))
+            bad[c] = ", ".join(parts) + f" ({len(runs)} runs)"
+    report.row("", "lines lost / malformed / out of order, all runs", bad, "", "0")
+    report.row(
         "",
-        fmt(ratio(mb["json"]), "{:.2f}×"),
+        "supervisor CPU for the flood, timestamped / as written",
+        {
+            c: " / ".join(cell(res[(c, v)], "cpu_s", "{:.2f}") for v, _ in FLOOD[c] if v != "json")
+            + " s"
+            for c in cols
+        },
     )
     report.row(
         "",
-        "MB/s, text without timestamps",
-        fmt(mb["plain"], "{:.0f}"),
-        "",
-        "",
-        fmt(ratio(mb["plain"]), "{:.2f}×"),
+        "supervisor's peak RSS, timestamped",
+        {c: cell(res[(c, FLOOD[c][0][0])], "peak_rss_mib", "{:.0f} MiB") for c in cols},
     )
-    ward_runs = runs["text"] + runs["json"] + runs["plain"]
-    bad = {k: sum(r[k] for r in ward_runs) for k in ("lost", "malformed", "dup")}
     report.row(
         "",
-        "lines lost / malformed / out of order, all runs",
-        f"{bad['lost']} / {bad['malformed']} / {bad['dup']}",
-        "supervisord "
-        + str(sum(r["lost"] + r["malformed"] + r["dup"] for r in runs["supervisord"]))
-        if sv
-        else "-",
-        "0",
-        verdict(sum(bad.values()), 0) if ward_runs else "-",
+        "stored, timestamped",
+        {c: cell(res[(c, FLOOD[c][0][0])], "stored_mib", "{:.0f} MiB") for c in cols},
+        f"{a.flood_lines * 100 / 2**20:.0f} MiB written",
     )
-    cpu = " / ".join(fmt(median_of(runs[v], "cpu_s"), "{:.2f}") for v in ("text", "json", "plain"))
-    report.row(
-        "",
-        "ward CPU, text / json / plain",
-        f"{cpu} s",
-        other(sv, runs["supervisord"], "cpu_s", "{:.2f} s"),
-    )
-    stored = " / ".join(fmt(median_of(runs[v], "stored_mib"), "{:.0f}") for v in ("text", "json"))
-    report.row("", "stored, text / json", f"{stored} MiB")
-    return runs
+    return {"supervisors": {f"{c} {v}": r for (c, v), r in res.items()}, "shell": base}
 
 
-def startup(bench, report, sv):
+def startup(bench, report, cols):
     n = bench.args.programs
     print(f"start-up: {n} programs", file=sys.stderr)
-    w = run_reps(bench, report, "startup ward", bench.startup_ward)
-    last = median_of(w, "to_last_child_ms")
+    res = {c: [] for c in cols}
+    for rep in range(bench.args.reps):
+        for c in cols:
+            r = run_one(
+                report,
+                f"startup {c} #{rep}",
+                lambda c=c, rep=rep: bench.startup(SUPERVISORS[c], rep),
+            )
+            if r:
+                res[c].append(r)
+    last = median(res.get("ward", []), "to_last_ms")
     report.row(
         "4 start-up",
-        f"`up --detach` → {n}th program started",
-        fmt(last, "{:.0f} ms"),
+        f"launch → {n}th program started",
+        {c: cell(res[c], "to_last_ms", "{:.0f} ms") for c in cols},
         "",
-        "≤ 100 ms",
-        verdict(last, 100),
+        "≤ 100 ms" + verdict(last, 100),
     )
-    for key, metric in [
-        ("to_last_spawned_ms", f"`up --detach` → {n}th `spawned` event"),
-        ("to_first_child_ms", "`up --detach` → 1st program started"),
-        ("first_to_last_child_ms", f"1st → {n}th program started"),
-        ("detach_returned_ms", "`up --detach` returned"),
-        ("status_all_running_ms", "`status --json` first shows all running"),
-    ]:
-        report.row("", metric, fmt(median_of(w, key), "{:.0f} ms"))
-    return {"ward": w}
+    report.row(
+        "",
+        "launch → 1st program started",
+        {c: cell(res[c], "to_first_ms", "{:.0f} ms") for c in cols},
+    )
+    report.row(
+        "",
+        "launch command returned",
+        {c: cell(res[c], "returned_ms", "{:.0f} ms") for c in cols if c in ("ward", "pm2")},
+    )
+    return res
+
+
+def scale(bench, report, cols):
+    a = bench.args
+    n = a.scale_programs
+    cols = [c for c in cols if c == "ward" or c in a.scale_peers.split(",")]
+    print(f"scale: {n} programs ({', '.join(cols)})", file=sys.stderr)
+    res = {c: [] for c in cols}
+    for rep in range(a.scale_reps):
+        for c in cols:
+            r = run_one(
+                report,
+                f"scale {c} #{rep}",
+                lambda c=c, rep=rep: bench.startup(SUPERVISORS[c], rep, n=n, scale=True),
+            )
+            if r:
+                res[c].append(r)
+    ward = res.get("ward", [])
+    report.row(
+        "5 scale",
+        f"launch → {n}th program started",
+        {c: cell(res[c], "to_last_ms", "{:.0f} ms") for c in cols},
+        "",
+        "≤ 1 s" + verdict(median(ward, "to_last_ms"), 1000),
+    )
+    status = {c: cell(res[c], "status_median_ms", "{:.0f} ms") for c in cols}
+    if "s6" in cols:
+        status["s6"] = mark(("s6", "status"))
+    report.row(
+        "",
+        f"status of all {n}, median of {a.status_calls} calls",
+        status,
+        "",
+        "≤ 50 ms" + verdict(median(ward, "status_median_ms"), 50),
+    )
+    report.row(
+        "",
+        f"PSS of the supervisor's own processes ({n} programs)",
+        {c: cell(res[c], "pss_mib", "{:.1f} MiB") for c in cols},
+        "",
+        "≤ 30 MiB" + verdict(median(ward, "pss_mib"), 30),
+    )
+    report.row(
+        "",
+        "its open file descriptors",
+        {c: cell(res[c], "fds", "{:.0f}") for c in cols},
+        f"`ulimit -n` {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}",
+    )
+    return res
 
 
 def main():
@@ -285,18 +440,32 @@ def main():
     p.add_argument("--bin-dir", required=True, help="where the C helpers are")
     p.add_argument("--ward", required=True)
     p.add_argument("--testee", required=True)
-    p.add_argument("--supervisord-venv", help="a venv with supervisor installed")
+    p.add_argument(
+        "--tool",
+        action="append",
+        type=lambda s: tuple(s.split("=", 1)),
+        help="NAME=PATH of a peer's program (supervisord, pm2, runsvdir, s6-svscan, ...)",
+    )
+    p.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to run")
+    p.add_argument("--peer-versions", default="", help="what was installed, for the report")
     p.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=3, help="repetitions of idle, crash, start-up")
+    p.add_argument("--flood-reps", type=int, default=3)
+    # Each repetition starts 1000 programs under every supervisor (PM2 and
+    # supervisord take 10 s or more): two keep a full run near 25 minutes.
+    p.add_argument("--scale-reps", type=int, default=2)
     p.add_argument("--programs", type=int, default=100)
     p.add_argument("--idle-seconds", type=float, default=30)
     # Past ward's one-shot timers of a fresh start (min_uptime 1 s, and the
-    # backoff streak's reset_after, 30 s, one per instance): the window then
-    # sees only what recurs.
+    # backoff streak's reset_after, 30 s, one per instance).
     p.add_argument("--settle", type=float, default=35, help="wait before the idle window")
     p.add_argument("--crash-seconds", type=float, default=10)
     p.add_argument("--flood-lines", type=int, default=10737418)
     p.add_argument("--flood-timeout", type=float, default=600)
+    p.add_argument("--startup-timeout", type=float, default=120)
+    p.add_argument("--scale-programs", type=int, default=1000)
+    p.add_argument("--scale-peers", default=",".join(PEERS), help="peers run at scale")
+    p.add_argument("--status-calls", type=int, default=20)
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--revision", default="unknown", help="what was built (git describe)")
     args = p.parse_args()
@@ -304,17 +473,22 @@ def main():
     unknown = set(only) - set(WORKLOADS)
     if unknown:
         p.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+    peers = [x for x in args.peers.split(",") if x]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        p.error(f"unknown peer(s): {', '.join(sorted(unknown))} (known: {', '.join(PEERS)})")
+    cols = ["ward", *(c for c in PEERS if c in peers)]
 
-    report = Report()
+    report = Report(cols)
     bench = Bench(args, report.note)
-    sv = bench.supervisord is not None
     meta = {
         "machine": f"{os.cpu_count()} CPUs, "
         f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB, "
         f"Linux {os.uname().release}",
         "ward": args.revision,
+        "peers": args.peer_versions,
         "load average at start": loadavg(),
-        "repetitions": args.reps,
+        "repetitions": f"{args.reps} (flood {args.flood_reps}, scale {args.scale_reps})",
     }
     results = {}
 
@@ -325,7 +499,7 @@ def main():
     try:
         for name in WORKLOADS:
             if name in only:
-                results[name] = globals()[name](bench, report, sv)
+                results[name] = globals()[name](bench, report, cols)
     except KeyboardInterrupt:
         report.note("interrupted: the table is partial")
     finally:
@@ -333,7 +507,9 @@ def main():
     meta["load average at end"] = loadavg()
     report.print(sys.stdout, meta)
     if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"meta": meta, "results": results}, indent=1, default=str)
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
-"""The workloads. Each method runs one repetition and returns a dict of
-figures, or raises BenchError.
+"""The workloads. Each method runs one repetition for one supervisor (idle:
+for all of them at once) and returns a dict of figures, or raises
+BenchError. Every figure comes from the kernel (/proc) or from timestamps
+the supervised programs write themselves, never from a supervisor's own
+account.
 """
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -12,16 +16,46 @@ from harness import (
     CLK_TCK,
     MIB,
     BenchError,
-    Supervisord,
-    Ward,
-    children,
+    alive,
     cpu_ticks,
-    event_ns,
+    open_fds,
     poll,
     smaps_kib,
+    status_kib,
     threads,
-    toml_cmd,
 )
+from supervisors import Program, Ward
+
+
+def cpu_sample(procs):
+    """{(pid, start time): (ticks, on-cpu ns of the living threads)}."""
+    out = {}
+    for pid, t in procs:
+        if alive(pid, t):
+            ns = sum(v[1] for v in threads(pid).values())
+            out[(pid, t)] = (cpu_ticks(pid), ns)
+    return out
+
+
+def cpu_delta_ms(a, b, include_new):
+    """CPU between two samples, in ms, of the processes alive at both (and,
+    with include_new, of those that started in between). Per process, the
+    larger of the tick count (every thread, 10 ms grain) and the threads'
+    nanoseconds (exact, but blind to threads that ended)."""
+    total = 0.0
+    for key, (ticks1, ns1) in b.items():
+        if key in a:
+            ticks0, ns0 = a[key]
+        elif include_new:
+            ticks0, ns0 = 0, 0
+        else:
+            continue
+        total += max((ticks1 - ticks0) * 1000 / CLK_TCK, (ns1 - ns0) / 1e6)
+    return total
+
+
+def line_of(n, size=100):
+    return b"%012d" % n + b"x" * (size - 13)
 
 
 class Bench:
@@ -35,138 +69,112 @@ class Bench:
         bins = Path(args.bin_dir)
         self.ward = args.ward
         self.testee = args.testee
+        self.sleeper = bins / "sleeper"
         self.stamp = bins / "stamp"
         self.stampexec = bins / "stampexec"
         self.respawn = bins / "respawn"
         self.checkseq = bins / "checkseq"
-        venv = Path(args.supervisord_venv) if args.supervisord_venv else None
-        self.supervisord = venv / "bin" / "supervisord" if venv else None
-        self.supervisorctl = venv / "bin" / "supervisorctl" if venv else None
-
-    def fallback_notes(self, ward):
-        for e in ward.events():
-            msg = e.get("message", "")
-            if e.get("event") == "notice" and "not cgroups" in msg:
-                self.note(f"ward: {msg}")
-
-    # ---- 1. idle
-
-    def sleepers_config(self, n, wrap=None):
-        lines = []
-        for i in range(n):
-            argv = [self.testee] if wrap is None else [*wrap, self.testee]
-            lines += [f"[program.s{i:03}]", f"command = {toml_cmd(argv)}"]
-        return "\n".join(lines) + "\n"
-
-    def idle_sample(self, pids):
-        per = {}
-        for pid in pids:
-            for tid, t in threads(pid).items():
-                per[(pid, tid)] = t
-        return {
-            "ticks": sum(cpu_ticks(p) for p in pids),
-            "threads": per,
+        self.program_exes = {
+            os.path.realpath(p) for p in (self.sleeper, self.stamp, self.stampexec, self.testee)
         }
+        self.tools = dict(args.tool or [])
+
+    def peer(self, tool):
+        return self.tools[tool]
+
+    # ---- 1. idle: every supervisor at once, each with its own programs
+
+    def idle(self, classes, rep):
+        n = self.args.programs
+        progs = [Program(f"s{i:03}", [self.sleeper]) for i in range(n)]
+        sups = []
+        try:
+            for cls in classes:
+                sup = cls(self, f"idle-{rep}", progs)
+                sups.append(sup)
+                sup.up()
+            for sup in sups:
+                poll(f"{n} programs under {sup.label}", lambda s=sup: s.running() == n, 120, 0.2)
+            # Past ward's one-shot timers of a fresh start (min_uptime 1 s,
+            # and the backoff streak's reset_after, 30 s, one per instance),
+            # and supervisord's startsecs: the window sees only what recurs.
+            time.sleep(self.args.settle)
+            owns = {sup.label: sup.own() for sup in sups}
+            a = {k: self.idle_sample(v) for k, v in owns.items()}
+            time.sleep(self.args.idle_seconds)
+            b = {k: self.idle_sample(v) for k, v in owns.items()}
+            out = {}
+            for sup in sups:
+                d = self.idle_delta(a[sup.label], b[sup.label])
+                procs = owns[sup.label]
+                d["pss_mib"] = sum(smaps_kib(p, "Pss") for p, _ in procs) / 1024
+                d["rss_mib"] = sum(smaps_kib(p, "Rss") for p, _ in procs) / 1024
+                d["processes"] = len(procs)
+                d["threads"] = len(b[sup.label])
+                out[sup.label] = d
+                if isinstance(sup, Ward):
+                    for line in sup.notes():
+                        self.note(line)
+            return out
+        finally:
+            for sup in sups:
+                sup.down()
+
+    @staticmethod
+    def idle_sample(procs):
+        per = {}
+        for pid, t in procs:
+            if alive(pid, t):
+                for tid, th in threads(pid).items():
+                    per[(pid, tid)] = th
+        return per
 
     @staticmethod
     def idle_delta(a, b):
-        run_ns = vol = invol = 0
+        run_ns = switches = 0
         woke = {}
-        for key, (name, r1, v1, i1) in b["threads"].items():
-            _, r0, v0, i0 = a["threads"].get(key, (name, 0, 0, 0))
+        for key, (name, r1, v1, i1) in b.items():
+            _, r0, v0, i0 = a.get(key, (name, 0, 0, 0))
             run_ns += r1 - r0
-            vol += v1 - v0
-            invol += i1 - i0
+            switches += v1 - v0 + i1 - i0
             if v1 - v0 + i1 - i0 > 0:
                 woke[name] = woke.get(name, 0) + (v1 - v0 + i1 - i0)
-        return {
-            "cpu_ms": run_ns / 1e6,
-            "cpu_ticks_ms": (b["ticks"] - a["ticks"]) * 1000 / CLK_TCK,
-            "wakeups": vol + invol,
-            "woke": woke,
-        }
-
-    def idle_window(self, pids):
-        time.sleep(self.args.settle)
-        a = self.idle_sample(pids)
-        time.sleep(self.args.idle_seconds)
-        b = self.idle_sample(pids)
-        d = self.idle_delta(a, b)
-        d["pss_mib"] = sum(smaps_kib(p, "Pss") for p in pids) / 1024
-        d["rss_mib"] = sum(smaps_kib(p, "Rss") for p in pids) / 1024
-        d["threads"] = len(b["threads"])
-        return d
-
-    def idle_ward(self, rep):
-        n = self.args.programs
-        ward = Ward(self, f"idle-{rep}", self.sleepers_config(n))
-        try:
-            ward.up()
-            poll(
-                f"{n} running",
-                lambda: sum(s["state"] == "running" for s in ward.status()) == n,
-                60,
-                pause=0.1,
-            )
-            self.fallback_notes(ward)
-            return self.idle_window(ward.pids())
-        finally:
-            ward.down()
-
-    def idle_supervisord(self, rep):
-        n = self.args.programs
-        progs = [(f"s{i:03}", [str(self.testee)], []) for i in range(n)]
-        sup = Supervisord(self, f"sv-idle-{rep}", progs)
-        try:
-            sup.up()
-            poll(
-                f"{n} children of supervisord",
-                lambda: len(children(sup.proc.pid)) >= n,
-                60,
-                pause=0.1,
-            )
-            # startsecs (1 s) must pass before supervisord calls them RUNNING.
-            time.sleep(1.5)
-            return self.idle_window([sup.proc.pid])
-        finally:
-            sup.down()
+        return {"cpu_ms": run_ns / 1e6, "wakeups": switches, "woke": woke}
 
     # ---- 2. crash loop
 
-    def crash_ward(self, rep):
-        stamps = self.work / f"crash-{rep}.stamps"
+    def crash(self, cls, rep):
+        stamps = self.work / f"crash-{cls.label}-{rep}.stamps"
         stamps.unlink(missing_ok=True)
-        config = "\n".join(
-            [
-                "[program.crash]",
-                f"command = {toml_cmd([self.stamp, stamps, '1'])}",
-                'restart = "always"',
-                "autostart = false",
-                'backoff = { initial = "0s", max = "0s" }',
-                'start_limit = { burst = 1000000, interval = "1s" }',
-                'min_uptime = "0s"',
-                "",
-            ]
+        prog = Program(
+            "crash", [self.stamp, stamps, "1"], kind="crash", env={"STAMP_FILE": str(stamps)}
         )
-        ward = Ward(self, f"crash-{rep}", config)
+        sup = cls(self, f"crash-{rep}", [prog])
         try:
-            ward.up()
-            self.fallback_notes(ward)
+            sup.up()
+            # Measure a loop that runs: from the second start on.
+            poll(
+                f"{cls.label}'s first restart",
+                lambda: stamps.exists() and stamps.read_text().count("\n") >= 2,
+                30,
+                0.02,
+            )
+            own = sup.own()
             t0 = time.monotonic_ns()
-            c0 = ward.cpu_ticks()
-            ward.cli("start", "crash", timeout=30)
-            time.sleep(max(0.0, self.args.crash_seconds - (time.monotonic_ns() - t0) / 1e9))
-            c1 = ward.cpu_ticks()
+            c0 = cpu_sample(own)
+            time.sleep(self.args.crash_seconds)
+            c1 = cpu_sample(own)
             t1 = time.monotonic_ns()
-            state = ward.status()[0]
-            ward.cli("stop", "crash", timeout=60, check=False)
+            if isinstance(sup, Ward):
+                for line in sup.notes():
+                    self.note(line)
         finally:
-            ward.down()
-        if state["state"] == "fatal":
-            raise BenchError("the crash loop hit the start limit: the figures are not a loop")
+            sup.down()
         r = self.gaps(stamps, t0, t1)
-        r["cpu_per_restart_ms"] = (c1 - c0) * 1000 / CLK_TCK / max(r["restarts"], 1)
-        r["cpu_share"] = (c1 - c0) / CLK_TCK / ((t1 - t0) / 1e9)
+        cpu_ms = cpu_delta_ms(c0, c1, include_new=False)
+        r["cpu_per_restart_ms"] = cpu_ms / max(r["restarts"], 1)
+        r["cpu_share"] = cpu_ms / 1e3 / ((t1 - t0) / 1e9)
+        stamps.unlink(missing_ok=True)
         return r
 
     def crash_baseline(self, rep):
@@ -180,7 +188,9 @@ class Bench:
             timeout=self.args.crash_seconds + 60,
         )
         t1 = time.monotonic_ns()
-        return self.gaps(stamps, t0, t1)
+        r = self.gaps(stamps, t0, t1)
+        stamps.unlink(missing_ok=True)
+        return r
 
     @staticmethod
     def gaps(stamps, t0, t1):
@@ -192,10 +202,18 @@ class Bench:
         rows.sort()
         gaps = sorted((rows[i + 1][0] - rows[i][1]) / 1e6 for i in range(len(rows) - 1))
         if not gaps:
-            raise BenchError("the crash loop did not restart at all")
+            raise BenchError("the crash loop did not restart in the window")
+        # A supervisor that gave up leaves the end of the window empty.
+        if (t1 - rows[-1][0]) / 1e6 > max(2000.0, 3 * gaps[-1]):
+            raise BenchError(
+                f"the restarts stopped {(t1 - rows[-1][0]) / 1e9:.1f} s before the end"
+            )
         return {
             "restarts": len(rows),
-            "per_s": len(rows) / ((t1 - t0) / 1e9),
+            # From the first start to the last: a supervisor that restarts
+            # once a second gets few starts in the window, and the window's
+            # edges would skew a count over its length.
+            "per_s": (len(rows) - 1) / ((rows[-1][0] - rows[0][0]) / 1e9),
             "gap_median_ms": statistics.median(gaps),
             "gap_p99_ms": gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))],
             "gap_max_ms": gaps[-1],
@@ -240,52 +258,59 @@ class Bench:
             r["cpu_s"] = cpu_s
         return r
 
-    def flood_ward(self, rep, variant):
-        """variant: text, json, or plain (text without timestamps: the same
-        bytes as the program wrote, so the same work as `| cat > file`)."""
-        fmt = "json" if variant == "json" else "text"
-        stamps = "false" if variant == "plain" else "true"
-        starts = self.work / f"flood-{variant}-{rep}.start"
+    def flood_done(self, files, quiet_since):
+        """True once the last line is stored; or, if it never comes (lines
+        lost), once the files have stopped growing for 15 s."""
+        present = [f for f in files() if f.exists() and f.stat().st_size > 0]
+        if not present:
+            return False
+        last = present[-1]
+        with open(last, "rb") as fh:
+            fh.seek(max(0, last.stat().st_size - 4096))
+            tail = fh.read()
+        lines = tail.split(b"\n")
+        if len(lines) >= 2 and line_of(self.args.flood_lines - 1) in lines[-2]:
+            return True
+        size = sum(f.stat().st_size for f in present)
+        now = time.monotonic()
+        if quiet_since.get("size") != size:
+            quiet_since.update(size=size, at=now)
+        return now - quiet_since["at"] > 15
+
+    def flood(self, cls, variant, rep):
+        starts = self.work / f"flood-{cls.label}-{variant}-{rep}.start"
         starts.unlink(missing_ok=True)
-        config = "\n".join(
-            [
-                "[program.flood]",
-                f"command = {toml_cmd(self.flood_argv(starts))}",
-                'restart = "never"',
-                "autostart = false",
-                # One file: the check reads every line, none rotated away.
-                f'logs = {{ format = "{fmt}", timestamps = {stamps}, max_size = "1TB", keep = 1 }}',
-                "",
-            ]
-        )
-        ward = Ward(self, f"flood-{variant}-{rep}", config)
-        log = ward.dir / ".ward" / "logs" / "flood.0.log"
+        prog = Program("flood", self.flood_argv(starts), kind="flood")
+        sup = cls(self, f"flood-{variant}-{rep}", [prog], variant)
         try:
-            ward.up()
-            c0 = ward.cpu_ticks()
-            ward.cli("start", "flood", timeout=60)
+            sup.up()
+            own0 = sup.own()
+            c0 = cpu_sample(own0)
+            sup.start("flood")
+            since = {}
             poll(
-                "the flood to end",
-                lambda: any(
-                    e.get("event") == "exited" and e.get("instance") == "flood:0"
-                    for e in ward.events()
-                ),
+                f"{cls.label} to store the flood",
+                lambda: self.flood_done(lambda: sup.log_files("flood"), since),
                 self.args.flood_timeout,
                 pause=0.05,
             )
-            c1 = ward.cpu_ticks()
-            dropped = [e for e in ward.events() if e.get("event") == "log_lines_dropped"]
+            own1 = sup.own()
+            c1 = cpu_sample(set(own0) | set(own1))
+            peak = sum(status_kib(p, "VmHWM") for p, _ in own1) / 1024
+            if isinstance(sup, Ward):
+                for line in sup.notes():
+                    self.note(line)
         finally:
-            ward.down()
-        if dropped:
-            self.note(f"ward {variant}: log_lines_dropped events: {dropped}")
+            sup.down()
+        files = [f for f in sup.log_files("flood") if f.exists()]
         t_start = int(starts.read_text().split()[0])
-        t_end = log.stat().st_mtime_ns
-        files = sorted(log.parent.glob("flood.0.log.*"), reverse=True) + [log]
-        mode = "raw" if variant == "plain" else fmt
-        r = self.flood_result(t_start, t_end, self.check(mode, files), (c1 - c0) / CLK_TCK)
+        t_end = max(f.stat().st_mtime_ns for f in files)
+        cpu_s = cpu_delta_ms(c0, c1, include_new=True) / 1e3
+        r = self.flood_result(t_start, t_end, self.check(sup.log_mode(), files), cpu_s)
         r["stored_mib"] = sum(f.stat().st_size for f in files) / MIB
-        shutil.rmtree(ward.dir)
+        r["peak_rss_mib"] = peak
+        shutil.rmtree(sup.dir)
+        starts.unlink(missing_ok=True)
         return r
 
     def flood_shell(self, rep, name, redirect, verify=True):
@@ -298,66 +323,72 @@ class Bench:
         t_start = int(starts.read_text().split()[0])
         check = self.check("raw", [out]) if verify else {"lost": 0, "malformed": 0, "dup": 0}
         out.unlink(missing_ok=True)
+        starts.unlink(missing_ok=True)
         return self.flood_result(t_start, t_end, check)
 
-    def flood_supervisord(self, rep):
-        starts = self.work / f"flood-sv-{rep}.start"
+    # ---- 4. start-up, and 5. scale (the same, bigger, plus status and memory)
+
+    def sleepers(self, n, starts):
+        env = {"STAMP_FILE": str(starts), "STAMP_EXEC": str(self.sleeper)}
+        return [
+            Program(f"s{i:04}", [self.stampexec, starts, self.sleeper], env=env) for i in range(n)
+        ]
+
+    def startup(self, cls, rep, n=None, scale=False):
+        n = n or self.args.programs
+        tag = f"{'scale' if scale else 'startup'}-{rep}"
+        starts = self.work / f"{tag}-{cls.label}.starts"
         starts.unlink(missing_ok=True)
-        argv = [str(a) for a in self.flood_argv(starts)]
-        sup = Supervisord(
-            self,
-            f"sv-flood-{rep}",
-            [("flood", argv, ["autostart=false", "autorestart=false", "startsecs=0"])],
-        )
-        log = sup.dir / "logs" / "flood.log"
-        expected = self.args.flood_lines * 100
+        sup = cls(self, tag, self.sleepers(n, starts))
+        r = {}
         try:
-            sup.up()
-            c0 = cpu_ticks(sup.proc.pid)
-            sup.ctl("start", "flood")
+            invoked = sup.up()
+            r["returned_ms"] = (time.time_ns() - invoked) / 1e6
             poll(
-                "supervisord to store the flood",
-                lambda: log.exists() and log.stat().st_size >= expected,
-                self.args.flood_timeout,
-                pause=0.05,
+                f"{n} programs started by {cls.label}",
+                lambda: starts.exists() and starts.read_text().count("\n") >= n,
+                self.args.startup_timeout,
+                pause=0.005 if not scale else 0.05,
             )
-            c1 = cpu_ticks(sup.proc.pid)
+            child_starts = sorted(int(x) for x in starts.read_text().split())
+            r["to_first_ms"] = (child_starts[0] - invoked) / 1e6
+            r["to_last_ms"] = (child_starts[n - 1] - invoked) / 1e6
+            if scale:
+                r.update(self.scale_figures(sup, n))
+            if isinstance(sup, Ward):
+                for line in sup.notes():
+                    self.note(line)
         finally:
             sup.down()
-        t_start = int(starts.read_text().split()[0])
-        r = self.flood_result(
-            t_start, log.stat().st_mtime_ns, self.check("raw", [log]), (c1 - c0) / CLK_TCK
-        )
-        shutil.rmtree(sup.dir)
+        starts.unlink(missing_ok=True)
         return r
 
-    # ---- 4. start-up
-
-    def startup_ward(self, rep):
-        n = self.args.programs
-        starts = self.work / f"startup-{rep}.starts"
-        starts.unlink(missing_ok=True)
-        ward = Ward(self, f"startup-{rep}", self.sleepers_config(n, [self.stampexec, starts]))
-        try:
-            invoked, returned = ward.up()
-            running_at = poll(
-                f"{n} running",
-                lambda: sum(s["state"] == "running" for s in ward.status()) == n and time.time_ns(),
-                60,
-                pause=0.005,
-            )
-            events = ward.events()
-        finally:
-            ward.down()
-        spawned = sorted(event_ns(e) for e in events if e.get("event") == "spawned")
-        child_starts = sorted(int(x) for x in starts.read_text().split())
-        if len(spawned) != n or len(child_starts) != n:
-            raise BenchError(f"start-up: {len(spawned)} spawned events, {len(child_starts)} starts")
-        return {
-            "to_last_spawned_ms": (spawned[-1] - invoked) / 1e6,
-            "to_last_child_ms": (child_starts[-1] - invoked) / 1e6,
-            "first_to_last_child_ms": (child_starts[-1] - child_starts[0]) / 1e6,
-            "to_first_child_ms": (child_starts[0] - invoked) / 1e6,
-            "detach_returned_ms": (returned - invoked) / 1e6,
-            "status_all_running_ms": (running_at - invoked) / 1e6,
-        }
+    def scale_figures(self, sup, n):
+        poll(f"{n} programs running under {sup.label}", lambda: sup.running() == n, 120, 0.5)
+        # Let one-shot work after start-up (journals, state files) finish.
+        time.sleep(3)
+        r = {}
+        own = sup.own()
+        r["pss_mib"] = sum(smaps_kib(p, "Pss") for p, _ in own) / 1024
+        r["processes"] = len(own)
+        r["fds"] = sum(open_fds(p) for p, _ in own)
+        cmd = sup.status_cmd()
+        if cmd is not None:
+            walls = []
+            for _ in range(self.args.status_calls):
+                t = time.monotonic_ns()
+                subprocess.run(
+                    [str(a) for a in cmd],
+                    capture_output=True,
+                    check=True,
+                    timeout=60,
+                    env=sup.env,
+                )
+                walls.append((time.monotonic_ns() - t) / 1e6)
+            r["status_median_ms"] = statistics.median(walls)
+            r["status_max_ms"] = max(walls)
+        if isinstance(sup, Ward):
+            states = [s["state"] for s in sup.status()]
+            if states.count("running") != n:
+                raise BenchError(f"ward status: {states.count('running')} of {n} running")
+        return r

@@ -4,6 +4,8 @@
  *   raw   the line as the program wrote it
  *   text  ward's text format: `<24-char timestamp> stdout <line>`
  *   json  ward's JSON format: `{..."line":"<line without newline>"}`
+ *   stamped  a logger's timestamp, then the line as written: any prefix
+ *         that starts with a digit (svlogd -tt, s6-log T, PM2's time)
  * FILES are read in order (oldest rotated file first). Prints one line:
  *   lines=… good=… malformed=… lost=… dup=…
  * where lost counts numbers of 0..N-1 never seen and dup numbers seen twice
@@ -19,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum mode { RAW, TEXT, JSON };
+enum mode { RAW, TEXT, JSON, STAMPED };
 
 static long long lines, good, malformed, lost, dups, next;
 
@@ -53,6 +55,10 @@ static void check_line(enum mode mode, const char *l, size_t len, size_t size) {
             memcmp(l + 24, " stdout ", 8) == 0)
             payload = l + 32;
         break;
+    case STAMPED:
+        if (len > size && l[0] >= '0' && l[0] <= '9')
+            payload = l + len - size;
+        break;
     case JSON:
         if (len > size + 10 && l[0] == '{' && memcmp(l + len - 3, "\"}\n", 3) == 0) {
             const char *p = l + len - 3 - plen;
@@ -79,7 +85,7 @@ static void check_line(enum mode mode, const char *l, size_t len, size_t size) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fputs("usage: checkseq raw|text|json SIZE N FILE...\n", stderr);
+        fputs("usage: checkseq raw|text|json|stamped SIZE N FILE...\n", stderr);
         return 2;
     }
     enum mode mode;
@@ -89,6 +95,8 @@ int main(int argc, char **argv) {
         mode = TEXT;
     else if (strcmp(argv[1], "json") == 0)
         mode = JSON;
+    else if (strcmp(argv[1], "stamped") == 0)
+        mode = STAMPED;
     else {
         fprintf(stderr, "checkseq: unknown mode %s\n", argv[1]);
         return 2;
