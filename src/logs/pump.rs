@@ -52,6 +52,10 @@ const READ_SIZE: usize = 4 * 1024;
 const MAX_READ_SIZE: usize = 256 * 1024;
 /// The pipe size asked for once a program floods its output.
 const FLOOD_PIPE_SIZE: usize = 1024 * 1024;
+
+/// A pipe's capacity on Linux unless someone asks for another: a read that
+/// returns this much found the pipe full.
+const PIPE_DEFAULT_SIZE: usize = 64 * 1024;
 /// Formatted chunks waiting for the writer before drains start to wait.
 const QUEUE_CHUNKS: usize = 8;
 
@@ -287,6 +291,7 @@ impl Drain<'_> {
         // (most of a thousand) costs no buffer at all.
         let mut buf = Vec::new();
         let mut filled = 0;
+        let mut enlarged = false;
         let mut ts = Timestamp::new();
         let text = self.format.is_text();
         loop {
@@ -310,10 +315,13 @@ impl Drain<'_> {
             self.stats.bytes += n as u64;
             if n == window && window < MAX_READ_SIZE {
                 window *= 2;
-                if window == MAX_READ_SIZE {
-                    // A flood: a bigger pipe lets the program write on while
-                    // a chunk is formatted (a quiet program keeps the small
-                    // default; pipe pages count against a per-user limit).
+                if n >= PIPE_DEFAULT_SIZE && !enlarged {
+                    // A read emptied a full pipe: a flood. A bigger pipe
+                    // lets the program write on while a chunk is formatted,
+                    // and lets the reads grow past the default capacity (a
+                    // quiet program keeps the small default; pipe pages
+                    // count against a per-user limit).
+                    enlarged = true;
                     let _ = crate::proc::enlarge_pipe(pipe.as_fd(), FLOOD_PIPE_SIZE);
                 }
             } else if n * 8 < window && window > READ_SIZE && filled == 0 {

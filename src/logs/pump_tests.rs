@@ -548,3 +548,37 @@ async fn rotates_while_pumping_without_losing_lines() {
     }
     assert_eq!(numbers, (0..total).collect::<Vec<u64>>());
 }
+
+/// A program that floods its output gets a larger pipe (once a read finds
+/// the default pipe full), so that reads, and what they cost, grow too.
+#[tokio::test]
+async fn a_flooding_program_gets_a_larger_pipe() {
+    use std::os::fd::AsRawFd;
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(&spec(tmp.path(), LogFormat::Text, true));
+    let (mut tx, out) = pipes();
+    let (tx_err, err) = pipes();
+    let (sinks, _) = sinks();
+    let pumping = tokio::spawn(pump(log, label(), out, err, sinks));
+    let size = |fd: i32| {
+        // SAFETY: F_GETPIPE_SZ on an open pipe fd.
+        unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }
+    };
+    assert_eq!(size(tx.as_raw_fd()), PIPE_DEFAULT_SIZE as i32);
+    let block: String = (0..1000).map(|i| format!("{i:099}\n")).collect();
+    let mut written = 0;
+    while size(tx.as_raw_fd()) < FLOOD_PIPE_SIZE as i32 && written < 256 << 20 {
+        timeout(LIMIT, tx.write_all(block.as_bytes()))
+            .await
+            .unwrap()
+            .unwrap();
+        written += block.len();
+    }
+    assert_eq!(
+        size(tx.as_raw_fd()),
+        FLOOD_PIPE_SIZE as i32,
+        "still the default pipe after {written} bytes"
+    );
+    drop((tx, tx_err));
+    timeout(LIMIT, pumping).await.unwrap().unwrap();
+}
