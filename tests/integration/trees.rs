@@ -216,3 +216,63 @@ fn sweep_after_sentinel_and_ward_die(env: &[(&str, &str)]) {
     }
     ward.down();
 }
+
+/// A ward killed together with its sentinel, with no state file left to
+/// name it, leaves an empty `ward-<pid>` cgroup root; the next ward start
+/// removes it, and leaves alone the root of a pid that is alive.
+#[test]
+fn ward_removes_empty_cgroup_roots_of_dead_wards_at_start() {
+    let mut ward = Ward::new("[program.p]\ncommand = [\"{testee}\", \"--forever\"]\n").up();
+    ward.wait_state("p", 0, "running");
+    let state = ward.path().join(".ward/state.json");
+    let mut leaf = None;
+    wait_until("the state file to record the run", || {
+        leaf = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|doc| doc["live"].get(0).cloned());
+        leaf.is_some()
+    });
+    let Some(leaf) = leaf.and_then(|r| r["cgroup"].as_str().map(std::path::PathBuf::from)) else {
+        println!("skipped: this ward runs without cgroups");
+        ward.down();
+        return;
+    };
+    // <base>/ward-<pid>/<leaf>: the roots of every ward live in <base>.
+    let base = leaf
+        .parent()
+        .and_then(|r| r.parent())
+        .unwrap()
+        .to_path_buf();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let dead = base.join(format!("ward-{dead_pid}"));
+    let live = base.join(format!("ward-{}", std::process::id()));
+    struct Remove(Vec<std::path::PathBuf>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for dir in &self.0 {
+                let _ = std::fs::remove_dir(dir.join("x.0.r1"));
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    let _cleanup = Remove(vec![dead.clone(), live.clone()]);
+    for root in [&dead, &live] {
+        std::fs::create_dir(root).unwrap();
+        std::fs::create_dir(root.join("x.0.r1")).unwrap();
+    }
+
+    ward.ok(&["down"]);
+    assert!(ward.wait_daemon_exit().success());
+    ward.spawn_daemon(&[]);
+    ward.wait_answering();
+    assert!(!dead.exists(), "{} is left behind", dead.display());
+    assert!(
+        live.exists(),
+        "{} was removed though its pid lives",
+        live.display()
+    );
+    ward.down();
+}
