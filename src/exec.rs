@@ -77,19 +77,11 @@ impl Exec {
         launch: Arc<LaunchSpec>,
         logs: Arc<LogSpec>,
     ) {
-        // A run's log file lives as long as the instance's log settings.
+        // A run's log file lives as long as the instance's log settings. It
+        // is opened by the run task, off the driver: an open can block (a
+        // hung disk), and the driver must not.
         if self.instances.get(&id).is_none_or(|rt| rt.log_spec != logs) {
-            let log = InstanceLog::open(&id.program, id.index, &logs);
-            if let Some(err) = log.error() {
-                self.note(
-                    &id,
-                    Some(run),
-                    format!(
-                        "cannot open log file {}: {err}; output is dropped (and counted) until it can",
-                        log.path().display()
-                    ),
-                );
-            }
+            let log = InstanceLog::new(&id.program, id.index, &logs);
             self.instances.insert(
                 id.clone(),
                 InstanceRt {
@@ -207,14 +199,6 @@ impl Exec {
             .as_mut()
             .filter(|r| r.run == run)
     }
-
-    fn note(&self, id: &InstanceId, run: Option<RunId>, message: String) {
-        let _ = self.tx.send(Msg::Event(Event {
-            instance: Some(id.clone()),
-            run,
-            kind: EventKind::Notice { message },
-        }));
-    }
 }
 
 /// Signals and kills run on the blocking pool: without cgroups a tree's
@@ -271,6 +255,7 @@ async fn run_task(ctx: RunCtx) {
         group: launch.group.clone(),
         tree_name: format!("{}.{}.r{}", id.program, id.index, run.0),
     };
+    open_log(&log, &id, run, &tx).await;
     let child = match spawner.spawn(launch_req).await {
         Ok(child) => child,
         Err(e) => {
@@ -379,6 +364,42 @@ async fn run_task(ctx: RunCtx) {
         input(Input::TreeGone { id, run });
     }
     tree.cleanup();
+}
+
+/// Opens the instance's log file (if it is not open) on the blocking pool,
+/// and says so when it cannot be: the run starts anyway, and its output is
+/// dropped (and counted) until the file can be opened.
+async fn open_log(
+    log: &Arc<Mutex<InstanceLog>>,
+    id: &InstanceId,
+    run: RunId,
+    tx: &mpsc::UnboundedSender<Msg>,
+) {
+    let log = Arc::clone(log);
+    let failed = tokio::task::spawn_blocking(move || {
+        let mut log = logs::lock(&log);
+        // Said once while the same error lasts, not at every restart.
+        let before = log.error().map(|e| e.to_string());
+        match log.ensure_open() {
+            Err(e) if before.as_deref() != Some(&e.to_string()) => {
+                Some((log.path().to_path_buf(), e))
+            }
+            _ => None,
+        }
+    })
+    .await;
+    if let Ok(Some((path, e))) = failed {
+        let _ = tx.send(Msg::Event(Event {
+            instance: Some(id.clone()),
+            run: Some(run),
+            kind: EventKind::Notice {
+                message: format!(
+                    "cannot open log file {}: {e}; output is dropped (and counted) until it can",
+                    path.display()
+                ),
+            },
+        }));
+    }
 }
 
 /// Lines written just before an exit are in the pipe: read them all before

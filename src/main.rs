@@ -9,6 +9,7 @@ mod bus;
 mod cli;
 mod daemon;
 mod exec;
+mod files;
 mod inbox;
 mod logs;
 mod proc;

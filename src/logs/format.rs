@@ -269,6 +269,7 @@ mod tests {
             format,
             timestamps,
             max_line: 16 * 1024,
+            access: Default::default(),
         }
     }
 

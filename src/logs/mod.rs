@@ -34,6 +34,6 @@ pub struct RunLabel {
 
 /// A panic while a log was locked leaves it as usable as before (at worst
 /// with a cut line, which the next write ends): keep logging.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -22,6 +22,7 @@ fn spec(dir: &Path, format: LogFormat, timestamps: bool) -> LogSpec {
         format,
         timestamps,
         max_line: 1024,
+        access: Default::default(),
     }
 }
 

@@ -1,23 +1,43 @@
 //! An instance's log file, rotated by size with rename (never copy-truncate:
 //! a reader holding the old file keeps reading whole lines, and a shipper
 //! tailing by name sees a new file).
+//!
+//! Every open, rename and removal goes through the log directory's
+//! descriptor without following links ([`crate::files`]): a program that
+//! can write to its log dir cannot turn ward's writes into writes
+//! elsewhere. A file or directory removed or renamed away while ward writes
+//! is noticed (at most [`CHECK_EVERY`] later, and only while there is
+//! output) and made again.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use memchr::{memchr, memrchr};
 use ward_core::LogSpec;
+
+use crate::files::{Appending, Dir, DirPolicy, FileId};
+
+/// While output flows, how often the file at the log path is compared with
+/// the one ward writes to (a stat of the path: cheap, and never while the
+/// program is quiet).
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// One instance's log output: the rotating file shared by both streams of
 /// every run of the instance. Lives across runs.
 pub struct InstanceLog {
     path: PathBuf,
+    /// The file's name in `spec.dir`.
+    name: String,
     spec: LogSpec,
     /// `None` after a rotation (or a failed reopen): the next write opens a
     /// fresh file at `path`.
     file: Option<Box<dyn Write + Send>>,
+    /// What `file` is, to tell whether `path` still names it.
+    id: Option<FileId>,
+    /// When to compare `path` with `file` next.
+    check_at: Option<Instant>,
     /// Bytes in the current file, as far as we know: what it had when opened
     /// plus what we wrote.
     size: u64,
@@ -26,6 +46,8 @@ pub struct InstanceLog {
     mid_line: bool,
     /// Why the file is not open, if opening failed.
     error: Option<io::Error>,
+    /// The configured group's id, once looked up.
+    gid: Option<u32>,
 }
 
 /// A write that stopped early: `written` bytes of the data reached the file
@@ -36,9 +58,14 @@ pub(crate) struct WriteFailure {
     pub(crate) error: io::Error,
 }
 
+/// `<program>.<index>.log`
+pub fn log_name(program: &str, index: u32) -> String {
+    format!("{program}.{index}.log")
+}
+
 /// `<dir>/<program>.<index>.log`
 pub fn log_path(dir: &Path, program: &str, index: u32) -> PathBuf {
-    dir.join(format!("{program}.{index}.log"))
+    dir.join(log_name(program, index))
 }
 
 /// `<path>.<n>`: the n-th most recent rotated file.
@@ -48,20 +75,35 @@ pub(crate) fn rotated_path(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
+fn rotated_name(name: &str, n: u32) -> String {
+    format!("{name}.{n}")
+}
+
 impl InstanceLog {
-    /// Opens (creating the directory and the file, appending)
-    /// `<spec.dir>/<program>.<index>.log`. Never fails: if the file cannot be
-    /// opened, [`InstanceLog::error`] says why, and every write tries again
-    /// (the lines meanwhile are dropped and counted like any failed write).
-    pub fn open(program: &str, index: u32, spec: &LogSpec) -> InstanceLog {
-        let mut log = InstanceLog {
-            path: log_path(&spec.dir, program, index),
+    /// The log of one instance, `<spec.dir>/<program>.<index>.log`. Touches
+    /// no file: the first write (or [`InstanceLog::ensure_open`]) opens it,
+    /// creating the directory and the file as needed.
+    pub fn new(program: &str, index: u32, spec: &LogSpec) -> InstanceLog {
+        let name = log_name(program, index);
+        InstanceLog {
+            path: spec.dir.join(&name),
+            name,
             spec: spec.clone(),
             file: None,
+            id: None,
+            check_at: None,
             size: 0,
             mid_line: false,
             error: None,
-        };
+            gid: None,
+        }
+    }
+
+    /// [`InstanceLog::new`], then [`InstanceLog::ensure_open`] (whose error
+    /// [`InstanceLog::error`] keeps).
+    #[cfg(test)]
+    pub fn open(program: &str, index: u32, spec: &LogSpec) -> InstanceLog {
+        let mut log = InstanceLog::new(program, index, spec);
         let _ = log.ensure_open();
         log
     }
@@ -83,6 +125,7 @@ impl InstanceLog {
     /// on line boundaries so that each file stays within `max_size` unless a
     /// single line is larger. One `write` per file touched.
     pub(crate) fn write_lines(&mut self, data: &[u8]) -> Result<(), WriteFailure> {
+        self.check_still_there();
         let mut done = 0;
         while done < data.len() {
             let fail = |error| WriteFailure {
@@ -122,24 +165,21 @@ impl InstanceLog {
         Ok(())
     }
 
-    fn ensure_open(&mut self) -> io::Result<()> {
+    /// Opens the file if it is not open: the directory (made if missing,
+    /// with the spec's permissions, and checked) and the file in it, never
+    /// through a link, never anything but a regular file.
+    pub(crate) fn ensure_open(&mut self) -> io::Result<()> {
         if self.file.is_some() {
             return Ok(());
         }
-        let opened = self.open_file().or_else(|e| {
-            // The directory may be missing (never made, or removed since).
-            if e.kind() == io::ErrorKind::NotFound {
-                fs::create_dir_all(&self.spec.dir)?;
-                self.open_file()
-            } else {
-                Err(e)
-            }
-        });
-        match opened {
-            Ok((file, size)) => {
-                self.file = Some(Box::new(file));
-                self.size = size;
-                self.mid_line = false;
+        match self.open_file() {
+            Ok(opened) => {
+                self.id = FileId::of_file(&opened.file).ok();
+                self.file = Some(Box::new(opened.file));
+                self.check_at = Some(Instant::now() + CHECK_EVERY);
+                self.size = opened.size;
+                // A line cut by a crash or a full disk is ended first.
+                self.mid_line = opened.cut;
                 self.error = None;
                 Ok(())
             }
@@ -150,13 +190,80 @@ impl InstanceLog {
         }
     }
 
-    fn open_file(&self) -> io::Result<(File, u64)> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        let size = file.metadata()?.len();
-        Ok((file, size))
+    /// The log directory, opened and checked (made if missing).
+    fn dir(&mut self) -> io::Result<Dir> {
+        let group = self.group()?;
+        let access = &self.spec.access;
+        // Who may read the files may list the directory too; nobody else.
+        let mut mode = crate::files::PRIVATE_DIR;
+        if access.mode & 0o040 != 0 {
+            mode |= 0o050;
+        }
+        if access.mode & 0o004 != 0 {
+            mode |= 0o005;
+        }
+        Dir::open(
+            &self.spec.dir,
+            DirPolicy {
+                mode,
+                enforce_mode: false,
+                group,
+                allow_writable: access.allow_writable_dir,
+            },
+        )
+    }
+
+    /// The id of the configured group, looked up once (a lookup may ask a
+    /// directory service).
+    fn group(&mut self) -> io::Result<Option<u32>> {
+        let Some(name) = &self.spec.access.group else {
+            return Ok(None);
+        };
+        if self.gid.is_none() {
+            let gid = crate::proc::group_id(name).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot use log group {name:?} for {}: {e}",
+                        self.path.display()
+                    ),
+                )
+            })?;
+            self.gid = Some(gid);
+        }
+        Ok(self.gid)
+    }
+
+    fn open_file(&mut self) -> io::Result<Appending> {
+        let dir = self.dir()?;
+        let group = self.group()?;
+        dir.append(&self.name, self.spec.access.mode, group)
+    }
+
+    /// While output flows, every [`CHECK_EVERY`]: if the path no longer
+    /// names the open file (removed, renamed, its directory removed or
+    /// moved), the next write opens a new one at the path.
+    fn check_still_there(&mut self) {
+        let Some(at) = self.check_at else {
+            return;
+        };
+        let now = Instant::now();
+        if now < at || self.file.is_none() {
+            return;
+        }
+        self.check_at = Some(now + CHECK_EVERY);
+        let current = match self.dir() {
+            Ok(dir) => dir.id_of(&self.name).ok().flatten() == self.id,
+            Err(_) => false,
+        };
+        if !current {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        self.file = None;
+        self.id = None;
     }
 
     /// Writes all of `bytes` to the open file; on failure, how many made it.
@@ -183,21 +290,24 @@ impl InstanceLog {
 
     /// `name.log.(keep-1)` → `name.log.keep`, …, `name.log` → `name.log.1`;
     /// with `keep = 0` the current file is removed. The new file is opened by
-    /// the next write, so a failure to create it is retried then.
+    /// the next write, so a failure to create it is retried then. Renames
+    /// happen in the directory's descriptor: a link planted at a rotated
+    /// name is moved or replaced itself, never followed.
     fn rotate(&mut self) -> io::Result<()> {
         // Closed before the renames: some platforms refuse to rename an open
         // file, and if a rename fails the next write reopens the same file.
-        self.file = None;
+        self.close();
+        let dir = self.dir()?;
         if self.spec.keep == 0 {
-            ignore_missing(fs::remove_file(&self.path))?;
+            ignore_missing(dir.remove(&self.name))?;
         } else {
             for n in (1..self.spec.keep).rev() {
-                ignore_missing(fs::rename(
-                    rotated_path(&self.path, n),
-                    rotated_path(&self.path, n + 1),
+                ignore_missing(dir.rename(
+                    &rotated_name(&self.name, n),
+                    &rotated_name(&self.name, n + 1),
                 ))?;
             }
-            ignore_missing(fs::rename(&self.path, rotated_path(&self.path, 1)))?;
+            ignore_missing(dir.rename(&self.name, &rotated_name(&self.name, 1)))?;
         }
         self.size = 0;
         Ok(())
@@ -232,6 +342,7 @@ fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::fs::{self, File, OpenOptions};
     use ward_core::LogFormat;
 
     pub(crate) fn spec(dir: &Path, max_size: u64, keep: u32) -> LogSpec {
@@ -242,6 +353,7 @@ pub(crate) mod tests {
             format: LogFormat::Text,
             timestamps: false,
             max_line: 16 * 1024,
+            access: Default::default(),
         }
     }
 
@@ -425,5 +537,115 @@ pub(crate) mod tests {
         log.write_lines(b"fourth\n").unwrap();
         assert_eq!(read(log.path()), "first\nsecond\nt\nfourth\n");
         assert_eq!(log.size, 22);
+    }
+
+    fn due(log: &mut InstanceLog) {
+        log.check_at = Some(Instant::now());
+    }
+
+    #[test]
+    fn a_link_at_the_log_path_is_refused_and_its_target_untouched() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        fs::create_dir(&dir).unwrap();
+        let target = tmp.path().join("passwd");
+        fs::write(&target, "root:x:0:0\n").unwrap();
+        symlink(&target, dir.join("api.0.log")).unwrap();
+        let mut log = InstanceLog::open("api", 0, &spec(&dir, 1000, 2));
+        let e = log.error().expect("refused").to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(log.write_lines(b"evil\n").is_err());
+        assert_eq!(read(&target), "root:x:0:0\n");
+        // Once the link is gone, logging resumes.
+        fs::remove_file(dir.join("api.0.log")).unwrap();
+        log.write_lines(b"good\n").unwrap();
+        assert_eq!(read(&dir.join("api.0.log")), "good\n");
+    }
+
+    #[test]
+    fn rotation_moves_links_instead_of_following_them() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        let target = tmp.path().join("shadow");
+        fs::write(&target, "secret\n").unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(&dir, 25, 2));
+        // Links planted at the rotated names, as a program owning the
+        // directory could between two rotations.
+        symlink(&target, dir.join("w.0.log.1")).unwrap();
+        symlink(&target, dir.join("w.0.log.2")).unwrap();
+        log.write_lines(&lines(0, 7)).unwrap();
+        assert_eq!(read(&target), "secret\n");
+        assert_eq!(
+            read(&dir.join("w.0.log")),
+            String::from_utf8(lines(6, 7)).unwrap()
+        );
+    }
+
+    #[test]
+    fn files_and_directories_are_private_by_default() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        let mut log = InstanceLog::open("w", 0, &spec(&dir, 1000, 2));
+        log.write_lines(b"x\n").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(log.path()), 0o600);
+        // Shared with the group: the files say so, and the group may enter.
+        let shared_dir = tmp.path().join("shared");
+        let mut shared = spec(&shared_dir, 1000, 2);
+        shared.access.mode = 0o640;
+        let mut log = InstanceLog::open("w", 0, &shared);
+        log.write_lines(b"x\n").unwrap();
+        assert_eq!(mode(&shared_dir), 0o750);
+        assert_eq!(mode(log.path()), 0o640);
+    }
+
+    #[test]
+    fn a_removed_file_is_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 1000, 2));
+        log.write_lines(b"one\n").unwrap();
+        fs::remove_file(log.path()).unwrap();
+        // Before the check is due, lines go to the open (removed) file.
+        log.write_lines(b"lost\n").unwrap();
+        due(&mut log);
+        log.write_lines(b"two\n").unwrap();
+        assert_eq!(read(log.path()), "two\n");
+    }
+
+    #[test]
+    fn a_removed_or_moved_directory_is_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        let mut log = InstanceLog::open("w", 0, &spec(&dir, 1000, 2));
+        log.write_lines(b"one\n").unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        due(&mut log);
+        log.write_lines(b"two\n").unwrap();
+        assert_eq!(read(log.path()), "two\n");
+        fs::rename(&dir, tmp.path().join("old")).unwrap();
+        due(&mut log);
+        log.write_lines(b"three\n").unwrap();
+        assert_eq!(read(log.path()), "three\n");
+        assert_eq!(read(&tmp.path().join("old/w.0.log")), "two\n");
+    }
+
+    #[test]
+    fn a_fifo_at_the_log_path_is_an_error_not_a_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("w.0.log");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 1000, 2));
+        let e = log.error().expect("refused").to_string();
+        assert!(e.contains("FIFO"), "{e}");
+        assert!(log.write_lines(b"x\n").is_err());
     }
 }

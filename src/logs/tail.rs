@@ -40,7 +40,7 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<Vec<u8>> {
         } else {
             rotated_path(&path, generation)
         };
-        let file = match File::open(&file_path) {
+        let file = match crate::files::open_regular(&file_path) {
             Ok(file) => file,
             // A current file can be missing while older ones exist (between
             // a rotation and the next write); a missing rotated one ends the

@@ -182,7 +182,7 @@ fn c_string(ptr: *const libc::c_char) -> String {
 }
 
 /// A group by name, else by number.
-fn group_id(group: &str) -> io::Result<libc::gid_t> {
+pub(crate) fn group_id(group: &str) -> io::Result<libc::gid_t> {
     let c = c_name("group", group)?;
     let found = with_buffer(|buf| {
         // SAFETY: group is a plain C struct; zeroed is a valid value.

@@ -44,6 +44,9 @@ mod tree;
 mod unix;
 
 // The daemon names only some of these; the rest serve tests and tools.
+/// A group's id, by name or number (for the group of shared log files).
+#[cfg(unix)]
+pub(crate) use self::creds::group_id;
 #[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::spawn::Child;

@@ -10,13 +10,16 @@ use crate::read::{Ctx, Field, Section};
 use crate::WardSettings;
 
 const WARD_KEYS: [&str; 4] = ["state_dir", "socket", "socket_mode", "logs"];
-const LOG_KEYS: [&str; 6] = [
+const LOG_KEYS: [&str; 9] = [
     "dir",
     "max_size",
     "keep",
     "format",
     "timestamps",
     "max_line",
+    "mode",
+    "group",
+    "allow_writable_dir",
 ];
 
 pub(crate) const DEFAULT_SOCKET_MODE: u32 = 0o600;
@@ -30,6 +33,7 @@ pub(crate) fn default_logs(state_dir: &Path) -> LogSpec {
         format: LogFormat::Text,
         timestamps: true,
         max_line: 16 * 1024,
+        access: Default::default(),
     }
 }
 
@@ -65,9 +69,47 @@ pub(crate) fn read_ward(
     }
 }
 
+fn socket_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
+    let mode = octal_mode(ctx, field)?;
+    if mode & 0o600 != 0o600 {
+        let written = ctx.source(field.value.span());
+        ctx.error(
+            field.value.span(),
+            format!(
+                "{} {written} would keep ward's own user from using the socket",
+                field.place()
+            ),
+            Some("the owner needs read and write: use at least \"0600\"".into()),
+        );
+        return None;
+    }
+    Some(mode)
+}
+
+/// A log file's mode: ward's user reads and writes; others may at most
+/// read (a writable log could be rewritten; an executable one makes no
+/// sense).
+fn log_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
+    let mode = octal_mode(ctx, field)?;
+    if mode & 0o600 != 0o600 || mode & !0o644 != 0 {
+        let written = ctx.source(field.value.span());
+        ctx.error(
+            field.value.span(),
+            format!(
+                "{} {written} is not a mode for log files: ward needs to read and write them, \
+                 and others may at most read them",
+                field.place()
+            ),
+            Some("use \"0600\" (the default), \"0640\" to share with `group`, or \"0644\"".into()),
+        );
+        return None;
+    }
+    Some(mode)
+}
+
 /// `"0660"`: a string, because a bare `660` in TOML is decimal. TOML's own
 /// octal integers (`0o660`) are accepted too.
-fn socket_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
+fn octal_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
     let text = ctx.source(field.value.span());
     let (digits, written) = match field.value.get_ref() {
         DeValue::String(s) => (s.strip_prefix("0o").unwrap_or(s).to_string(), text),
@@ -79,7 +121,7 @@ fn socket_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
                     "wrong type for {}: expected a string of octal digits like \"0660\", found an integer",
                     field.place()
                 ),
-                Some(format!("quote it: socket_mode = \"0{}\"", i.as_str())),
+                Some(format!("quote it: {} = \"0{}\"", field.key, i.as_str())),
             );
             return None;
         }
@@ -107,17 +149,6 @@ fn socket_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
             return None;
         }
     };
-    if mode & 0o600 != 0o600 {
-        ctx.error(
-            field.value.span(),
-            format!(
-                "{} {written} would keep ward's own user from using the socket",
-                field.place()
-            ),
-            Some("the owner needs read and write: use at least \"0600\"".into()),
-        );
-        return None;
-    }
     Some(mode)
 }
 
@@ -159,6 +190,15 @@ pub(crate) fn read_logs(
         .and_then(|f| ctx.size(&f, (1024, "1KiB"), Some((1024 * 1024, "1MiB"))))
     {
         logs.max_line = usize::try_from(n).unwrap_or(logs.max_line);
+    }
+    if let Some(mode) = section.get("mode").and_then(|f| log_mode(ctx, &f)) {
+        logs.access.mode = mode;
+    }
+    if let Some(group) = section.get("group").and_then(|f| ctx.text_value(&f)) {
+        logs.access.group = Some(group.to_string());
+    }
+    if let Some(b) = section.get("allow_writable_dir").and_then(|f| ctx.bool(&f)) {
+        logs.access.allow_writable_dir = b;
     }
     logs
 }

@@ -74,6 +74,32 @@ pub struct LogSpec {
     pub timestamps: bool,
     /// Lines longer than this are split into pieces, each marked.
     pub max_line: usize,
+    /// Who may read the files, and which directories ward accepts.
+    pub access: LogAccess,
+}
+
+/// Permissions of an instance's log files and directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogAccess {
+    /// Permission bits of the log files (default `0o600`: program output
+    /// often holds secrets).
+    pub mode: u32,
+    /// A group (name or numeric id) that owns the files and a log dir ward
+    /// creates: to share the logs with, e.g., a log shipper's group.
+    pub group: Option<String>,
+    /// Accept a log dir that its group or others may write to (anyone who
+    /// can write there can replace ward's files with links).
+    pub allow_writable_dir: bool,
+}
+
+impl Default for LogAccess {
+    fn default() -> LogAccess {
+        LogAccess {
+            mode: 0o600,
+            group: None,
+            allow_writable_dir: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -31,6 +31,7 @@ fn an_empty_file_is_valid_and_has_every_default() {
             format: LogFormat::Text,
             timestamps: true,
             max_line: 16 * 1024,
+            access: Default::default(),
         }
     );
 }
@@ -157,6 +158,7 @@ logs         = { max_size = "10MB", keep = 3, format = "json", timestamps = fals
             format: LogFormat::Json,
             timestamps: false,
             max_line: 32 * 1024,
+            access: Default::default(),
         }
     );
     assert_eq!(program(&c, "migrate").restart, RestartPolicy::Never);
@@ -236,6 +238,7 @@ command = "b"
         format: LogFormat::Json,
         timestamps: true,
         max_line: 16 * 1024,
+        access: Default::default(),
     };
     assert_eq!(c.ward.logs, want);
     assert_eq!(*program(&c, "b").logs, want);

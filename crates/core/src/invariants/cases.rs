@@ -80,6 +80,7 @@ pub fn build(shapes: &[Shape]) -> SpecSet {
                     format: LogFormat::Text,
                     timestamps: true,
                     max_line: 8192,
+                    access: Default::default(),
                 }),
                 instances: shape.instances,
                 autostart: shape.autostart,

@@ -38,6 +38,7 @@ pub fn prog(name: &str) -> ProgramSpec {
             format: LogFormat::Text,
             timestamps: true,
             max_line: 8192,
+            access: Default::default(),
         }),
         instances: 1,
         autostart: true,

@@ -1,0 +1,61 @@
+//! The one safe way to open ward's own files: the state dir (lock,
+//! `state.json`, `events.jsonl`, `ward.log`) and the log dirs.
+//!
+//! ward runs as root and may run programs as other users, so a file in its
+//! directories must never be a way to make ward write somewhere else:
+//!
+//! - a directory is opened once per use, without following a symlink, and
+//!   refused unless it belongs to ward's user (or root) and is not writable
+//!   by its group or by others (see [`DirPolicy`]);
+//! - every file is opened relative to that directory's descriptor, with
+//!   `O_NOFOLLOW` (a symlink is an error, never followed) and `O_NONBLOCK`
+//!   (a FIFO cannot freeze ward), and used only if it is a regular file;
+//! - new files are created with exact permissions (not left to the umask);
+//!   replaced files are written under a temporary name created exclusively,
+//!   then renamed in the same directory;
+//! - reads are bounded.
+//!
+//! `docs/security.md` states the rules for users. Unix today; Windows comes
+//! as `windows.rs` beside `unix.rs`, with the same names.
+
+#[cfg(unix)]
+mod unix;
+
+#[cfg(unix)]
+pub use unix::{open_regular, read_regular, Appending, Dir, FileId};
+
+/// Files ward creates for itself: readable by ward's user only.
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Directories ward creates for itself.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// How a directory ward uses is created and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirPolicy {
+    /// Permission bits of the directory when ward creates it.
+    pub mode: u32,
+    /// Also set `mode` on a directory that already exists (ward's own state
+    /// dir); otherwise an existing directory keeps its mode and is only
+    /// checked (a log dir the operator made).
+    pub enforce_mode: bool,
+    /// The group the directory is given when ward creates it (a log dir
+    /// shared with a log shipper's group).
+    pub group: Option<u32>,
+    /// Accept a directory writable by its group or by others. Anyone who can
+    /// write to a directory can swap ward's files in it for links, so this
+    /// is off unless the config asks for it.
+    pub allow_writable: bool,
+}
+
+impl DirPolicy {
+    /// ward's own directory: created 0700, kept at `mode`.
+    pub fn private() -> DirPolicy {
+        DirPolicy {
+            mode: PRIVATE_DIR,
+            enforce_mode: true,
+            group: None,
+            allow_writable: false,
+        }
+    }
+}
