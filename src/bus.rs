@@ -3,7 +3,7 @@
 //! journal (`events.jsonl` in the state dir), and sent to live subscribers
 //! (`GET /v1/events?follow=true`, `ward events -f`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use ward_core::Event;
+
+use crate::files::{Dir, PRIVATE_FILE};
 
 /// The journal rotates (once, to `events.jsonl.1`) past this size.
 const JOURNAL_MAX: u64 = 16 * 1024 * 1024;
@@ -33,12 +35,12 @@ pub struct Bus {
 }
 
 impl Bus {
-    pub fn new(state_dir: &Path) -> Bus {
+    pub fn new(state_dir: Arc<Dir>) -> Bus {
         let (live, _) = broadcast::channel(1024);
         Bus {
             seq: 0,
             live,
-            journal: LineFile::open(state_dir.join("events.jsonl"), JOURNAL_MAX),
+            journal: LineFile::open(state_dir, "events.jsonl", JOURNAL_MAX),
         }
     }
 
@@ -82,8 +84,12 @@ impl Bus {
 /// An append-only file of lines that rotates once (to `NAME.1`) past a
 /// size: the event journal, and ward's own log when detached. A write
 /// error (full disk, …) never stops ward: the lines are dropped and the
-/// error is reported once until writing works again.
+/// error is reported once until writing works again. A line cut short (by
+/// a full disk, or a ward killed mid-write) is ended before the next one,
+/// so every later line stays whole JSON.
 pub struct LineFile {
+    dir: Arc<Dir>,
+    name: String,
     path: PathBuf,
     max: u64,
     out: Option<BufWriter<File>>,
@@ -93,9 +99,11 @@ pub struct LineFile {
 }
 
 impl LineFile {
-    pub fn open(path: PathBuf, max: u64) -> LineFile {
+    pub fn open(dir: Arc<Dir>, name: &str, max: u64) -> LineFile {
         let mut file = LineFile {
-            path,
+            path: dir.join(name),
+            dir,
+            name: name.to_string(),
             max,
             out: None,
             size: 0,
@@ -106,18 +114,20 @@ impl LineFile {
         file
     }
 
+    /// Opens the file (in the state dir, never through a link); if its last
+    /// line was cut, ends it first.
     fn reopen(&mut self) {
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
-            Ok(file) => {
-                self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                self.out = Some(BufWriter::with_capacity(64 * 1024, file));
+        self.out = match self.dir.append(&self.name, PRIVATE_FILE, None) {
+            Ok(mut opened) => {
+                if opened.cut && opened.file.write_all(b"\n").is_ok() {
+                    opened.size += 1;
+                    opened.cut = false;
+                }
+                self.size = opened.size;
+                (!opened.cut).then(|| BufWriter::with_capacity(64 * 1024, opened.file))
             }
-            Err(_) => self.out = None,
-        }
+            Err(_) => None,
+        };
     }
 
     pub fn append(&mut self, line: &str) {
@@ -144,9 +154,7 @@ impl LineFile {
         if let Some(mut out) = self.out.take() {
             let _ = out.flush();
         }
-        let mut rotated = self.path.clone().into_os_string();
-        rotated.push(".1");
-        let _ = std::fs::rename(&self.path, rotated);
+        let _ = self.dir.rename(&self.name, &format!("{}.1", self.name));
         self.reopen();
     }
 
@@ -202,8 +210,9 @@ mod tests {
 
     #[test]
     fn events_are_stamped_journaled_and_broadcast() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut bus = Bus::new(dir.path());
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
+        let mut bus = Bus::new(Arc::new(dir));
         let mut rx = bus.subscribe().subscribe();
         let event = Event {
             instance: Some(InstanceId::new("api", 0)),
@@ -225,5 +234,22 @@ mod tests {
         assert_eq!(doc["seq"], 1);
         assert_eq!(doc["instance"], "api:0");
         assert!(doc["ts"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_cut_record_is_ended_before_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        // A record cut by a full disk or a SIGKILL mid-write.
+        std::fs::write(&path, "{\"ts\":\"x\",\"seq\":1}\n{\"ts\":\"y\",\"se").unwrap();
+        let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
+        let mut file = LineFile::open(Arc::new(dir), "events.jsonl", 1 << 20);
+        file.append("{\"seq\":3}");
+        assert_eq!(file.flush(), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert_eq!(lines[2], "{\"seq\":3}");
+        assert!(serde_json::from_str::<serde_json::Value>(lines[2]).is_ok());
     }
 }

@@ -21,6 +21,7 @@ use ward_core::{
 
 use crate::bus::Bus;
 use crate::exec::Exec;
+use crate::files::Dir;
 use crate::inbox::{ApiError, LogHub, Msg, Shared};
 use crate::logs::Console;
 use crate::proc::Supervision;
@@ -50,13 +51,14 @@ pub struct Options {
 /// Runs the daemon until a shutdown finishes.
 pub async fn run(
     config: Config,
+    state_dir: Arc<Dir>,
     supervision: Supervision,
     listener: crate::api::Listener,
     opts: Options,
 ) -> std::io::Result<()> {
     let epoch = Instant::now();
-    let state_path = config.ward.state_dir.join("state.json");
-    let (state, state_note) = StateFile::load(&state_path);
+    let state_path = state_dir.join("state.json");
+    let (state, state_note) = StateFile::load(&state_dir);
     let pid1 = std::process::id() == 1;
     let hangup_stops = opts.foreground && !pid1;
 
@@ -65,7 +67,7 @@ pub async fn run(
         .then(|| Console::start(label_width(&config)));
     let voice = match &console {
         Some(console) => Voice::console(console.clone()),
-        None => Voice::log(&config.ward.state_dir),
+        None => Voice::log(Arc::clone(&state_dir)),
     };
     let spawner = supervision.start()?;
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
@@ -81,7 +83,7 @@ pub async fn run(
     let sup = Supervisor::new(config.specs.clone(), restore, seed, epoch.elapsed());
     let (snap_tx, snap_rx) = watch::channel(Arc::new(sup.snapshot()));
     let (dirs_tx, dirs_rx) = watch::channel(Arc::new(log_dirs(&config)));
-    let bus = Bus::new(&config.ward.state_dir);
+    let bus = Bus::new(Arc::clone(&state_dir));
     let shared = Shared {
         tx: tx.clone(),
         snapshot: snap_rx,
@@ -103,6 +105,7 @@ pub async fn run(
         voice,
         config,
         epoch,
+        state_dir,
         state_path,
         snap_tx,
         dirs_tx,
@@ -170,6 +173,8 @@ struct Driver {
     voice: Voice,
     config: Config,
     epoch: Instant,
+    state_dir: Arc<Dir>,
+    /// state.json, for messages.
     state_path: PathBuf,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     dirs_tx: watch::Sender<Arc<HashMap<String, PathBuf>>>,
@@ -467,7 +472,7 @@ impl Driver {
         }
         self.last_write = Some(Instant::now());
         self.persist_at = None;
-        match doc.save(&self.state_path, choices_changed) {
+        match doc.save(&self.state_dir, choices_changed) {
             Ok(()) => {
                 self.last_saved = Some(doc);
                 if std::mem::take(&mut self.save_failing) {

@@ -4,13 +4,17 @@
 //! next one). Replaced atomically (write a temporary file, then rename).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use ward_core::{Desired, InstanceId, RunId};
 
+use crate::files::{Dir, DirPolicy, PRIVATE_DIR, PRIVATE_FILE};
+
 const VERSION: u32 = 1;
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "ward.lock";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StateFile {
@@ -34,12 +38,23 @@ pub struct LiveRecord {
     pub marker: String,
 }
 
+/// state.json is small (a few hundred bytes an instance); a bigger file
+/// is not ward's and is not read whole.
+const STATE_MAX: u64 = 64 * 1024 * 1024;
+
+/// Run ids above this are not ones ward made (it counts from 1, one per
+/// spawn): a state file claiming one is corrupt. Far below `u64::MAX`, so
+/// counting on never wraps or sticks (a stuck counter would give two runs
+/// one id, and stale inputs could no longer be told apart).
+const MAX_NEXT_RUN: u64 = 1 << 53;
+
 impl StateFile {
-    /// Reads the state file. A missing file is an empty state; a corrupt
-    /// one is set aside (renamed `state.json.corrupt`) and reported, so a
-    /// bad file never keeps ward from starting.
-    pub fn load(path: &Path) -> (StateFile, Option<String>) {
-        let text = match std::fs::read(path) {
+    /// Reads `state.json` in the state dir. A missing file is an empty
+    /// state; a corrupt one is set aside (renamed `state.json.corrupt`) and
+    /// reported, so a bad file never keeps ward from starting.
+    pub fn load(dir: &Dir) -> (StateFile, Option<String>) {
+        let path = dir.join(STATE_FILE);
+        let text = match dir.read(STATE_FILE, STATE_MAX) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return (StateFile::default(), None)
@@ -54,56 +69,45 @@ impl StateFile {
                 )
             }
         };
-        match serde_json::from_slice::<StateFile>(&text) {
-            Ok(state) if state.version == VERSION => (state, None),
-            Ok(state) => (
-                StateFile::default(),
-                Some(format!(
-                    "{} has version {}, this ward reads version {VERSION}; starting fresh",
-                    path.display(),
-                    state.version
-                )),
-            ),
-            Err(e) => {
-                let aside = path.with_extension("json.corrupt");
-                let _ = std::fs::rename(path, &aside);
-                (
+        let why = match serde_json::from_slice::<StateFile>(&text) {
+            Ok(state) if state.version != VERSION => {
+                return (
                     StateFile::default(),
                     Some(format!(
-                        "{} is corrupt ({e}); moved it to {} and started fresh",
+                        "{} has version {}, this ward reads version {VERSION}; starting fresh",
                         path.display(),
-                        aside.display()
+                        state.version
                     )),
                 )
             }
-        }
+            Ok(state) if state.next_run > MAX_NEXT_RUN => {
+                format!("next_run {} is beyond any run ward makes", state.next_run)
+            }
+            Ok(state) => return (state, None),
+            Err(e) => e.to_string(),
+        };
+        let aside = format!("{STATE_FILE}.corrupt");
+        let _ = dir.rename(STATE_FILE, &aside);
+        (
+            StateFile::default(),
+            Some(format!(
+                "{} is corrupt ({why}); moved it to {} and started fresh",
+                path.display(),
+                dir.join(&aside).display()
+            )),
+        )
     }
 
     /// Replaces the file atomically. `durable`: also wait until the new
     /// content and the rename are on disk (for the user's start/stop
     /// choices, which must survive a power cut; the live records change at
     /// every restart and are only a backup of what the sentinel does).
-    pub fn save(&self, path: &Path, durable: bool) -> std::io::Result<()> {
+    pub fn save(&self, dir: &Dir, durable: bool) -> std::io::Result<()> {
         let mut doc = self.clone();
         doc.version = VERSION;
-        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.write_all(b"\n")?;
-            if durable {
-                file.sync_data()?;
-            }
-        }
-        std::fs::rename(&tmp, path)?;
-        if durable {
-            // The rename itself lives in the directory: sync it too.
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-        }
-        Ok(())
+        let mut bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        dir.replace(STATE_FILE, &bytes, PRIVATE_FILE, durable)
     }
 
     pub fn desired_map(&self) -> BTreeMap<InstanceId, Desired> {
@@ -124,30 +128,35 @@ pub fn parse_instance(key: &str) -> Option<InstanceId> {
     Some(InstanceId::new(program, index.parse().ok()?))
 }
 
-/// The lock that keeps two daemons off one state dir. Held for the life of
-/// the daemon (the OS drops it when the process dies, even by SIGKILL).
+/// The lock that keeps two daemons off one state dir, and the state dir
+/// itself, opened and checked once. Held for the life of the daemon (the
+/// OS drops it when the process dies, even by SIGKILL).
 pub struct StateLock {
+    dir: Arc<Dir>,
     _file: std::fs::File,
 }
 
 impl StateLock {
-    pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| format!("cannot create the state dir {}: {e}", state_dir.display()))?;
-        let path = state_dir.join("ward.lock");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    /// Opens (creating) the state dir with `mode`, then takes its lock.
+    pub fn acquire(state_dir: &Path, mode: u32) -> Result<StateLock, String> {
+        let dir = Dir::open(
+            state_dir,
+            DirPolicy {
+                mode,
+                ..DirPolicy::private()
+            },
+        )
+        .map_err(|e| format!("cannot use the state dir: {e}"))?;
+        let mut file = dir
+            .lock_file(LOCK_FILE, PRIVATE_FILE)
+            .map_err(|e| e.to_string())?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = dir.read(LOCK_FILE, 64).unwrap_or_default();
+                let holder = String::from_utf8_lossy(&holder);
                 let holder = holder.trim();
-                return Err(if holder.is_empty() {
+                return Err(if holder.is_empty() || holder.parse::<u32>().is_err() {
                     format!("another ward is already running on {}", state_dir.display())
                 } else {
                     format!(
@@ -157,50 +166,142 @@ impl StateLock {
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("cannot lock {}: {e}", path.display()))
+                return Err(format!(
+                    "cannot lock {}: {e}",
+                    dir.join(LOCK_FILE).display()
+                ))
             }
         }
         use std::io::{Seek, Write};
         let _ = file.set_len(0);
         let _ = file.seek(std::io::SeekFrom::Start(0));
         let _ = writeln!(file, "{}", std::process::id());
-        Ok(StateLock { _file: file })
+        Ok(StateLock {
+            dir: Arc::new(dir),
+            _file: file,
+        })
     }
+
+    /// The state dir, for every file ward keeps in it.
+    pub fn dir(&self) -> Arc<Dir> {
+        Arc::clone(&self.dir)
+    }
+}
+
+/// The state dir's mode: private, except that whoever the config lets use
+/// the control socket or read log files kept inside it may pass through it
+/// (search permission only: they cannot list it, and its files are 0600).
+pub fn state_dir_mode(config: &ward_config::Config) -> u32 {
+    let dir = &config.ward.state_dir;
+    let mut reach = 0;
+    if config.ward.socket.parent() == Some(dir.as_path()) {
+        reach |= config.ward.socket_mode;
+    }
+    for program in config.specs.programs.values() {
+        if program.logs.dir.starts_with(dir) {
+            reach |= program.logs.access.mode;
+        }
+    }
+    let mut mode = PRIVATE_DIR;
+    if reach & 0o070 != 0 {
+        mode |= 0o010;
+    }
+    if reach & 0o007 != 0 {
+        mode |= 0o001;
+    }
+    mode
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn state_dir(tmp: &tempfile::TempDir) -> Dir {
+        Dir::open(tmp.path(), DirPolicy::private()).unwrap()
+    }
+
     #[test]
     fn round_trip_and_atomic_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = state_dir(&tmp);
         let mut state = StateFile {
             next_run: 42,
             ..Default::default()
         };
         state.desired.insert("api:0".into(), Desired::Down);
-        state.save(&path, true).unwrap();
-        let (back, note) = StateFile::load(&path);
+        state.save(&dir, true).unwrap();
+        let (back, note) = StateFile::load(&dir);
         assert!(note.is_none());
         assert_eq!(back.next_run(), RunId(42));
         assert_eq!(
             back.desired_map().get(&InstanceId::new("api", 0)),
             Some(&Desired::Down)
         );
-        assert!(!path.with_extension("json.tmp").exists());
+        assert!(!tmp.path().join(".state.json.tmp").exists());
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(tmp.path().join("state.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
     fn corrupt_file_is_set_aside_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = state_dir(&tmp);
+        let path = tmp.path().join("state.json");
         std::fs::write(&path, b"{not json").unwrap();
-        let (state, note) = StateFile::load(&path);
+        let (state, note) = StateFile::load(&dir);
         assert_eq!(state, StateFile::default());
         assert!(note.unwrap().contains("corrupt"));
-        assert!(path.with_extension("json.corrupt").exists());
+        assert!(tmp.path().join("state.json.corrupt").exists());
+    }
+
+    #[test]
+    fn an_absurd_next_run_is_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = state_dir(&tmp);
+        let text = format!(
+            r#"{{"version":1,"next_run":{},"desired":{{}},"live":[]}}"#,
+            u64::MAX
+        );
+        std::fs::write(tmp.path().join("state.json"), text).unwrap();
+        let (state, note) = StateFile::load(&dir);
+        assert_eq!(state.next_run(), RunId(1));
+        let note = note.unwrap();
+        assert!(note.contains("beyond any run"), "{note}");
+    }
+
+    #[test]
+    fn a_link_or_fifo_as_state_file_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = state_dir(&tmp);
+        let target = tmp.path().join("elsewhere");
+        std::fs::write(&target, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, tmp.path().join("state.json")).unwrap();
+        let (_, note) = StateFile::load(&dir);
+        assert!(note.unwrap().contains("symbolic link"));
+        StateFile::default().save(&dir, false).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+    }
+
+    #[test]
+    fn the_lock_keeps_a_second_daemon_off() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state");
+        let first = StateLock::acquire(&path, PRIVATE_DIR).unwrap();
+        let e = StateLock::acquire(&path, PRIVATE_DIR).err().unwrap();
+        assert!(e.contains("another ward"), "{e}");
+        drop(first);
+        StateLock::acquire(&path, PRIVATE_DIR).unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_that_is_a_file_is_refused_clearly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state");
+        std::fs::write(&path, "").unwrap();
+        let e = StateLock::acquire(&path, PRIVATE_DIR).err().unwrap();
+        assert!(e.contains("exists and is not a directory"), "{e}");
+        assert!(e.contains(&path.display().to_string()), "{e}");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! the foreground (through the console, in order with the programs'
 //! output), or a line in ward's own log (`ward.log`) when detached.
 
-use std::path::Path;
+use std::sync::Arc;
 
 use ward_core::{Event, EventKind};
 
 use crate::bus::{LineFile, WARD_LOG_MAX};
+use crate::files::Dir;
 use crate::logs::Console;
 
 pub enum Voice {
@@ -20,8 +21,8 @@ impl Voice {
     }
 
     /// `ward.log` in the state dir (rotated once past 8 MiB).
-    pub fn log(state_dir: &Path) -> Voice {
-        Voice::Log(LineFile::open(state_dir.join("ward.log"), WARD_LOG_MAX))
+    pub fn log(state_dir: Arc<Dir>) -> Voice {
+        Voice::Log(LineFile::open(state_dir, "ward.log", WARD_LOG_MAX))
     }
 
     /// Says the event, if it is one a person wants to read; `ts` is the

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::client::Client;
 use super::{Failure, Locations, Outcome};
 use crate::daemon;
-use crate::state::StateLock;
+use crate::state::{state_dir_mode, StateLock};
 
 /// Set in the environment of the daemon that `up --detach` starts.
 const DETACHED_ENV: &str = "WARD_DETACHED";
@@ -43,7 +43,8 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     // Still single-threaded here, so changing the environment is sound.
     std::env::remove_var(DETACHED_ENV);
     let config = load(loc, socket_override)?;
-    let lock = StateLock::acquire(&config.ward.state_dir).map_err(Failure::new)?;
+    let lock = StateLock::acquire(&config.ward.state_dir, state_dir_mode(&config))
+        .map_err(Failure::new)?;
     let listener =
         crate::api::bind(&config.ward.socket, config.ward.socket_mode).map_err(Failure::new)?;
     let socket = config.ward.socket.clone();
@@ -63,6 +64,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
 
     let result = runtime.block_on(daemon::run(
         config,
+        lock.dir(),
         supervision,
         listener,
         daemon::Options { foreground },

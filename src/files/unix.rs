@@ -143,12 +143,6 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// [`open_regular`], then reads at most `max` bytes (more is an error that
-/// says the limit).
-pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    read_bounded(open_regular(path)?, path, max)
-}
-
 fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     ensure_regular(&file, path)?;
     let mut data = Vec::new();
@@ -283,10 +277,6 @@ impl Dir {
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// `<dir>/<name>`, for messages.
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
@@ -360,13 +350,6 @@ impl Dir {
             })?;
         }
         Ok(())
-    }
-
-    /// Opens `name` for reading if it is a regular file.
-    pub fn open_read(&self, name: &str) -> io::Result<File> {
-        let file = self.open_at(name, OFlags::RDONLY, 0)?;
-        ensure_regular(&file, &self.join(name))?;
-        Ok(file)
     }
 
     /// Reads all of `name` (a regular file), at most `max` bytes.
@@ -542,9 +525,9 @@ mod tests {
         assert!(e.to_string().contains("FIFO"), "{e}");
         let e = dir.read("w.0.log", 100).unwrap_err();
         assert!(e.to_string().contains("FIFO"), "{e}");
-        let e = read_regular(&fifo, 100).unwrap_err();
+        let e = open_regular(&fifo).unwrap_err();
         assert!(e.to_string().contains("FIFO"), "{e}");
-        let e = read_regular(Path::new("/dev/zero"), 100).unwrap_err();
+        let e = open_regular(Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().contains("character device"), "{e}");
     }
 

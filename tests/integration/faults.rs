@@ -367,8 +367,16 @@ impl Tmpfs {
             .tempdir()
             .map_err(|e| e.to_string())?;
         let mut cmd = Command::new("mount");
-        cmd.args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path());
+        // A tmpfs root is world-writable (1777) unless told otherwise, and
+        // ward refuses such a log dir.
+        cmd.args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "tmpfs",
+        ])
+        .arg(dir.path());
         let out = run_tool(cmd)?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
