@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod faults;
+mod files;
 mod lifecycle;
 mod logs;
 mod reload;
