@@ -24,8 +24,8 @@ use crate::exec::Exec;
 use crate::files::Dir;
 use crate::inbox::{ApiError, LogHub, Msg, Shared};
 use crate::logs::Console;
-use crate::proc::Supervision;
-use crate::state::StateFile;
+use crate::proc::{Start, Supervision};
+use crate::state::{StartRecord, StateFile};
 use crate::voice::Voice;
 
 /// How long, once everything is down, the API may take to finish the
@@ -73,6 +73,7 @@ pub async fn run(
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let hub: LogHub = Default::default();
     let exec = Exec::new(spawner, tx.clone(), console, hub.clone());
+    let driver_tx = tx.clone();
 
     // What the user asked for, kept only for instances the config has.
     let restore = Restore {
@@ -90,6 +91,7 @@ pub async fn run(
         epoch,
         events: bus.subscribe(),
         journal: bus.journal_path().to_path_buf(),
+        lock: state_dir.join(crate::state::LOCK_FILE),
         logs: hub,
         log_dirs: dirs_rx,
     };
@@ -98,7 +100,13 @@ pub async fn run(
         let _ = api_stopped.await;
     }));
 
+    let start = supervision.start_record();
     let mut driver = Driver {
+        start: Some(StartRecord {
+            cgroup_root: start.cgroup_root,
+            marker_prefix: start.marker_prefix,
+        }),
+        tx: driver_tx,
         sup,
         exec,
         bus,
@@ -125,6 +133,17 @@ pub async fn run(
             "process trees are tracked by process group and environment marker, not cgroups: {reason}"
         ));
     }
+    // What a previous start left behind if it died with its sentinel: its
+    // whole cgroup root and marker (runs it never recorded included), then
+    // the runs it recorded.
+    let starts: Vec<Start> = state
+        .starts
+        .iter()
+        .map(|r| Start {
+            cgroup_root: r.cgroup_root.clone(),
+            marker_prefix: r.marker_prefix.clone(),
+        })
+        .collect();
     let leftovers: Vec<crate::proc::Leftover> = state
         .live
         .iter()
@@ -136,15 +155,19 @@ pub async fn run(
             marker: r.marker.clone(),
         })
         .collect();
-    let swept = crate::proc::sweep(&leftovers);
+    let swept = crate::proc::sweep_starts(&starts) + crate::proc::sweep(&leftovers);
     if swept > 0 {
         driver.notice(format!(
-            "killed {swept} processes left behind by a previous ward"
+            "killed {swept} processes left behind by a previous ward on this state dir"
         ));
     }
+    // This start is on disk before its first spawn.
+    driver.persist();
 
     driver.run(rx, hangup_stops).await?;
-    // What was deferred is written now: the runs are all over.
+    // What was deferred is written now: the runs are all over, and this
+    // start leaves nothing for the next one to sweep.
+    driver.start = None;
     driver.last_write = None;
     driver.persist();
 
@@ -167,6 +190,10 @@ pub async fn run(
 }
 
 struct Driver {
+    /// This start, for the state file while it runs.
+    start: Option<StartRecord>,
+    /// The driver's own inbox, for work it hands to other tasks.
+    tx: mpsc::UnboundedSender<Msg>,
     sup: Supervisor,
     exec: Exec,
     bus: Bus,
@@ -329,6 +356,11 @@ impl Driver {
             }
             Msg::Request { request, reply } => self.request(request, reply),
             Msg::Reload { dry_run, reply } => self.reload(dry_run, reply),
+            Msg::ConfigLoaded {
+                result,
+                dry_run,
+                reply,
+            } => self.config_loaded(*result, dry_run, reply),
             Msg::RunStarted {
                 id,
                 run,
@@ -347,14 +379,39 @@ impl Driver {
         self.sup.handle(now, Input::Request { token, request });
     }
 
-    /// Re-reads the config file. A file with errors is rejected whole and
-    /// nothing changes; a good one goes to the engine as a Reload.
+    /// Re-reads the config file, on the blocking pool: reading it (and the
+    /// env files it names) must never hold up the driver. The result comes
+    /// back as [`Msg::ConfigLoaded`].
     fn reload(&mut self, dry_run: bool, reply: oneshot::Sender<Result<Reply, ApiError>>) {
         if self.sup.shutting_down() {
             let _ = reply.send(Err(ApiError::Request(RequestError::ShuttingDown)));
             return;
         }
-        let new = match ward_config::load(&self.config.path) {
+        let path = self.config.path.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = Box::new(ward_config::load(&path));
+            let _ = tx.send(Msg::ConfigLoaded {
+                result,
+                dry_run,
+                reply,
+            });
+        });
+    }
+
+    /// A config file with errors is rejected whole and nothing changes; a
+    /// good one goes to the engine as a Reload.
+    fn config_loaded(
+        &mut self,
+        result: Result<Config, ward_config::Diagnostics>,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    ) {
+        if self.sup.shutting_down() {
+            let _ = reply.send(Err(ApiError::Request(RequestError::ShuttingDown)));
+            return;
+        }
+        let new = match result {
             Ok(new) => new,
             Err(diags) => {
                 if !dry_run {
@@ -453,6 +510,7 @@ impl Driver {
             next_run: self.sup.next_run().0,
             desired: self.choices(),
             live: self.exec.live_records(),
+            starts: self.start.iter().cloned().collect(),
         };
         if self.last_saved.as_ref() == Some(&doc) {
             self.persist_at = None;

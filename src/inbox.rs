@@ -27,6 +27,13 @@ pub enum Msg {
         dry_run: bool,
         reply: oneshot::Sender<Result<Reply, ApiError>>,
     },
+    /// The config file, read for a reload off the driver (a slow or stuck
+    /// file must not hold up supervision).
+    ConfigLoaded {
+        result: Box<Result<ward_config::Config, ward_config::Diagnostics>>,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    },
     /// A run's process exists: its tree, for signals and the state file.
     RunStarted {
         id: InstanceId,
@@ -53,6 +60,9 @@ pub struct Shared {
     pub epoch: Instant,
     pub events: tokio::sync::broadcast::Sender<Arc<str>>,
     pub journal: PathBuf,
+    /// The state dir's lock file: the daemon lets go of it last, so a
+    /// client that can take it knows the daemon is gone.
+    pub lock: PathBuf,
     pub logs: LogHub,
     /// Program → log dir, for reading log files.
     pub log_dirs: watch::Receiver<Arc<HashMap<String, PathBuf>>>,

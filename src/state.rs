@@ -14,7 +14,7 @@ use crate::files::{Dir, DirPolicy, PRIVATE_DIR, PRIVATE_FILE};
 
 const VERSION: u32 = 1;
 const STATE_FILE: &str = "state.json";
-const LOCK_FILE: &str = "ward.lock";
+pub const LOCK_FILE: &str = "ward.lock";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StateFile {
@@ -23,6 +23,19 @@ pub struct StateFile {
     /// `"api:0" → "down"`: only instances the user started or stopped.
     pub desired: BTreeMap<String, Desired>,
     pub live: Vec<LiveRecord>,
+    /// The start of ward that runs on this state dir, written before its
+    /// first spawn and cleared at a clean exit: if that ward dies with its
+    /// sentinel, the next start sweeps what it left (runs too young to be
+    /// in `live` included).
+    #[serde(default)]
+    pub starts: Vec<StartRecord>,
+}
+
+/// One start of ward: its cgroup root and the prefix of its markers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRecord {
+    pub cgroup_root: Option<PathBuf>,
+    pub marker_prefix: String,
 }
 
 /// One live run, enough to find its processes without mistaking a

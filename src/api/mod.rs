@@ -92,10 +92,11 @@ fn request_error(e: RequestError) -> Response {
     error(status, e.to_string())
 }
 
-async fn ping() -> Json<serde_json::Value> {
+async fn ping(State(shared): State<Shared>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
+        "lock": shared.lock,
     }))
 }
 

@@ -145,16 +145,31 @@ pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
     }
 }
 
+/// How long `down` waits, once every program is down, for the daemon to
+/// finish writing and exit.
+const EXIT_WAIT: Duration = Duration::from_secs(60);
+
 pub async fn down(loc: &Locations) -> Outcome {
     let client = Client::new(&loc.socket);
+    let ping: serde_json::Value = client.get("/v1/ping").await?;
     let result: ActionResult = client.post("/v1/shutdown").await?;
-    // The reply comes once every program is down; wait (bounded) for the
-    // daemon itself to go, so `ward down && ward up` works.
-    for _ in 0..200 {
-        if tokio::net::UnixStream::connect(&loc.socket).await.is_err() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    // The reply comes once every program is down; the daemon then flushes
+    // what it still holds and exits, letting go of its lock last. Wait for
+    // that, so `ward down && ward up` never has two daemons on one state
+    // dir.
+    let pid = ping["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+    let lock = ping["lock"].as_str().map(std::path::PathBuf::from);
+    let exited = tokio::task::spawn_blocking(move || {
+        crate::proc::wait_daemon_exit(pid, lock.as_deref(), EXIT_WAIT)
+    })
+    .await
+    .unwrap_or(false);
+    if !exited {
+        return Err(Failure::new(format!(
+            "every program is down, but the daemon{} did not exit within {}s",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+            EXIT_WAIT.as_secs()
+        )));
     }
     println!(
         "ward stopped ({} instance{} down)",

@@ -13,6 +13,9 @@ use crate::state::{state_dir_mode, StateLock};
 /// Set in the environment of the daemon that `up --detach` starts.
 const DETACHED_ENV: &str = "WARD_DETACHED";
 
+/// How long the daemon's last writes may take once everything is down.
+const RUNTIME_DRAIN: Duration = Duration::from_secs(10);
+
 /// How long `up --detach` waits for the daemon to answer.
 const DETACH_WAIT: Duration = Duration::from_secs(15);
 
@@ -69,7 +72,11 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
         listener,
         daemon::Options { foreground },
     ));
-    // The socket is ours while we hold the lock.
+    // Writes still under way on the blocking pool (the last log lines)
+    // finish before the lock goes: a `ward up` waiting for it must not
+    // meet this daemon's writes. Bounded, for a disk that hangs.
+    runtime.shutdown_timeout(RUNTIME_DRAIN);
+    // The socket is ours while we hold the lock; the lock goes last.
     let _ = std::fs::remove_file(&socket);
     drop(lock);
     result.map_err(|e| Failure::new(format!("ward failed: {e}")))

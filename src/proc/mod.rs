@@ -30,6 +30,8 @@ mod cgroup;
 mod child;
 #[cfg(unix)]
 mod creds;
+#[cfg(unix)]
+mod exit_wait;
 #[cfg(target_os = "linux")]
 mod procfs;
 #[cfg(unix)]
@@ -38,6 +40,8 @@ mod reaper;
 mod sentinel;
 #[cfg(unix)]
 mod spawn;
+#[cfg(unix)]
+mod sweep;
 #[cfg(unix)]
 mod tree;
 #[cfg(unix)]
@@ -48,8 +52,12 @@ mod unix;
 #[cfg(unix)]
 pub(crate) use self::creds::group_id;
 #[cfg(unix)]
+pub use self::exit_wait::wait_daemon_exit;
+#[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::spawn::Child;
+#[cfg(unix)]
+pub use self::sweep::sweep_starts;
 #[cfg(unix)]
 pub use self::tree::{start_time, sweep, Tree};
 #[cfg(unix)]
@@ -106,4 +114,15 @@ pub struct Leftover {
     pub cgroup: Option<PathBuf>,
     /// [`Tree::marker`] of the run.
     pub marker: String,
+}
+
+/// One start of ward, recorded (in the state file) before its first spawn:
+/// enough for the next start on the same state dir to find whatever this
+/// one left running if it dies together with its sentinel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    /// ward's cgroup root, if it had one.
+    pub cgroup_root: Option<PathBuf>,
+    /// `<pid>.<start time>`: every marker of this start begins with it.
+    pub marker_prefix: String,
 }

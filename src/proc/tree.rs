@@ -16,7 +16,7 @@ use super::{signal_number, Leftover, MARKER_VAR};
 /// How often a kill re-scans for processes that forked while being killed.
 /// Each round only hits processes not yet hit; a process with SIGKILL
 /// pending cannot fork, so the rounds run out quickly.
-const KILL_ROUNDS: u32 = 16;
+pub(crate) const KILL_ROUNDS: u32 = 16;
 
 /// Every process of one run.
 ///

@@ -197,6 +197,14 @@ impl Supervision {
         self.fallback.as_deref()
     }
 
+    /// What the state file records about this start, before any spawn.
+    pub fn start_record(&self) -> super::Start {
+        super::Start {
+            cgroup_root: self.ctx.cgroup_root.clone(),
+            marker_prefix: self.ctx.prefix.clone(),
+        }
+    }
+
     /// The prefix of every marker of this ward start (`<pid>.<start time>`).
     #[allow(dead_code)] // for tests and diagnostics
     pub fn marker_prefix(&self) -> &str {

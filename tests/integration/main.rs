@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod edges;
 mod faults;
 mod files;
 mod lifecycle;
