@@ -5,6 +5,7 @@
 //! block says why it is sound.
 //!
 //! How the daemon uses it:
+//! 0. [`close_inherited_fds`] first thing in `ward up`, while single-threaded;
 //! 1. [`init`] first thing in `main`, before any thread exists (it forks the
 //!    sentinel and makes ward a child subreaper);
 //! 2. [`Supervision::start`] gives the [`Spawner`];
@@ -30,6 +31,8 @@ mod cgroup;
 mod child;
 #[cfg(unix)]
 mod creds;
+#[cfg(unix)]
+mod fds;
 #[cfg(target_os = "linux")]
 mod procfs;
 #[cfg(unix)]
@@ -44,6 +47,8 @@ mod tree;
 mod unix;
 
 // The daemon names only some of these; the rest serve tests and tools.
+#[cfg(unix)]
+pub use self::fds::close_inherited as close_inherited_fds;
 #[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::spawn::Child;

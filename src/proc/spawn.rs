@@ -14,6 +14,7 @@ use ward_core::ExitStatus;
 
 use super::child::{self, CStrings, Plan, Stack, Stage};
 use super::creds::{self, Credentials};
+use super::fds;
 use super::sentinel::Link;
 use super::tree::Tree;
 use super::unix::pipe;
@@ -41,6 +42,8 @@ pub(crate) struct Context {
     /// The open-files limit ward was started with, when ward raised its
     /// own: children get the original back.
     pub nofile: Option<libc::rlimit>,
+    /// This kernel has `close_range(CLOSE_RANGE_CLOEXEC)`.
+    pub close_range: bool,
 }
 
 /// A started process.
@@ -209,6 +212,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
         report: report_write.as_raw_fd(),
         parent: ctx.ward_pid,
         nofile: ctx.nofile,
+        fds: fds::sweep_for_spawn(ctx.close_range),
     };
 
     // The reaper holds back any exit it cannot place until this spawn has

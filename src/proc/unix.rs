@@ -76,6 +76,7 @@ fn set_up(opts: InitOptions, with_sentinel: bool) -> io::Result<Supervision> {
             sentinel,
             ward_pid: ward_pid as libc::pid_t,
             nofile: raise_nofile(),
+            close_range: super::fds::close_range_works(),
         }),
         fallback,
         sentinel_pid,

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod faults;
+mod hardening_proc;
 mod lifecycle;
 mod logs;
 mod reload;
