@@ -227,9 +227,10 @@ fn apply(tree: &Tree, op: TreeOp) {
 fn apply_now(tree: &Tree, op: TreeOp) {
     match op {
         // A failed signal means the tree is already gone: the run task
-        // reports that on its own.
+        // reports that on its own. (The engine's tree-wide signal is the
+        // stop signal: a stopped process is continued to receive it.)
         TreeOp::Signal(sig) => {
-            let _ = tree.signal(sig);
+            let _ = tree.signal_stop(sig);
         }
         TreeOp::SignalMain(sig) => {
             let _ = tree.signal_leader(sig);

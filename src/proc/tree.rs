@@ -75,14 +75,44 @@ impl Tree {
     /// cgroup or carrying the marker) are then signalled one by one. A tree
     /// that is already empty is not an error.
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
-        let signo = signal_number(sig);
-        let mut result = send(-self.pgid, signo);
-        for m in self.members() {
-            if m.pgrp != self.pgid {
-                let r = send(m.pid as i32, signo);
+        self.send_all(&[signal_number(sig)])
+    }
+
+    /// Sends the stop signal `sig` to every process of the tree, then
+    /// SIGCONT to the same processes, as systemd does: a stopped process
+    /// (SIGSTOP, Ctrl-Z, a debugger that let go) keeps any other signal
+    /// pending until it is continued, so without SIGCONT it would not stop
+    /// gracefully but be killed at the deadline. A process that was not
+    /// stopped ignores SIGCONT unless it handles it. No SIGCONT follows KILL
+    /// (needs none), CONT itself, or STOP and TSTP, which it would cancel.
+    pub fn signal_stop(&self, sig: Signal) -> io::Result<()> {
+        match sig {
+            Signal::Kill | Signal::Cont | Signal::Stop | Signal::Tstp => self.signal(sig),
+            _ => self.send_all(&[signal_number(sig), libc::SIGCONT]),
+        }
+    }
+
+    /// Each of `signos` in turn to the process group, then to the members
+    /// outside it. The members are found once, after the first signal has
+    /// reached the group, so every signal reaches the same processes.
+    fn send_all(&self, signos: &[i32]) -> io::Result<()> {
+        let mut outside: Option<Vec<Member>> = None;
+        let mut result = Ok(());
+        for &signo in signos {
+            let mut keep = |r: io::Result<()>| {
                 if result.is_ok() {
                     result = r;
                 }
+            };
+            keep(send(-self.pgid, signo));
+            let outside = outside.get_or_insert_with(|| {
+                self.members()
+                    .into_iter()
+                    .filter(|m| m.pgrp != self.pgid)
+                    .collect()
+            });
+            for m in outside.iter() {
+                keep(send(m.pid as i32, signo));
             }
         }
         result

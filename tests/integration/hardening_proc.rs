@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::harness::*;
 
 /// The descriptors a program listed with `testee --fds`, from its log:
@@ -155,5 +157,54 @@ fn descriptors_handed_over_for_socket_activation_stay_but_reach_no_program() {
         0,
         "the handed-over descriptor is not close-on-exec: {info}"
     );
+    ward.down();
+}
+
+/// The exit events of `instance` in the journal.
+fn exits_of(ward: &Ward, instance: &str) -> Vec<Value> {
+    ward.journal()
+        .into_iter()
+        .filter(|e| e["event"] == "exited" && e["instance"] == instance)
+        .collect()
+}
+
+/// One letter of `/proc/PID/stat`: `S`, `R`, `T` (stopped), ...
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn a_stopped_program_is_continued_and_stops_gracefully() {
+    // stop_timeout is long: were the program not continued, the stop would
+    // end in a SIGKILL at the deadline, not in its TERM handler.
+    let ward = Ward::new(
+        r#"
+[program.frozen]
+command = ["{testee}", "--trap", "TERM", "--raise", "STOP", "--forever"]
+stop_timeout = "20s"
+"#,
+    )
+    .up();
+    let pid = pid_of(&ward.wait_state("frozen", 0, "running"));
+    wait_until("the program to stop itself", || state_of(pid) == Some('T'));
+    ward.ok(&["stop", "frozen"]);
+    let exits = exits_of(&ward, "frozen:0");
+    assert_eq!(exits.len(), 1, "{exits:#?}");
+    assert_eq!(
+        exits[0]["status"],
+        serde_json::json!({"kind": "code", "code": 0}),
+        "not ended by its TERM handler: {exits:#?}"
+    );
+    let journal = ward.journal();
+    assert!(
+        !journal.iter().any(|e| e["event"] == "stop_timeout"),
+        "the stop ran into its deadline: {journal:#?}"
+    );
+    let frozen = ward.instance("frozen", 0);
+    assert_eq!(frozen["state"], "stopped", "{frozen}");
+    assert_eq!(frozen["last_exit"]["code"], 0, "{frozen}");
+    let log = std::fs::read_to_string(ward.path().join(".ward/logs/frozen.0.log")).unwrap();
+    assert!(log.contains("trapped SIGTERM"), "{log}");
     ward.down();
 }
