@@ -208,3 +208,123 @@ stop_timeout = "20s"
     assert!(log.contains("trapped SIGTERM"), "{log}");
     ward.down();
 }
+
+/// How many descriptors a process has open.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Waits until `pid`'s descriptor count has stayed the same for a few
+/// polls, and returns it.
+fn settled_fd_count(pid: u32) -> usize {
+    let mut last = (fd_count(pid), 0);
+    wait_until("ward's descriptor count to settle", || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = fd_count(pid);
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        last.1 >= 5
+    });
+    last.0
+}
+
+/// ward out of descriptors while a stop is under way: the read of the
+/// tree fails, and must not pass for "empty". The program's leader ends on
+/// TERM, its child ignores TERM (and the deadline is far off, so only the
+/// test ends it); idle control connections take every descriptor ward has
+/// but the one `ward stop`'s own connection takes.
+#[test]
+fn a_tree_ward_cannot_read_is_not_taken_for_stopped() {
+    const LIMIT: usize = 128;
+    let mut ward = Ward::new(
+        r#"
+[program.stuck]
+command = ["{testee}", "--pidfile", "{dir}/pids", "--ignore-term", "--fork", "1", "--trap", "TERM", "--forever"]
+stop_timeout = "10m"
+"#,
+    );
+    let limit = format!("--nofile={LIMIT}:{LIMIT}");
+    ward.spawn_daemon_under(&["prlimit", &limit], &[], &[]);
+    ward.wait_answering();
+    ward.wait_state("stuck", 0, "running");
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    let procs: Vec<Proc> = pids.iter().filter_map(|p| Proc::of(*p)).collect();
+    assert_eq!(procs.len(), 2, "{pids:?}");
+    let child = procs[1];
+    let pid = ward.daemon_pid();
+
+    let used = settled_fd_count(pid);
+    assert!(used < LIMIT - 1, "ward already uses {used} descriptors");
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..LIMIT - 1 - used)
+        .map(|_| std::os::unix::net::UnixStream::connect(ward.socket()).expect("connect"))
+        .collect();
+    wait_until("ward to accept every idle connection", || {
+        fd_count(pid) == LIMIT - 1
+    });
+
+    // Its connection takes ward's last descriptor.
+    let mut stop = ward.command(&["stop", "stuck"]);
+    stop.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut stop = KillOnDrop(stop.spawn().expect("spawn ward stop"));
+    let said = |e: &Value, what: &str| {
+        e["event"] == "notice" && e["message"].as_str().is_some_and(|m| m.contains(what))
+    };
+    let returned = |stop: &mut KillOnDrop| stop.0.try_wait().expect("try_wait");
+    let fail_if_returned = |stop: &mut KillOnDrop, when: &str| {
+        if let Some(status) = returned(stop) {
+            let alive: Vec<Proc> = procs.iter().copied().filter(Proc::alive).collect();
+            kill_procs(&alive);
+            panic!(
+                "ward stop returned ({status}) {when}; still alive: {alive:?}\n{:#?}",
+                ward.journal()
+            );
+        }
+    };
+    wait_until("ward stop to return, or ward to say it cannot tell", || {
+        returned(&mut stop).is_some()
+            || ward
+                .journal()
+                .iter()
+                .any(|e| said(e, "cannot tell whether"))
+    });
+    fail_if_returned(&mut stop, "while ward could not read the tree");
+
+    // Descriptors come back: ward reads the tree again, and sees the child.
+    drop(idle);
+    ward.wait_journal("ward to say it can read the tree again", |e| {
+        said(e, "can be seen again")
+    });
+    fail_if_returned(&mut stop, "while a process of the tree was alive");
+    // The child ends: now the stop finishes.
+    kill_procs(&[child]);
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = returned(&mut stop) {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ward stop did not return once the tree was empty"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "ward stop failed: {status}");
+    let journal = ward.journal();
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|e| said(e, "cannot tell whether"))
+            .count(),
+        1,
+        "said more than once: {journal:#?}"
+    );
+    assert_eq!(ward.instance("stuck", 0)["state"], "stopped");
+    ward.down();
+}
