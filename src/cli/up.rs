@@ -32,6 +32,11 @@ fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, F
     if socket_override {
         config.ward.socket = loc.socket.clone();
     }
+    // Refused up front, like a config error: past the limit, programs would
+    // fail to start one by one with errors that do not name it.
+    if let Some(why) = super::open_files_shortfall(&config, crate::proc::open_files_limit()) {
+        return Err(Failure::new(format!("{why}; nothing was started")));
+    }
     Ok(config)
 }
 

@@ -57,8 +57,8 @@ pub use self::tree::{start_time, sweep, Tree};
 #[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::unix::{
-    detach, enlarge_pipe, init, init_without_sentinel, signal_name, signal_number, Spawner,
-    Supervision,
+    detach, enlarge_pipe, init, init_without_sentinel, open_files_limit, signal_name,
+    signal_number, Spawner, Supervision,
 };
 
 /// The environment variable every process of a run inherits:

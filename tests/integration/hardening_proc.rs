@@ -328,3 +328,59 @@ stop_timeout = "10m"
     assert_eq!(ward.instance("stuck", 0)["state"], "stopped");
     ward.down();
 }
+
+/// `check` under `prlimit --nofile=N:N`.
+fn check_under_limit(ward: &Ward, limit: u32) -> std::process::Output {
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--nofile={limit}:{limit}"))
+        .arg(WARD)
+        .arg("--config")
+        .arg(ward.config())
+        .arg("check")
+        .env("NO_COLOR", "1");
+    run_bounded(cmd)
+}
+
+fn assert_names_the_limit(stderr: &str) {
+    for what in [
+        "needs about 664 open files",
+        "each of its 200 instances",
+        "the open-files limit is 128",
+        "ulimit -n 1024",
+        "LimitNOFILE=1024",
+    ] {
+        assert!(stderr.contains(what), "{what:?} not in: {stderr}");
+    }
+}
+
+/// 200 programs need more descriptors than a hard limit of 128 allows:
+/// without a word, 12 would start and the rest end `fatal`.
+#[test]
+fn up_and_check_refuse_a_config_the_open_files_limit_cannot_cover() {
+    let toml: String = (0..200)
+        .map(|i| format!("[program.p{i}]\ncommand = [\"{{testee}}\"]\n"))
+        .collect();
+    let mut ward = Ward::new(&toml);
+
+    let out = check_under_limit(&ward, 128);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "check passed: {stderr}");
+    assert_names_the_limit(&stderr);
+    let out = check_under_limit(&ward, 1024);
+    assert!(
+        out.status.success(),
+        "check failed under a limit that covers the config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    ward.spawn_daemon_under(&["prlimit", "--nofile=128:128"], &[], &[]);
+    let status = ward.wait_daemon_exit();
+    let stderr = ward.daemon_stderr();
+    assert!(!status.success(), "ward up started: {stderr}");
+    assert_names_the_limit(&stderr);
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    assert!(
+        !ward.path().join(".ward/logs").exists(),
+        "a program was started"
+    );
+}
