@@ -518,6 +518,9 @@ pub(crate) fn env_strings(env: &[(OsString, OsString)]) -> io::Result<CStrings> 
     Ok(CStrings::new(strings))
 }
 
+/// Where a program is looked up when the child has no PATH.
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// The paths `execve` tries for `program`: itself when it contains a `/`
 /// (relative to the child's working directory), else each directory of
 /// `path` (the child's PATH, or the system default), as execvp does.
@@ -526,7 +529,7 @@ pub(crate) fn candidates(program: &str, path: Option<&OsStr>) -> Vec<CString> {
     if program.contains('/') {
         return to_c(program.as_bytes().to_vec()).into_iter().collect();
     }
-    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
     path.as_bytes()
         .split(|b| *b == b':')
         .filter_map(|dir| {

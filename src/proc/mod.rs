@@ -32,6 +32,8 @@ mod child;
 #[cfg(unix)]
 mod creds;
 #[cfg(unix)]
+mod exec_check;
+#[cfg(unix)]
 mod fds;
 #[cfg(target_os = "linux")]
 mod procfs;

@@ -384,3 +384,42 @@ fn up_and_check_refuse_a_config_the_open_files_limit_cannot_cover() {
         "a program was started"
     );
 }
+
+/// The error of an instance that could not be spawned, once it is `fatal`.
+fn spawn_error(ward: &Ward, name: &str) -> String {
+    let instance = ward.wait_state(name, 0, "fatal");
+    assert_eq!(instance["last_exit"]["kind"], "spawn_failed", "{instance}");
+    instance["last_exit"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn spawn_errors_name_the_file_and_say_what_is_wrong() {
+    use std::os::unix::fs::PermissionsExt;
+    let ward = Ward::new(
+        r#"
+[program.script]
+command = ["./job.sh"]
+start_limit = { burst = 1, interval = "60s", cooldown = "never" }
+[program.dir]
+command = ["./bin"]
+start_limit = { burst = 1, interval = "60s", cooldown = "never" }
+"#,
+    );
+    let script = ward.path().join("job.sh");
+    std::fs::write(&script, "#!/usr/bin/pythonx\nprint('hello')\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(ward.path().join("bin")).unwrap();
+    let ward = ward.up();
+    assert_eq!(
+        spawn_error(&ward, "script"),
+        "cannot run ./job.sh: its interpreter /usr/bin/pythonx (from its #! line) does not exist"
+    );
+    assert_eq!(
+        spawn_error(&ward, "dir"),
+        "cannot run ./bin: is a directory"
+    );
+    ward.down();
+}
