@@ -211,9 +211,10 @@ fn apply(tree: &Tree, op: TreeOp) {
 fn apply_now(tree: &Tree, op: TreeOp) {
     match op {
         // A failed signal means the tree is already gone: the run task
-        // reports that on its own.
+        // reports that on its own. (The engine's tree-wide signal is the
+        // stop signal: a stopped process is continued to receive it.)
         TreeOp::Signal(sig) => {
-            let _ = tree.signal(sig);
+            let _ = tree.signal_stop(sig);
         }
         TreeOp::SignalMain(sig) => {
             let _ = tree.signal_leader(sig);
@@ -344,7 +345,29 @@ async fn run_task(ctx: RunCtx) {
         signal: crate::proc::signal_number(Signal::Kill),
         core_dumped: false,
     });
-    if tree.is_empty() {
+    // A tree that cannot be read is not taken for empty: that would end a
+    // stop with processes left running. Said once when reading starts to
+    // fail, and once when it works again.
+    let mut unreadable = false;
+    let mut read = |outcome: Option<&std::io::Error>| {
+        let message = match (outcome, unreadable) {
+            (Some(e), false) => format!(
+                "cannot tell whether this run's processes are gone ({e}); \
+                 ward keeps trying and treats them as alive meanwhile"
+            ),
+            (None, true) => "this run's processes can be seen again".to_string(),
+            _ => return,
+        };
+        unreadable = outcome.is_some();
+        let _ = tx.send(Msg::Event(Event {
+            instance: Some(id.clone()),
+            run: Some(run),
+            kind: EventKind::Notice { message },
+        }));
+    };
+    let empty = tree.is_empty();
+    read(empty.as_ref().err());
+    if let Ok(true) = empty {
         drain(pump).await;
         input(Input::Exited {
             id,
@@ -359,7 +382,7 @@ async fn run_task(ctx: RunCtx) {
             status,
             tree_alive: true,
         });
-        tree.gone().await;
+        tree.gone(&mut read).await;
         drain(pump).await;
         input(Input::TreeGone { id, run });
     }

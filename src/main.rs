@@ -61,12 +61,19 @@ enum Verb {
     /// the lock that keeps a second daemon away, state.json (what you
     /// stopped stays stopped across restarts), events.jsonl, the log files,
     /// and, detached, ward's own log ward.log.
+    ///
+    /// Refuses to start when the open-files limit cannot cover every
+    /// instance (see `ward check`).
     Up {
         /// Run in the background; return once the control socket answers.
         #[arg(long, short = 'd')]
         detach: bool,
     },
     /// Validate the config, print every error with file:line:col; starts nothing.
+    ///
+    /// Also fails when the open-files limit cannot cover every instance
+    /// (about 3 descriptors each, plus 64 for ward), as `ward up` would
+    /// refuse to start.
     Check,
     #[command(flatten)]
     Control(Control),

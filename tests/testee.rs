@@ -41,6 +41,7 @@
 //! | `--bytes N` | print exactly N bytes of a 64-byte pattern (63 characters and `\n`); the last line may lack its newline |
 //! | `--env NAME` | print `NAME=value`, or `NAME unset` |
 //! | `--cwd` | print the working directory |
+//! | `--fds` | print one line `fd N TARGET` for each open descriptor (from `/proc/self/fd`, without the one used to read it; TARGET is where it points) |
 //! | `--notify MSG` | send MSG (e.g. `READY=1`) as one datagram to `$NOTIFY_SOCKET` (`@name` = abstract); exits 3 if unset or it fails |
 //! | `--sleep DURATION` | sleep |
 //! | `--forever` | sleep until killed |
@@ -103,6 +104,7 @@ mod unix {
         Bytes(u64),
         Env(OsString),
         Cwd,
+        Fds,
         Notify(String),
         Sleep(Duration),
         Forever,
@@ -218,6 +220,7 @@ mod unix {
                 "--bytes" => Step::Bytes(number(&flag, &text()?)?),
                 "--env" => Step::Env(value()?),
                 "--cwd" => Step::Cwd,
+                "--fds" => Step::Fds,
                 "--notify" => Step::Notify(text()?),
                 "--sleep" => Step::Sleep(duration(&text()?)?),
                 "--forever" => Step::Forever,
@@ -336,6 +339,16 @@ mod unix {
                 line.push(b'\n');
                 emit(*target, &line);
             }
+            Step::Fds => {
+                let mut text = String::new();
+                for fd in open_fds() {
+                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|e| format!("? ({e})"));
+                    text.push_str(&format!("fd {fd} {target}\n"));
+                }
+                emit(*target, text.as_bytes());
+            }
             Step::Notify(msg) => {
                 if let Err(e) = notify(msg) {
                     eprintln!("testee: --notify: {e}");
@@ -345,6 +358,36 @@ mod unix {
             Step::Sleep(d) => std::thread::sleep(*d),
             Step::Forever => sleep_forever(),
         }
+    }
+
+    /// The open descriptors, without the one that reads the directory.
+    fn open_fds() -> Vec<c_int> {
+        let mut fds = Vec::new();
+        // SAFETY: opendir/readdir/closedir on a constant path; each entry
+        // is read before the next readdir call.
+        unsafe {
+            let dir = libc::opendir(c"/proc/self/fd".as_ptr());
+            if dir.is_null() {
+                eprintln!("testee: --fds: {}", io::Error::last_os_error());
+                exit(2);
+            }
+            let own = libc::dirfd(dir);
+            loop {
+                let entry = libc::readdir(dir);
+                if entry.is_null() {
+                    break;
+                }
+                let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
+                if let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<c_int>().ok()) {
+                    if fd != own {
+                        fds.push(fd);
+                    }
+                }
+            }
+            libc::closedir(dir);
+        }
+        fds.sort_unstable();
+        fds
     }
 
     fn set_handler(sig: c_int, handler: libc::sighandler_t) {

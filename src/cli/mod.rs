@@ -69,12 +69,66 @@ pub fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// Descriptors ward needs for itself, whatever it runs: about 16 at rest
+/// (stdio, lock, control socket, journal, the runtime's, the sentinel's
+/// pipe), up to 24 more while four spawns are under way (pipes, /dev/null,
+/// cgroup.procs), and room for control connections, state writes and tree
+/// reads.
+const FDS_FOR_WARD: u64 = 64;
+
+/// Descriptors ward holds per instance while it runs: the read ends of its
+/// stdout and stderr pipes, and its log file.
+const FDS_PER_INSTANCE: u64 = 3;
+
+/// Open files ward needs for `instances` instances.
+pub fn open_files_needed(instances: u64) -> u64 {
+    FDS_FOR_WARD + FDS_PER_INSTANCE * instances
+}
+
+/// Every instance of the config.
+fn instance_count(config: &ward_config::Config) -> u64 {
+    config
+        .specs
+        .programs
+        .values()
+        .map(|p| u64::from(p.instances))
+        .sum()
+}
+
+/// Whether ward can hold the descriptors `config` needs under the hard
+/// open-files limit `limit` (ward raises its soft limit to the hard one):
+/// the reason, how to fix it, when it cannot. Short of descriptors,
+/// programs would fail to start one after another with errors that do not
+/// name the limit.
+pub fn open_files_shortfall(config: &ward_config::Config, limit: Option<u64>) -> Option<String> {
+    let limit = limit?;
+    let instances = instance_count(config);
+    let need = open_files_needed(instances);
+    if need <= limit {
+        return None;
+    }
+    let suggest = need.next_power_of_two().max(1024);
+    Some(format!(
+        "{} needs about {need} open files ({FDS_FOR_WARD} for ward itself and \
+         {FDS_PER_INSTANCE} for each of its {instances} instance{}), but the open-files \
+         limit is {limit}; raise it (`ulimit -n {suggest}` in the shell that starts ward, \
+         `LimitNOFILE={suggest}` in its systemd unit) or run fewer instances",
+        config.path.display(),
+        if instances == 1 { "" } else { "s" },
+    ))
+}
+
 /// `ward check`: validate the config, print every error, start nothing.
 pub fn check(loc: &Locations) -> Outcome {
     match ward_config::load(&loc.config) {
         Ok(config) => {
+            if let Some(why) = open_files_shortfall(&config, crate::proc::open_files_limit()) {
+                return Err(Failure::new(format!(
+                    "{why}; `ward up` would refuse to start"
+                )));
+            }
             let n = config.specs.programs.len();
-            let instances: u32 = config.specs.programs.values().map(|p| p.instances).sum();
+            let instances = instance_count(&config);
             println!(
                 "{}: ok ({n} program{}, {instances} instance{})",
                 loc.config.display(),
@@ -154,6 +208,35 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
         assert_eq!(human_duration(Duration::from_secs(3720)), "1h2m");
         assert_eq!(human_duration(Duration::from_secs(90000)), "1d1h");
+    }
+
+    fn config_with(instances: &[u32]) -> ward_config::Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.toml");
+        let toml: String = instances
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("[program.p{i}]\ncommand = [\"x\"]\ninstances = {n}\n"))
+            .collect();
+        std::fs::write(&path, toml).unwrap();
+        ward_config::load(&path).unwrap()
+    }
+
+    #[test]
+    fn the_open_files_limit_must_cover_every_instance() {
+        let config = config_with(&[150, 50]);
+        assert_eq!(open_files_needed(200), 664);
+        let why = open_files_shortfall(&config, Some(128)).unwrap();
+        assert!(why.contains("needs about 664 open files"), "{why}");
+        assert!(why.contains("each of its 200 instances"), "{why}");
+        assert!(why.contains("limit is 128"), "{why}");
+        assert!(why.contains("`ulimit -n 1024`"), "{why}");
+        assert!(why.contains("`LimitNOFILE=1024`"), "{why}");
+        assert_eq!(open_files_shortfall(&config, Some(664)), None);
+        assert_eq!(open_files_shortfall(&config, None), None);
+        let big = config_with(&[10000, 10000]);
+        let why = open_files_shortfall(&big, Some(4096)).unwrap();
+        assert!(why.contains("`ulimit -n 65536`"), "{why}");
     }
 
     #[test]

@@ -35,12 +35,22 @@ fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, F
     if socket_override {
         config.ward.socket = loc.socket.clone();
     }
+    // Refused up front, like a config error: past the limit, programs would
+    // fail to start one by one with errors that do not name it.
+    if let Some(why) = super::open_files_shortfall(&config, crate::proc::open_files_limit()) {
+        return Err(Failure::new(format!("{why}; nothing was started")));
+    }
     Ok(config)
 }
 
 /// The foreground daemon. Runs on the calling thread; it must be called
 /// before any other thread exists (the sentinel is forked here).
 pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
+    // Whatever the shell (or other parent) had open is not ward's to keep,
+    // and must not reach its programs. Single-threaded here, so no
+    // descriptor is in use elsewhere.
+    crate::proc::close_inherited_fds()
+        .map_err(|e| Failure::new(format!("cannot close inherited descriptors: {e}")))?;
     let foreground = std::env::var_os(DETACHED_ENV).is_none();
     // The marker is for this process only, not for the programs it runs.
     // Still single-threaded here, so changing the environment is sound.

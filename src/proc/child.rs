@@ -18,6 +18,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
+use super::fds::{self, Sweep};
+
 /// Where the child was when something failed, as the child reports it over
 /// a close-on-exec pipe: one byte of stage, four of errno, per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,8 @@ pub(crate) struct Plan {
     pub parent: libc::pid_t,
     /// The open-files limit to restore (ward raised its own).
     pub nofile: Option<libc::rlimit>,
+    /// How every descriptor above 2 is made close-on-exec.
+    pub fds: Sweep,
 }
 
 impl Plan {
@@ -110,6 +114,9 @@ impl Plan {
                 return self.fail(Stage::Stdio);
             }
         }
+        // Nothing but 0, 1 and 2 reaches the program. Marked, not closed:
+        // the report pipe and cgroup.procs are still used before exec.
+        fds::cloexec_above_stdio(self.fds);
         // SAFETY: setpgid with integer arguments only.
         if unsafe { libc::setpgid(0, 0) } == -1 {
             return self.fail(Stage::ProcessGroup);
@@ -511,6 +518,9 @@ pub(crate) fn env_strings(env: &[(OsString, OsString)]) -> io::Result<CStrings> 
     Ok(CStrings::new(strings))
 }
 
+/// Where a program is looked up when the child has no PATH.
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// The paths `execve` tries for `program`: itself when it contains a `/`
 /// (relative to the child's working directory), else each directory of
 /// `path` (the child's PATH, or the system default), as execvp does.
@@ -519,7 +529,7 @@ pub(crate) fn candidates(program: &str, path: Option<&OsStr>) -> Vec<CString> {
     if program.contains('/') {
         return to_c(program.as_bytes().to_vec()).into_iter().collect();
     }
-    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
     path.as_bytes()
         .split(|b| *b == b':')
         .filter_map(|dir| {
@@ -584,6 +594,7 @@ mod tests {
             report: w.as_raw_fd(),
             parent: 0,
             nofile: None,
+            fds: Sweep::EachUpTo(2),
         };
         plan.note(Stage::Cgroup, libc::EBUSY);
         plan.note(Stage::Exec, libc::ENOENT);
@@ -591,5 +602,64 @@ mod tests {
             read_reports(&r),
             vec![(Stage::Cgroup, libc::EBUSY), (Stage::Exec, libc::ENOENT)]
         );
+    }
+
+    /// What `/bin/ls /proc/self/fd` lists when run through `start` with
+    /// `sweep`, while this process holds `leak` open without close-on-exec.
+    #[cfg(target_os = "linux")]
+    fn fds_of_a_child(sweep: Sweep) -> Vec<i32> {
+        let (out_read, out_write) = super::super::unix::pipe(false).unwrap();
+        let out_write = above_stdio(out_write).unwrap();
+        let (_report_read, report_write) = super::super::unix::pipe(true).unwrap();
+        let s = |t: &str| CString::new(t).unwrap();
+        let plan = Plan {
+            candidates: vec![s("/bin/ls")],
+            argv: CStrings::new(vec![s("ls"), s("-1"), s("/proc/self/fd")]),
+            envp: CStrings::new(Vec::new()),
+            stdio: [out_write.as_raw_fd(); 3],
+            cgroup_procs: None,
+            groups: None,
+            gid: None,
+            uid: None,
+            cwd: s("/"),
+            report: report_write.as_raw_fd(),
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
+            nofile: None,
+            fds: sweep,
+        };
+        let pid = start(&plan, &mut Stack::new().unwrap()).unwrap();
+        drop((plan, out_write, report_write));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(out_read), &mut text).unwrap();
+        let mut status = 0;
+        // SAFETY: waits for the child made above (no reaper runs in this
+        // test binary).
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn children_get_no_descriptor_above_stdio() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        // As a careless library (or the shell that started ward) would
+        // leave one: not close-on-exec.
+        // SAFETY: F_DUPFD on an open descriptor; closed below.
+        let leak = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD, 300) };
+        assert!(leak >= 300);
+        let mut sweeps = vec![fds::sweep_for_spawn(false)];
+        if fds::close_range_works() {
+            sweeps.push(fds::sweep_for_spawn(true));
+        }
+        for sweep in sweeps {
+            let listed = fds_of_a_child(sweep);
+            // 0, 1, 2 and the one ls reads the directory with.
+            assert!(listed.starts_with(&[0, 1, 2]), "{sweep:?}: {listed:?}");
+            assert!(!listed.contains(&leak), "{sweep:?}: {listed:?}");
+            assert!(listed.len() <= 4, "{sweep:?}: {listed:?}");
+        }
+        // SAFETY: the descriptor made above.
+        unsafe { libc::close(leak) };
     }
 }

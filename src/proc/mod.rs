@@ -5,6 +5,7 @@
 //! block says why it is sound.
 //!
 //! How the daemon uses it:
+//! 0. [`close_inherited_fds`] first thing in `ward up`, while single-threaded;
 //! 1. [`init`] first thing in `main`, before any thread exists (it forks the
 //!    sentinel and makes ward a child subreaper);
 //! 2. [`Supervision::start`] gives the [`Spawner`];
@@ -31,7 +32,11 @@ mod child;
 #[cfg(unix)]
 mod creds;
 #[cfg(unix)]
+mod exec_check;
+#[cfg(unix)]
 mod exit_wait;
+#[cfg(unix)]
+mod fds;
 #[cfg(target_os = "linux")]
 mod procfs;
 #[cfg(unix)]
@@ -47,12 +52,14 @@ mod tree;
 #[cfg(unix)]
 mod unix;
 
-// The daemon names only some of these; the rest serve tests and tools.
 /// A group's id, by name or number (for the group of shared log files).
 #[cfg(unix)]
 pub(crate) use self::creds::group_id;
+// The daemon names only some of these; the rest serve tests and tools.
 #[cfg(unix)]
 pub use self::exit_wait::wait_daemon_exit;
+#[cfg(unix)]
+pub use self::fds::close_inherited as close_inherited_fds;
 #[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::spawn::Child;
@@ -63,8 +70,8 @@ pub use self::tree::{start_time, sweep, Tree};
 #[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::unix::{
-    detach, enlarge_pipe, init, init_without_sentinel, signal_name, signal_number, Spawner,
-    Supervision,
+    detach, enlarge_pipe, init, init_without_sentinel, open_files_limit, signal_name,
+    signal_number, Spawner, Supervision,
 };
 
 /// The environment variable every process of a run inherits:

@@ -2,6 +2,7 @@
 //! when, and with which environment. Linux only; the callers have fallbacks.
 
 use std::fs;
+use std::io;
 
 /// The few fields of `/proc/PID/stat` that ward needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,27 +44,68 @@ pub(crate) fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
     })
 }
 
+/// `/proc/PID/...` could not be read because the process is gone (or, for
+/// `denied_too`, is not ours to read): not a failure to read the list.
+fn is_gone(e: &io::Error, denied_too: bool) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(libc::ESRCH)
+        || (denied_too && e.kind() == io::ErrorKind::PermissionDenied)
+}
+
+/// The stat of `pid`; `None` when it is gone (or not valid); an error when
+/// it exists but cannot be read (out of descriptors, memory).
+pub(crate) fn read_stat(pid: u32) -> io::Result<Option<ProcStat>> {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => Ok(parse_stat(pid, &text)),
+        Err(e) if is_gone(&e, false) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// As [`read_stat`], for callers to whom an unreadable process is as good
+/// as gone.
 pub(crate) fn stat(pid: u32) -> Option<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    read_stat(pid).ok().flatten()
 }
 
 /// Every process that is not a zombie, in no particular order. Processes
-/// that end while the directory is read are skipped.
-pub(crate) fn live_processes() -> Vec<ProcStat> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
-        .filter(ProcStat::is_live)
-        .collect()
+/// that end while the directory is read are skipped; one that cannot be
+/// read, or /proc itself, is an error: a list with holes would pass for a
+/// list without those processes.
+pub(crate) fn live_processes() -> io::Result<Vec<ProcStat>> {
+    let mut live = Vec::new();
+    for entry in fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(st) = read_stat(pid)? {
+            if st.is_live() {
+                live.push(st);
+            }
+        }
+    }
+    Ok(live)
 }
 
-/// The initial environment of a process (what it was exec'd with), or
-/// `None` when it cannot be read (gone, another user's, a kernel thread).
+/// The initial environment of a process (what it was exec'd with); `None`
+/// when it is gone or not ours to read (another user's, a kernel thread);
+/// an error when it exists but cannot be read.
+pub(crate) fn read_environ(pid: u32) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(format!("/proc/{pid}/environ")) {
+        Ok(env) => Ok(Some(env)),
+        Err(e) if is_gone(&e, true) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// As [`read_environ`], for callers to whom an unreadable environment is as
+/// good as none.
 pub(crate) fn environ(pid: u32) -> Option<Vec<u8>> {
-    fs::read(format!("/proc/{pid}/environ")).ok()
+    read_environ(pid).ok().flatten()
 }
 
 /// `NAME=value` entries of a raw environment block.
@@ -116,7 +158,9 @@ mod tests {
         assert_eq!(st.pid, me);
         assert!(st.is_live());
         assert!(own_thread_count().unwrap() >= 1);
-        assert!(live_processes().iter().any(|p| p.pid == me));
+        assert!(live_processes().unwrap().iter().any(|p| p.pid == me));
+        assert_eq!(read_stat(u32::MAX).unwrap(), None);
+        assert_eq!(read_environ(u32::MAX).unwrap(), None);
     }
 
     #[test]

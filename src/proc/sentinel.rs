@@ -251,7 +251,16 @@ fn kill_marked(env_prefix: &[u8]) {
     use super::procfs;
     let me = std::process::id();
     for _ in 0..SCAN_ROUNDS {
-        let marked: Vec<u32> = procfs::live_processes()
+        let live = match procfs::live_processes() {
+            Ok(live) => live,
+            // Rare (the sentinel has few descriptors of its own), and not
+            // "nothing left": scan again.
+            Err(_) => {
+                std::thread::sleep(SCAN_PAUSE);
+                continue;
+            }
+        };
+        let marked: Vec<u32> = live
             .into_iter()
             .filter(|p| p.pid != me)
             .filter(|p| {

@@ -14,6 +14,8 @@ use ward_core::ExitStatus;
 
 use super::child::{self, CStrings, Plan, Stack, Stage};
 use super::creds::{self, Credentials};
+use super::exec_check;
+use super::fds;
 use super::sentinel::Link;
 use super::tree::Tree;
 use super::unix::pipe;
@@ -41,6 +43,8 @@ pub(crate) struct Context {
     /// The open-files limit ward was started with, when ward raised its
     /// own: children get the original back.
     pub nofile: Option<libc::rlimit>,
+    /// This kernel has `close_range(CLOSE_RANGE_CLOEXEC)`.
+    pub close_range: bool,
 }
 
 /// A started process.
@@ -187,7 +191,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
     };
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let plan = Plan {
+    let mut plan = Plan {
         candidates,
         argv: CStrings::new(argv),
         envp,
@@ -209,6 +213,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
         report: report_write.as_raw_fd(),
         parent: ctx.ward_pid,
         nofile: ctx.nofile,
+        fds: fds::sweep_for_spawn(ctx.close_range),
     };
 
     // The reaper holds back any exit it cannot place until this spawn has
@@ -226,6 +231,8 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
             }
         }
     };
+    // Kept to say what is wrong with them, should exec have failed.
+    let candidates = std::mem::take(&mut plan.candidates);
     drop((plan, null, out_write, err_write, report_write));
     let reports = child::read_reports(&report_read);
     let failure = reports.iter().copied().find(|(s, _)| *s != Stage::Cgroup);
@@ -235,7 +242,17 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
         // The child exited: the reaper collects it; nobody waits for it.
         (Ok(_), Some((stage, errno))) => {
             drop_leaf_of(&leaf);
-            return Err(explain(stage, errno, program, &launch.cwd, creds.as_ref()));
+            let exec = (stage == Stage::Exec)
+                .then(|| exec_check::diagnose(errno, program, &candidates, &launch.cwd, path))
+                .flatten();
+            return Err(explain(
+                stage,
+                errno,
+                program,
+                &launch.cwd,
+                creds.as_ref(),
+                exec,
+            ));
         }
         (Err(e), _) => {
             drop_leaf_of(&leaf);
@@ -283,15 +300,22 @@ fn drop_leaf_of(leaf: &Option<(PathBuf, OwnedFd)>) {
     }
 }
 
-/// Says which step of the child failed, from the child's own report.
+/// Says which step of the child failed, from the child's own report, and
+/// for a failed exec what is wrong with the file when the parent could see
+/// it (`exec`: the file found in PATH, if it was looked up, and why).
 fn explain(
     stage: Stage,
     errno: i32,
     program: &str,
     cwd: &Path,
     creds: Option<&Credentials>,
+    exec: Option<(Option<PathBuf>, String)>,
 ) -> io::Error {
     let e = io::Error::from_raw_os_error(errno);
+    if let Some((found, why)) = exec {
+        let found = found.map_or(String::new(), |f| format!(" ({})", f.display()));
+        return io::Error::new(e.kind(), format!("cannot run {program}{found}: {why}"));
+    }
     let user = creds.map(|c| c.user_label.as_str()).unwrap_or_default();
     let group = creds.map(|c| c.group_label.as_str()).unwrap_or_default();
     let denied = if e.kind() == io::ErrorKind::PermissionDenied {
@@ -354,16 +378,22 @@ mod tests {
     #[test]
     fn failures_name_the_step() {
         let cwd = Path::new("/x");
-        let msg = explain(Stage::Exec, libc::ENOENT, "./api", cwd, None).to_string();
+        let msg = explain(Stage::Exec, libc::ENOENT, "./api", cwd, None, None).to_string();
         assert_eq!(
             msg,
             "cannot run ./api: No such file or directory (os error 2)"
         );
-        let msg = explain(Stage::Cwd, libc::ENOENT, "./api", cwd, None).to_string();
+        let msg = explain(Stage::Cwd, libc::ENOENT, "./api", cwd, None, None).to_string();
         assert!(msg.starts_with("cannot change directory to /x: "), "{msg}");
-        let msg = explain(Stage::Uid, libc::EPERM, "x", cwd, None).to_string();
+        let msg = explain(Stage::Uid, libc::EPERM, "x", cwd, None, None).to_string();
         assert!(msg.starts_with("permission denied: cannot run as"), "{msg}");
-        let msg = explain(Stage::Exec, libc::ENOEXEC, "./s", cwd, None).to_string();
+        let msg = explain(Stage::Exec, libc::ENOEXEC, "./s", cwd, None, None).to_string();
         assert!(msg.ends_with("(a script needs a #! line)"), "{msg}");
+        let said = Some((None, "is a directory".to_string()));
+        let msg = explain(Stage::Exec, libc::EACCES, "./bin", cwd, None, said).to_string();
+        assert_eq!(msg, "cannot run ./bin: is a directory");
+        let said = Some((Some("/opt/job".into()), "is a directory".to_string()));
+        let msg = explain(Stage::Exec, libc::EACCES, "job", cwd, None, said).to_string();
+        assert_eq!(msg, "cannot run job (/opt/job): is a directory");
     }
 }

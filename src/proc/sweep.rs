@@ -64,7 +64,13 @@ fn sweep_start(start: &Start) -> usize {
     }
     let entry = super::tree::marker_entry(&format!("{}/", start.marker_prefix));
     for _ in 0..super::tree::KILL_ROUNDS {
-        let marked: Vec<u32> = procfs::live_processes()
+        // An unreadable /proc is not "nothing left": try again, within the
+        // rounds.
+        let Ok(live) = procfs::live_processes() else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let marked: Vec<u32> = live
             .into_iter()
             .map(|p| p.pid)
             .filter(|&p| p != me)

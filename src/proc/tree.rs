@@ -75,14 +75,46 @@ impl Tree {
     /// cgroup or carrying the marker) are then signalled one by one. A tree
     /// that is already empty is not an error.
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
-        let signo = signal_number(sig);
-        let mut result = send(-self.pgid, signo);
-        for m in self.members() {
-            if m.pgrp != self.pgid {
-                let r = send(m.pid as i32, signo);
+        self.send_all(&[signal_number(sig)])
+    }
+
+    /// Sends the stop signal `sig` to every process of the tree, then
+    /// SIGCONT to the same processes, as systemd does: a stopped process
+    /// (SIGSTOP, Ctrl-Z, a debugger that let go) keeps any other signal
+    /// pending until it is continued, so without SIGCONT it would not stop
+    /// gracefully but be killed at the deadline. A process that was not
+    /// stopped ignores SIGCONT unless it handles it. No SIGCONT follows KILL
+    /// (needs none), CONT itself, or STOP and TSTP, which it would cancel.
+    pub fn signal_stop(&self, sig: Signal) -> io::Result<()> {
+        match sig {
+            Signal::Kill | Signal::Cont | Signal::Stop | Signal::Tstp => self.signal(sig),
+            _ => self.send_all(&[signal_number(sig), libc::SIGCONT]),
+        }
+    }
+
+    /// Each of `signos` in turn to the process group, then to the members
+    /// outside it. The members are found once, after the first signal has
+    /// reached the group, so every signal reaches the same processes.
+    fn send_all(&self, signos: &[i32]) -> io::Result<()> {
+        let mut outside: Option<Vec<Member>> = None;
+        let mut result = Ok(());
+        for &signo in signos {
+            let mut keep = |r: io::Result<()>| {
                 if result.is_ok() {
                     result = r;
                 }
+            };
+            keep(send(-self.pgid, signo));
+            if outside.is_none() {
+                // Members that cannot be listed got no signal: an error.
+                let listed = self.members().unwrap_or_else(|e| {
+                    keep(Err(e));
+                    Vec::new()
+                });
+                outside = Some(listed.into_iter().filter(|m| m.pgrp != self.pgid).collect());
+            }
+            for m in outside.iter().flatten() {
+                keep(send(m.pid as i32, signo));
             }
         }
         result
@@ -108,11 +140,12 @@ impl Tree {
         let _ = send(-self.pgid, libc::SIGKILL);
         let mut hit = HashSet::new();
         for _ in 0..KILL_ROUNDS {
-            let fresh: Vec<Member> = self
-                .members()
-                .into_iter()
-                .filter(|m| hit.insert(m.pid))
-                .collect();
+            // A tree that cannot be listed now is not taken for empty: the
+            // run task keeps watching it (see `gone`).
+            let Ok(members) = self.members() else {
+                return;
+            };
+            let fresh: Vec<Member> = members.into_iter().filter(|m| hit.insert(m.pid)).collect();
             if fresh.is_empty() {
                 return;
             }
@@ -123,32 +156,60 @@ impl Tree {
     }
 
     /// No live process is left (zombies do not count: they are dead, and
-    /// ward's reaper collects those that are its children).
-    pub fn is_empty(&self) -> bool {
+    /// ward's reaper collects those that are its children). An error when
+    /// the tree cannot be read (`cgroup.events`, or /proc without a cgroup:
+    /// out of descriptors, say): never a guess, since "empty" ends a stop
+    /// and would leave whatever is left running unwatched.
+    pub fn is_empty(&self) -> io::Result<bool> {
         #[cfg(target_os = "linux")]
         if let Some(leaf) = &self.leaf {
-            if let Ok(populated) = super::cgroup::populated(leaf) {
-                return !populated;
-            }
+            return match super::cgroup::populated(leaf) {
+                Ok(populated) => Ok(!populated),
+                // Only an empty cgroup can be removed, and nothing enters a
+                // removed one: a leaf that is gone is an empty tree.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !leaf.exists() => Ok(true),
+                Err(e) => Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot read {}/cgroup.events: {e}", leaf.display()),
+                )),
+            };
         }
-        self.members().is_empty()
+        Ok(self.members()?.is_empty())
     }
 
     /// The live processes of the tree, leader first if it is alive.
     #[allow(dead_code)] // for tests and diagnostics; the daemon needs no list
-    pub fn pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.members().into_iter().map(|m| m.pid).collect();
+    pub fn pids(&self) -> io::Result<Vec<u32>> {
+        let mut pids: Vec<u32> = self.members()?.into_iter().map(|m| m.pid).collect();
         pids.sort_by_key(|&p| (p as i32 != self.pgid, p));
-        pids
+        Ok(pids)
     }
 
     /// Resolves when the tree is empty. Polls, 5 ms doubling to 100 ms: this
-    /// runs only while a stop or an exit is under way.
-    pub async fn gone(&self) {
+    /// runs only while a stop or an exit is under way. While the tree
+    /// cannot be read it keeps trying, backing off to 1 s, and does not
+    /// resolve: `read` hears the outcome of every attempt (the error, or
+    /// `None` when the tree could be read), to say when reading starts to
+    /// fail and when it works again.
+    pub async fn gone(&self, mut read: impl FnMut(Option<&io::Error>)) {
         let mut pause = Duration::from_millis(5);
-        while !self.is_empty() {
+        loop {
+            let cap = match self.is_empty() {
+                Ok(true) => {
+                    read(None);
+                    return;
+                }
+                Ok(false) => {
+                    read(None);
+                    Duration::from_millis(100)
+                }
+                Err(e) => {
+                    read(Some(&e));
+                    Duration::from_secs(1)
+                }
+            };
+            pause = (pause * 2).min(cap);
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -166,45 +227,57 @@ impl Tree {
         }
     }
 
+    /// The live processes of the tree: its cgroup's when it has one, else
+    /// its process group's and the marked ones. A list that cannot be read
+    /// whole is an error, never a shorter list.
     #[cfg(target_os = "linux")]
-    fn members(&self) -> Vec<Member> {
+    fn members(&self) -> io::Result<Vec<Member>> {
         use super::procfs;
+        let member = |s: procfs::ProcStat| Member {
+            pid: s.pid,
+            pgrp: s.pgrp,
+        };
         if let Some(leaf) = &self.leaf {
-            if let Ok(pids) = super::cgroup::procs(leaf) {
-                return pids
-                    .into_iter()
-                    .filter_map(procfs::stat)
-                    .filter(procfs::ProcStat::is_live)
-                    .map(|s| Member {
-                        pid: s.pid,
-                        pgrp: s.pgrp,
-                    })
-                    .collect();
+            let mut members = Vec::new();
+            for pid in super::cgroup::procs(leaf)? {
+                if let Some(st) = procfs::read_stat(pid)?.filter(procfs::ProcStat::is_live) {
+                    members.push(member(st));
+                }
             }
+            return Ok(members);
         }
         let entry = marker_entry(&self.marker);
-        procfs::live_processes()
-            .into_iter()
-            .filter(|p| p.pgrp == self.pgid || carries(p.pid, |e| e == entry.as_slice()))
-            .map(|p| Member {
-                pid: p.pid,
-                pgrp: p.pgrp,
-            })
-            .collect()
+        let mut members = Vec::new();
+        for p in procfs::live_processes()? {
+            if p.pgrp == self.pgid || carries(p.pid, |e| e == entry.as_slice())? {
+                members.push(member(p));
+            }
+        }
+        Ok(members)
     }
 
     /// Without /proc only the process group can be seen, and only whether it
     /// still has a member: the leader stands for the group.
     #[cfg(not(target_os = "linux"))]
-    fn members(&self) -> Vec<Member> {
-        if send(-self.pgid, 0).is_ok() {
+    fn members(&self) -> io::Result<Vec<Member>> {
+        // SAFETY: kill with signal 0 only checks; no memory is involved.
+        let found = unsafe { libc::kill(-self.pgid, 0) } == 0 || {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ESRCH) => false,
+                // Someone else's process now, but a process of the group.
+                Some(libc::EPERM) => true,
+                _ => return Err(e),
+            }
+        };
+        Ok(if found {
             vec![Member {
                 pid: self.pgid as u32,
                 pgrp: self.pgid,
             }]
         } else {
             Vec::new()
-        }
+        })
     }
 }
 
@@ -226,10 +299,12 @@ pub(crate) fn marker_entry(marker: &str) -> Vec<u8> {
     format!("{MARKER_VAR}={marker}").into_bytes()
 }
 
+/// Whether `pid`'s environment has an entry that `matches`; an error when
+/// the process exists but its environment cannot be read.
 #[cfg(target_os = "linux")]
-fn carries(pid: u32, mut matches: impl FnMut(&[u8]) -> bool) -> bool {
+fn carries(pid: u32, mut matches: impl FnMut(&[u8]) -> bool) -> io::Result<bool> {
     use super::procfs;
-    procfs::environ(pid).is_some_and(|env| procfs::env_entries(&env).any(&mut matches))
+    Ok(procfs::read_environ(pid)?.is_some_and(|env| procfs::env_entries(&env).any(&mut matches)))
 }
 
 /// A process's start time in clock ticks since boot, or `None` if it does
@@ -306,7 +381,12 @@ fn sweep_linux(records: &[Leftover]) -> usize {
         let _ = cgroup::kill(leaf);
     }
     for _ in 0..KILL_ROUNDS {
-        let live: Vec<procfs::ProcStat> = procfs::live_processes()
+        // A sweep is best effort (it runs once, at start, with few
+        // descriptors open): a scan that fails ends it.
+        let Ok(live) = procfs::live_processes() else {
+            break;
+        };
+        let live: Vec<procfs::ProcStat> = live
             .into_iter()
             .filter(|p| p.pid != me && Some(p.pgrp) != own_group)
             .collect();
@@ -314,7 +394,7 @@ fn sweep_linux(records: &[Leftover]) -> usize {
             .iter()
             .filter(|p| {
                 recorded.get(&p.pid) == Some(&p.start_time)
-                    || carries(p.pid, |e| markers.contains(e))
+                    || carries(p.pid, |e| markers.contains(e)).unwrap_or(false)
             })
             .collect();
         let live_groups: HashSet<i32> = verified
@@ -377,6 +457,51 @@ mod tests {
         let first = start_time(me);
         assert!(first.is_some());
         assert_eq!(start_time(me), first);
+    }
+
+    /// A tree whose leaf is a directory but no cgroup: nothing can be read.
+    #[cfg(target_os = "linux")]
+    fn unreadable_tree(dir: &Path) -> Tree {
+        // A process group that does not exist: only the leaf could say.
+        Tree::new(i32::MAX, Some(dir.to_path_buf()), "0.0/none".into(), None)
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_tree_that_cannot_be_read_is_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = unreadable_tree(dir.path());
+        let err = tree.is_empty().unwrap_err();
+        assert!(err.to_string().contains("cgroup.events"), "{err}");
+        assert!(tree.pids().is_err());
+        // A leaf that is gone was empty (only an empty cgroup is removed).
+        let gone = unreadable_tree(&dir.path().join("removed"));
+        assert!(gone.is_empty().unwrap());
+    }
+
+    #[tokio::test]
+    #[cfg(target_os = "linux")]
+    async fn gone_does_not_resolve_while_the_tree_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = unreadable_tree(dir.path());
+        let mut errors = 0;
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            tree.gone(|outcome| errors += usize::from(outcome.is_some())),
+        )
+        .await;
+        assert!(waited.is_err(), "gone resolved on an unreadable tree");
+        assert!(errors >= 2, "it did not keep trying: {errors} attempts");
+        // Once it can be read (and is empty), it resolves and says so.
+        let mut last_ok = false;
+        let gone = unreadable_tree(&dir.path().join("removed"));
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            gone.gone(|outcome| last_ok = outcome.is_none()),
+        )
+        .await
+        .unwrap();
+        assert!(last_ok);
     }
 
     #[test]

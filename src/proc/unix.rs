@@ -76,6 +76,7 @@ fn set_up(opts: InitOptions, with_sentinel: bool) -> io::Result<Supervision> {
             sentinel,
             ward_pid: ward_pid as libc::pid_t,
             nofile: raise_nofile(),
+            close_range: super::fds::close_range_works(),
         }),
         fallback,
         sentinel_pid,
@@ -122,6 +123,23 @@ fn raise_nofile() -> Option<libc::rlimit> {
         return None;
     }
     Some(lim)
+}
+
+/// The hard limit on open files, which ward raises its soft limit to at
+/// start: how many descriptors ward can have. `None` when unlimited or
+/// unknown.
+pub fn open_files_limit() -> Option<u64> {
+    // SAFETY: rlimit is a plain C struct for getrlimit to fill.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: lim is valid for writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == -1
+        || lim.rlim_max == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t's width differs between libcs
+    let max = lim.rlim_max as u64;
+    Some(max)
 }
 
 #[cfg(target_os = "linux")]

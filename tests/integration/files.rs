@@ -279,3 +279,38 @@ fn a_journal_line_cut_by_a_crash_does_not_spoil_the_next_ones() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
 }
+
+#[test]
+fn an_env_file_that_is_a_fifo_is_refused_on_reload_and_supervision_goes_on() {
+    let ward = Ward::new(
+        r#"
+[program.echo]
+command = ["{testee}", "--env", "GREETING", "--forever"]
+env_file = "{dir}/app.env"
+"#,
+    );
+    std::fs::write(ward.path().join("app.env"), "GREETING=hello\n").unwrap();
+    let ward = ward.up();
+    ward.wait_state("echo", 0, "running");
+    // A FIFO nobody writes to: reading it would block for ever.
+    std::fs::remove_file(ward.path().join("app.env")).unwrap();
+    mkfifo(&ward.path().join("app.env"));
+    let out = run_bounded(ward.command(&["reload"]));
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app.env"), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    // Supervision never stopped: every verb answers, programs restart.
+    let before = pid_of(&ward.instance("echo", 0));
+    ward.ok(&["restart", "echo"]);
+    let after = pid_of(&ward.wait_state("echo", 0, "running"));
+    assert_ne!(before, after);
+    // An endless device is refused the same way, without reading it.
+    std::fs::remove_file(ward.path().join("app.env")).unwrap();
+    symlink("/dev/zero", ward.path().join("app.env")).unwrap();
+    let out = run_bounded(ward.command(&["reload"]));
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a regular file"), "{err}");
+    ward.down();
+}

@@ -7,6 +7,7 @@ mod cli;
 mod edges;
 mod faults;
 mod files;
+mod hardening_proc;
 mod lifecycle;
 mod logs;
 mod reload;
