@@ -349,7 +349,7 @@ impl Driver {
             let _ = reply.send(Err(ApiError::Request(RequestError::ShuttingDown)));
             return;
         }
-        let new = match ward_config::load(&self.config.path) {
+        let new = match ward_config::load_with(&self.config.path, &crate::cli::LocalHost) {
             Ok(new) => new,
             Err(diags) => {
                 if !dry_run {

@@ -69,9 +69,24 @@ pub fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// This system, as the config sees it: the users and groups a program
+/// runs as must exist here. `check`, `up` and `reload` all load through
+/// it, so `ward check` reports what `ward up` would fail on.
+pub struct LocalHost;
+
+impl ward_config::Host for LocalHost {
+    fn check_user(&self, name: &str) -> Result<(), String> {
+        crate::proc::check_user(name)
+    }
+
+    fn check_group(&self, name: &str) -> Result<(), String> {
+        crate::proc::check_group(name)
+    }
+}
+
 /// `ward check`: validate the config, print every error, start nothing.
 pub fn check(loc: &Locations) -> Outcome {
-    match ward_config::load(&loc.config) {
+    match ward_config::load_with(&loc.config, &LocalHost) {
         Ok(config) => {
             let n = config.specs.programs.len();
             let instances: u32 = config.specs.programs.values().map(|p| p.instances).sum();

@@ -18,7 +18,7 @@ const DETACH_WAIT: Duration = Duration::from_secs(15);
 
 /// Loads the config, or prints every error and fails.
 fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, Failure> {
-    let mut config = ward_config::load(&loc.config).map_err(|diags| {
+    let mut config = ward_config::load_with(&loc.config, &super::LocalHost).map_err(|diags| {
         for d in &diags.items {
             eprintln!("{d}");
         }
