@@ -176,10 +176,12 @@ impl<'s> Ctx<'s> {
             DeValue::String(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(why) => {
+                    // Past the cap, the syntax was fine: no how-to-write help.
+                    let help = (!why.starts_with("too long")).then(|| DURATION_HELP.into());
                     self.error(
                         field.value.span(),
                         format!("invalid duration for {}: {why}", field.place()),
-                        Some(DURATION_HELP.into()),
+                        help,
                     );
                     None
                 }

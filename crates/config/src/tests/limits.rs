@@ -376,11 +376,14 @@ fn every_duration_is_capped_at_365_days() {
         let got = places(&with_every_duration(too_long));
         let lines: Vec<usize> = got.iter().map(|(line, _, _)| *line).collect();
         assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9], "{too_long}: {got:#?}");
-        for (_, _, message) in &got {
+        for d in super::errors(&with_every_duration(too_long)) {
             assert!(
-                message.ends_with("too long a duration (the limit is 365d)"),
-                "{too_long}: {message}"
+                d.message
+                    .ends_with("too long a duration (the limit is 365d)"),
+                "{too_long}: {}",
+                d.message
             );
+            assert_eq!(d.help, None, "the syntax was fine");
         }
     }
 }
