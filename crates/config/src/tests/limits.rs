@@ -32,6 +32,7 @@ fn load_errors(path: &Path) -> Vec<Diagnostic> {
     }
 }
 
+#[cfg(unix)]
 fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
@@ -50,6 +51,7 @@ fn folder(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 const ENV_FILE_CONFIG: &str = "[program.a]\ncommand = \"a\"\nenv_file = \"a.env\"\n";
 
+#[cfg(unix)]
 #[test]
 fn a_fifo_env_file_is_refused_without_waiting_for_a_writer() {
     let (dir, config) = folder(ENV_FILE_CONFIG);
@@ -65,6 +67,7 @@ fn a_fifo_env_file_is_refused_without_waiting_for_a_writer() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_fifo_config_is_refused_without_waiting_for_a_writer() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,6 +82,7 @@ fn a_fifo_config_is_refused_without_waiting_for_a_writer() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_device_is_not_read_as_a_file() {
     // /dev/null reads as an empty file; /dev/zero and /dev/urandom never
@@ -101,6 +105,7 @@ fn a_device_is_not_read_as_a_file() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_directory_is_not_a_regular_file_either() {
     let (dir, config) = folder(ENV_FILE_CONFIG);
@@ -263,10 +268,12 @@ fn non_ascii_program_names_say_which_characters_are_allowed() {
 }
 
 /// A path of exactly `len` bytes: `/` and `x`s.
+#[cfg(unix)]
 fn path_of(len: usize) -> String {
     format!("/{}", "x".repeat(len - 1))
 }
 
+#[cfg(unix)]
 #[test]
 fn a_socket_path_must_fit_a_unix_socket_address() {
     let limit = crate::settings::SOCKET_PATH_MAX.expect("a Unix system");
@@ -321,6 +328,7 @@ fn a_socket_path_must_fit_a_unix_socket_address() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn the_socket_directory_leaves_room_for_the_temporary_name() {
     // ward binds under a temporary name of up to 10 bytes beside the
@@ -486,4 +494,22 @@ group = "0"
         c.specs.programs["b"].launch.user.as_deref(),
         Some("nobody-here")
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn the_socket_length_example_in_the_reference_is_right() {
+    let doc = include_str!("../../../../docs/config.md");
+    let at = doc.find("supervisor-state").expect("the example");
+    let start = doc[..at].rfind("```toml\n").expect("its block") + "```toml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").expect("its end")];
+    ok(example);
+    let without: String = example
+        .lines()
+        .filter(|l| !l.starts_with("socket"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let d = error(&without);
+    assert_eq!((d.line, d.col), (2, 13));
+    assert!(d.message.contains("is 111 bytes long"), "{}", d.message);
 }
