@@ -95,9 +95,7 @@ fn ascii_spelling(name: &str) -> Option<String> {
         }
     }
     let out = out.trim_matches('-');
-    let valid = out.chars().any(|c| c.is_ascii_alphanumeric())
-        && !out.starts_with('-')
-        && out.len() <= MAX_NAME_LEN;
+    let valid = out.chars().any(|c| c.is_ascii_alphanumeric()) && out.len() <= MAX_NAME_LEN;
     valid.then(|| out.to_string())
 }
 

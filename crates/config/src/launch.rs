@@ -307,7 +307,7 @@ fn env_file_error(ctx: &mut Ctx<'_>, span: Range<usize>, path: &Path, e: &ReadEr
         ),
         ReadError::TooLarge => (
             format!("env_file {shown}: {}", e.reason()),
-            "an env file holds KEY=VALUE lines; keep it under the limit",
+            "is it the file you meant? An env file holds KEY=VALUE lines",
         ),
         ReadError::NotUtf8(bad) => (
             format!("env_file {shown} is not valid UTF-8: {}", bad.describe()),
