@@ -390,7 +390,7 @@ impl Driver {
         let path = self.config.path.clone();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let result = Box::new(ward_config::load(&path));
+            let result = Box::new(ward_config::load_with(&path, &crate::host::LocalHost));
             let _ = tx.send(Msg::ConfigLoaded {
                 result,
                 dry_run,

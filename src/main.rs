@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod exec;
 mod files;
+mod host;
 mod inbox;
 mod logs;
 mod proc;

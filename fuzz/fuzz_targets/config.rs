@@ -121,6 +121,7 @@ fn check_config(config: &Config, path: &Path) {
         assert_eq!(&spec.name, name);
         assert!(
             !name.is_empty()
+                && name.len() <= ward_config::MAX_NAME_LEN
                 && !name.starts_with('-')
                 && name != "."
                 && name != ".."
@@ -169,6 +170,19 @@ fn check_config(config: &Config, path: &Path) {
         assert!(b.factor.is_finite() && b.factor >= 1.0);
         assert!((0.0..=1.0).contains(&b.jitter));
         assert!(spec.start_limit.burst >= 1);
+        let durations = [
+            spec.min_uptime,
+            spec.stop_timeout,
+            b.initial,
+            b.max,
+            b.reset_after,
+            spec.start_limit.interval,
+            spec.start_limit.cooldown.unwrap_or_default(),
+        ];
+        assert!(
+            durations.iter().all(|d| *d <= ward_config::MAX_DURATION),
+            "{name}: a duration past the cap accepted: {durations:?}"
+        );
         for dep in spec.depends_on.keys() {
             assert!(
                 specs.programs.contains_key(dep),

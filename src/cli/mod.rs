@@ -120,7 +120,7 @@ pub fn open_files_shortfall(config: &ward_config::Config, limit: Option<u64>) ->
 
 /// `ward check`: validate the config, print every error, start nothing.
 pub fn check(loc: &Locations) -> Outcome {
-    match ward_config::load(&loc.config) {
+    match ward_config::load_with(&loc.config, &crate::host::LocalHost) {
         Ok(config) => {
             if let Some(why) = open_files_shortfall(&config, crate::proc::open_files_limit()) {
                 return Err(Failure::new(format!(

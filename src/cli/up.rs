@@ -21,17 +21,18 @@ const DETACH_WAIT: Duration = Duration::from_secs(15);
 
 /// Loads the config, or prints every error and fails.
 fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, Failure> {
-    let mut config = ward_config::load(&loc.config).map_err(|diags| {
-        for d in &diags.items {
-            eprintln!("{d}");
-        }
-        Failure::new(format!(
-            "{} has {} error{}; nothing was started",
-            loc.config.display(),
-            diags.items.len(),
-            if diags.items.len() == 1 { "" } else { "s" }
-        ))
-    })?;
+    let mut config =
+        ward_config::load_with(&loc.config, &crate::host::LocalHost).map_err(|diags| {
+            for d in &diags.items {
+                eprintln!("{d}");
+            }
+            Failure::new(format!(
+                "{} has {} error{}; nothing was started",
+                loc.config.display(),
+                diags.items.len(),
+                if diags.items.len() == 1 { "" } else { "s" }
+            ))
+        })?;
     if socket_override {
         config.ward.socket = loc.socket.clone();
     }

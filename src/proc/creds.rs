@@ -91,6 +91,28 @@ pub(crate) fn resolve(user: Option<&str>, group: Option<&str>) -> io::Result<Opt
     }))
 }
 
+/// Whether `user` (a name, or a numeric uid) is one `resolve` would
+/// accept: for checking a config before anything runs. The error says
+/// why not, for a person.
+pub(crate) fn check_user(user: &str) -> Result<(), String> {
+    match lookup_user(user) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) if user.parse::<libc::uid_t>().is_ok() => Ok(()),
+        Ok(None) => Err(format!("unknown user {user:?}")),
+        Err(e) => Err(format!("cannot look up user {user:?}: {e}")),
+    }
+}
+
+/// As [`check_user`], for a group.
+pub(crate) fn check_group(group: &str) -> Result<(), String> {
+    match group_id(group) {
+        Ok(_) => Ok(()),
+        // group_id's own message says "unknown group".
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e.to_string()),
+        Err(e) => Err(format!("cannot look up group {group:?}: {e}")),
+    }
+}
+
 fn annotate(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
@@ -268,6 +290,23 @@ mod tests {
         let err = resolve(None, Some("no-such-group-ward")).unwrap_err();
         assert_eq!(err.to_string(), "unknown group \"no-such-group-ward\"");
         assert!(resolve(Some("a\0b"), None).is_err());
+    }
+
+    #[test]
+    fn checks_agree_with_resolve() {
+        assert_eq!(check_user("root"), Ok(()));
+        assert_eq!(check_user("4000123"), Ok(()));
+        assert_eq!(
+            check_user("no-such-user-ward"),
+            Err("unknown user \"no-such-user-ward\"".into())
+        );
+        assert!(check_user("a\0b").is_err());
+        assert_eq!(check_group("root"), Ok(()));
+        assert_eq!(check_group("4000124"), Ok(()));
+        assert_eq!(
+            check_group("no-such-group-ward"),
+            Err("unknown group \"no-such-group-ward\"".into())
+        );
     }
 
     #[test]

@@ -74,6 +74,21 @@ pub use self::unix::{
     signal_number, Spawner, Supervision,
 };
 
+/// Whether a user or group (a name, or a numeric id) exists here: what a
+/// spawn would find, asked before anything runs (`ward check`).
+#[cfg(unix)]
+pub(crate) use self::creds::{check_group, check_user};
+
+#[cfg(not(unix))]
+pub(crate) fn check_user(_user: &str) -> Result<(), String> {
+    Err("running a program as another user is not supported on this system".into())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn check_group(_group: &str) -> Result<(), String> {
+    Err("running a program as another group is not supported on this system".into())
+}
+
 /// The environment variable every process of a run inherits:
 /// `WARD_TREE=<prefix>/<tree name>`, where the prefix names one start of one
 /// ward daemon (its pid and start time), so that a sweep or a sentinel never

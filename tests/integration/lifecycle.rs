@@ -322,7 +322,10 @@ command = ["/bin/sh", "-c", "echo soft=$(ulimit -Sn); exec sleep 1000"]
 }
 
 #[test]
-fn an_unknown_user_is_a_spawn_failure_with_a_reason() {
+fn an_unknown_user_is_refused_before_anything_starts() {
+    // Once a spawn failure at the first start: the config now asks the
+    // system about its users when it is loaded (`ward check` and `ward
+    // reload` too: see config_errors.rs).
     let ward = Ward::new(
         r#"
 [program.who]
@@ -330,14 +333,16 @@ command = ["{testee}"]
 user = "nosuchuser"
 start_limit = { burst = 1, interval = "60s", cooldown = "never" }
 "#,
-    )
-    .up();
-    let who = ward.wait_state("who", 0, "fatal");
-    assert_eq!(who["last_exit"]["kind"], "spawn_failed", "{who}");
-    let error = who["last_exit"]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("unknown user"), "{who}");
-    assert!(error.contains("nosuchuser"), "{who}");
-    ward.down();
+    );
+    let out = ward.ward(&["up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("ward.toml:4:8: unknown user \"nosuchuser\" for \"user\" in [program.who]"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was started"), "{err}");
+    assert!(!ward.socket().exists());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod config_errors;
 mod edges;
 mod faults;
 mod files;

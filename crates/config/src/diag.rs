@@ -18,15 +18,7 @@ impl Diagnostics {
     /// A single diagnostic that has no place in the text (an unreadable file).
     pub(crate) fn whole_file(file: &Path, message: String, help: Option<String>) -> Diagnostics {
         Diagnostics {
-            items: vec![Diagnostic {
-                file: file.to_path_buf(),
-                line: 1,
-                col: 1,
-                message,
-                snippet: String::new(),
-                span_len: 0,
-                help,
-            }],
+            items: vec![Diagnostic::whole_file(file, message, help)],
         }
     }
 }
@@ -86,6 +78,20 @@ impl Diagnostic {
             message,
             snippet: snippet.to_string(),
             span_len: marked.chars().count().max(1),
+            help,
+        }
+    }
+
+    /// A diagnostic about `file` as a whole, with no place in its text
+    /// (shown at 1:1, with no source line).
+    pub(crate) fn whole_file(file: &Path, message: String, help: Option<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            col: 1,
+            message,
+            snippet: String::new(),
+            span_len: 0,
             help,
         }
     }

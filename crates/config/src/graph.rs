@@ -8,33 +8,149 @@ use ward_core::deps::find_cycle;
 use crate::program::Program;
 use crate::read::{did_you_mean, Ctx, Field};
 
-/// `[A-Za-z0-9_.-]+`, and not something a path or a command line would
-/// take for something else.
+/// The longest program name, in bytes. A name becomes part of file and
+/// directory names, each one path component of at most 255 bytes, and
+/// ward's spawner refuses components over 200: the cgroup leaf
+/// `<name>.<index>.r<run>` adds up to 27 bytes (index up to 9999, run up to
+/// 2^64), a log file `<name>.<index>.log.<n>` up to 14. 100 leaves room
+/// for both, and for names yet to come; and it still reads in a status line.
+pub const MAX_NAME_LEN: usize = 100;
+
+const NAME_RULE: &str =
+    "a name holds only ASCII letters (A-Z, a-z), digits (0-9), \"_\", \"-\" and \".\"";
+const NAME_EXAMPLES: &str = "e.g. [program.api], [program.worker-1], [program.db_main]";
+
+/// `[A-Za-z0-9_.-]+`, at most [`MAX_NAME_LEN`] bytes, and not something a
+/// path or a command line would take for something else. Only ASCII: a
+/// name becomes a file name, a cgroup directory name, the value of
+/// `WARD_PROGRAM` and a URL path segment, and each of those has its own
+/// idea of what other characters mean.
 pub(crate) fn check_name(ctx: &mut Ctx<'_>, entry: &Field<'_, '_>) {
     let name = entry.key;
-    let problem = if name.contains(':') {
-        Some("\":\" separates a program from its instance number (web:0)")
-    } else if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        Some("a name holds letters, digits, \"_\", \"-\" and \".\"")
-    } else if name == "." || name == ".." {
-        Some("a name cannot be a path component like \".\" or \"..\"")
-    } else if name.starts_with('-') {
-        Some("a name cannot start with \"-\" (it would read as a command-line option)")
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        ctx.error(
-            entry.key_span.clone(),
+    let bad_char = name.chars().find(|&c| c != ':' && !allowed(c));
+    let (message, help) = if name.contains(':') {
+        (
             format!("invalid program name {name:?}"),
-            Some(format!(
-                "{problem}; e.g. [program.api], [program.worker-1], [program.db_main]"
-            )),
-        );
+            format!("\":\" separates a program from its instance number (web:0); {NAME_EXAMPLES}"),
+        )
+    } else if name.is_empty() {
+        (
+            "invalid program name \"\"".to_string(),
+            format!("a name cannot be empty; {NAME_EXAMPLES}"),
+        )
+    } else if let Some(c) = bad_char {
+        let suggestion = match ascii_spelling(name) {
+            Some(ascii) => format!("spell it in ASCII, e.g. [program.{}]", table_key(&ascii)),
+            None => NAME_EXAMPLES.to_string(),
+        };
+        (
+            format!(
+                "invalid program name {name:?}: {:?} is not allowed",
+                c.to_string()
+            ),
+            format!("{NAME_RULE}; {suggestion}"),
+        )
+    } else if name == "." || name == ".." {
+        (
+            format!("invalid program name {name:?}"),
+            format!("a name cannot be a path component like \".\" or \"..\"; {NAME_EXAMPLES}"),
+        )
+    } else if name.starts_with('-') {
+        (
+            format!("invalid program name {name:?}"),
+            format!(
+                "a name cannot start with \"-\" (it would read as a command-line option); {NAME_EXAMPLES}"
+            ),
+        )
+    } else if name.len() > MAX_NAME_LEN {
+        (
+            format!(
+                "program name of {} bytes is too long: the limit is {MAX_NAME_LEN}",
+                name.len()
+            ),
+            "the name becomes part of file names (<name>.<index>.log) and cgroup names (<name>.<index>.r<run>), which the system limits in length; choose a shorter name".to_string(),
+        )
+    } else {
+        return;
+    };
+    ctx.error(entry.key_span.clone(), message, Some(help));
+}
+
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// `name` in allowed characters: accents dropped from Latin letters (`é` →
+/// `e`, `ß` → `ss`), anything else a `-`. `None` when nothing of the name
+/// is left, or what is left is not a valid name.
+fn ascii_spelling(name: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in name.chars() {
+        if allowed(c) {
+            out.push(c);
+        } else if let Some(latin) = unaccented(c) {
+            out.push_str(latin);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-');
+    let valid = out.chars().any(|c| c.is_ascii_alphanumeric()) && out.len() <= MAX_NAME_LEN;
+    valid.then(|| out.to_string())
+}
+
+/// The ASCII letters a Latin letter with a diacritic is commonly spelled
+/// with.
+fn unaccented(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'Ā' | 'Ă' | 'Ą' => "A",
+        'æ' => "ae",
+        'Æ' => "AE",
+        'ç' | 'ć' | 'č' => "c",
+        'Ç' | 'Ć' | 'Č' => "C",
+        'ď' | 'đ' | 'ð' => "d",
+        'Ď' | 'Đ' | 'Ð' => "D",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => "e",
+        'È' | 'É' | 'Ê' | 'Ë' | 'Ē' | 'Ė' | 'Ę' | 'Ě' => "E",
+        'ğ' => "g",
+        'Ğ' => "G",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' | 'ı' => "i",
+        'Ì' | 'Í' | 'Î' | 'Ï' | 'Ī' | 'Į' | 'İ' => "I",
+        'ł' | 'ľ' | 'ĺ' => "l",
+        'Ł' | 'Ľ' | 'Ĺ' => "L",
+        'ñ' | 'ń' | 'ň' => "n",
+        'Ñ' | 'Ń' | 'Ň' => "N",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'Ō' | 'Ő' => "O",
+        'œ' => "oe",
+        'Œ' => "OE",
+        'ŕ' | 'ř' => "r",
+        'Ŕ' | 'Ř' => "R",
+        'ś' | 'š' | 'ş' | 'ș' => "s",
+        'Ś' | 'Š' | 'Ş' | 'Ș' => "S",
+        'ß' => "ss",
+        'ť' | 'ţ' | 'ț' => "t",
+        'Ť' | 'Ţ' | 'Ț' => "T",
+        'þ' => "th",
+        'Þ' => "TH",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' | 'ų' => "u",
+        'Ù' | 'Ú' | 'Û' | 'Ü' | 'Ū' | 'Ů' | 'Ű' | 'Ų' => "U",
+        'ý' | 'ÿ' => "y",
+        'Ý' | 'Ÿ' => "Y",
+        'ź' | 'ż' | 'ž' => "z",
+        'Ź' | 'Ż' | 'Ž' => "Z",
+        _ => return None,
+    })
+}
+
+/// A name as written in a `[program.NAME]` header: quoted when it holds a
+/// `.`, which a bare key cannot.
+fn table_key(name: &str) -> String {
+    if name.contains('.') {
+        format!("{name:?}")
+    } else {
+        name.to_string()
     }
 }
 

@@ -7,6 +7,7 @@ use toml::de::DeValue;
 
 use crate::diag::Diagnostic;
 use crate::envfile;
+use crate::input::{self, ReadError};
 use crate::read::{found, resolve, Ctx, Field, Section};
 
 const COMMAND_EXAMPLE: &str = "command = [\"./bin/api\", \"--port\", \"8080\"]";
@@ -269,14 +270,10 @@ fn env_files(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, dir: &Path) -> Vec<(Strin
             continue;
         }
         let path = resolve(dir, Path::new(written));
-        let text = match std::fs::read_to_string(&path) {
+        let text = match input::read_text(&path) {
             Ok(text) => text,
             Err(e) => {
-                ctx.error(
-                    span,
-                    format!("cannot read env_file {}: {e}", path.display()),
-                    Some("create it, or drop env_file".into()),
-                );
+                env_file_error(ctx, span, &path, &e);
                 continue;
             }
         };
@@ -293,4 +290,33 @@ fn env_files(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, dir: &Path) -> Vec<(Strin
         entries.extend(found_entries);
     }
     entries
+}
+
+/// An env file that was not read, reported at the `env_file` value that
+/// names it.
+fn env_file_error(ctx: &mut Ctx<'_>, span: Range<usize>, path: &Path, e: &ReadError) {
+    let shown = path.display();
+    let (message, help) = match e {
+        ReadError::Io(e) => (
+            format!("cannot read env_file {shown}: {e}"),
+            "create it, or drop env_file",
+        ),
+        ReadError::NotRegular(_) => (
+            format!("env_file {shown}: {}", e.reason()),
+            "env_file names a regular file of KEY=VALUE lines",
+        ),
+        ReadError::TooLarge => (
+            format!("env_file {shown}: {}", e.reason()),
+            "is it the file you meant? An env file holds KEY=VALUE lines",
+        ),
+        ReadError::NotUtf8(bad) => (
+            format!("env_file {shown} is not valid UTF-8: {}", bad.describe()),
+            if bad.utf16() {
+                "it looks like UTF-16; save it as UTF-8"
+            } else {
+                "save it as UTF-8"
+            },
+        ),
+    };
+    ctx.error(span, message, Some(help.into()));
 }

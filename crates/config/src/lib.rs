@@ -10,6 +10,8 @@
 mod diag;
 mod envfile;
 mod graph;
+mod host;
+mod input;
 mod launch;
 mod program;
 mod read;
@@ -23,8 +25,12 @@ use toml::de::{DeTable, DeValue};
 use ward_core::{LogSpec, SpecSet};
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use units::{parse_duration, parse_size};
+pub use graph::MAX_NAME_LEN;
+pub use host::{AnyHost, Host};
+pub use input::MAX_FILE_SIZE;
+pub use units::{parse_duration, parse_size, MAX_DURATION};
 
+use input::ReadError;
 use read::{Ctx, Field, Section};
 
 /// A loaded, validated configuration.
@@ -51,14 +57,39 @@ pub struct WardSettings {
 }
 
 /// Reads and validates the file at `path`. Relative paths in it are
-/// resolved against the file's directory.
+/// resolved against the file's directory. Users and groups are not looked
+/// up: see [`load_with`].
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(path, &text),
-        Err(e) => {
+    load_with(path, &AnyHost)
+}
+
+/// As [`load`], asking `host` about what the file alone cannot tell (do
+/// its users and groups exist?).
+///
+/// Only a regular file of at most [`MAX_FILE_SIZE`] bytes is read, the
+/// config as every `env_file`; nothing here waits for a writer.
+pub fn load_with(path: &Path, host: &dyn Host) -> Result<Config, Diagnostics> {
+    match input::read_text(path) {
+        Ok(text) => parse_with(path, &text, host),
+        Err(ReadError::NotUtf8(bad)) => {
+            let help = if bad.utf16() {
+                "the file looks like UTF-16; save it as UTF-8"
+            } else {
+                "save the file as UTF-8"
+            };
+            Err(Diagnostics {
+                items: vec![Diagnostic::at(
+                    path,
+                    &bad.lossy,
+                    bad.offset..bad.offset + 1,
+                    format!("{} is not valid UTF-8: {}", path.display(), bad.describe()),
+                    Some(help.into()),
+                )],
+            })
+        }
+        Err(ReadError::Io(e)) => {
             let help = match e.kind() {
                 std::io::ErrorKind::NotFound => Some("create one, or pass --config FILE".into()),
-                std::io::ErrorKind::InvalidData => Some("save the file as UTF-8".into()),
                 _ => None,
             };
             Err(Diagnostics::whole_file(
@@ -67,13 +98,28 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
                 help,
             ))
         }
+        Err(e @ ReadError::NotRegular(_)) => Err(Diagnostics::whole_file(
+            path,
+            format!("{}: {}", path.display(), e.reason()),
+            Some("name a regular file: ward does not read devices, FIFOs or sockets".into()),
+        )),
+        Err(e @ ReadError::TooLarge) => Err(Diagnostics::whole_file(
+            path,
+            format!("{}: {}", path.display(), e.reason()),
+            None,
+        )),
     }
 }
 
 /// Validates `text`, the contents of `path`: `path` names the file in
 /// messages and anchors relative paths. Files the text names (`env_file`)
-/// are read.
+/// are read. Users and groups are not looked up: see [`parse_with`].
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+    parse_with(path, text, &AnyHost)
+}
+
+/// As [`parse`], asking `host` about what the file alone cannot tell.
+pub fn parse_with(path: &Path, text: &str, host: &dyn Host) -> Result<Config, Diagnostics> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let abs = std::path::absolute(path).map_err(|e| {
         Diagnostics::whole_file(
@@ -85,7 +131,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     let dir = abs.parent().map_or_else(|| abs.clone(), Path::to_path_buf);
     let root = DeTable::parse(text).map_err(|e| syntax_error(path, text, &e))?;
 
-    let mut ctx = Ctx::new(path, text);
+    let mut ctx = Ctx::new(path, text, host);
     let top = Section::root(root.get_ref());
     top.check_keys(
         &mut ctx,
@@ -119,14 +165,14 @@ pub fn socket_path(path: &Path) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map_or_else(|| abs.clone(), Path::to_path_buf);
     let default = dir.join(".ward").join("ward.sock");
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = input::read_text(path) else {
         return default;
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let Ok(root) = DeTable::parse(text) else {
         return default;
     };
-    let mut ctx = Ctx::new(path, text);
+    let mut ctx = Ctx::new(path, text, &AnyHost);
     let top = Section::root(root.get_ref());
     settings::read_ward(&mut ctx, top.get("ward"), &dir).socket
 }

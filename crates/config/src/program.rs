@@ -11,6 +11,7 @@ use ward_core::{
     BackoffSpec, Condition, LaunchSpec, LogSpec, ProgramSpec, RestartPolicy, Signal, StartLimit,
 };
 
+use crate::host::is_numeric_id;
 use crate::launch::{command, environment};
 use crate::read::{did_you_mean, found, quoted_list, Ctx, Field, Section};
 use crate::settings::read_logs;
@@ -107,12 +108,8 @@ pub(crate) fn read_program(
         .and_then(|f| ctx.path(&f, dir))
         .unwrap_or_else(|| dir.to_path_buf());
     let env = environment(ctx, section, dir);
-    let user = get("user")
-        .and_then(|f| ctx.text_value(&f))
-        .map(str::to_string);
-    let group = get("group")
-        .and_then(|f| ctx.text_value(&f))
-        .map(str::to_string);
+    let user = get("user").and_then(|f| account(ctx, &f, Account::User));
+    let group = get("group").and_then(|f| account(ctx, &f, Account::Group));
     let instances = get("instances")
         .and_then(|f| ctx.integer(&f, 1, 10_000))
         .and_then(|n| u32::try_from(n).ok())
@@ -181,6 +178,36 @@ pub(crate) fn read_program(
         spec,
         deps: deps.into_iter().map(|(dep, _)| dep).collect(),
     }
+}
+
+#[derive(Clone, Copy)]
+enum Account {
+    User,
+    Group,
+}
+
+/// A `user` or `group`: a name the host knows, or a numeric id. Kept even
+/// when the host does not know it, so that the rest is still checked.
+fn account(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, kind: Account) -> Option<String> {
+    let name = ctx.text_value(field)?;
+    if is_numeric_id(name) {
+        return Some(name.to_string());
+    }
+    let (answer, id) = match kind {
+        Account::User => (ctx.host.check_user(name), "uid"),
+        Account::Group => (ctx.host.check_group(name), "gid"),
+    };
+    if let Err(why) = answer {
+        ctx.error(
+            field.value.span(),
+            format!("{why} for {}", field.place()),
+            Some(format!(
+                "ward runs the program as this {}: fix the name, create it, or give a numeric {id}",
+                field.key
+            )),
+        );
+    }
+    Some(name.to_string())
 }
 
 fn exit_codes(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<Vec<i32>> {

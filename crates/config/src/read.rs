@@ -10,6 +10,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::diag::Diagnostic;
+use crate::host::Host;
 use crate::units::{parse_duration, parse_size};
 
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
@@ -18,14 +19,17 @@ pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 pub(crate) struct Ctx<'s> {
     pub file: &'s Path,
     pub text: &'s str,
+    /// Answers what the file alone cannot (do its users exist?).
+    pub host: &'s dyn Host,
     pub diags: Vec<Diagnostic>,
 }
 
 impl<'s> Ctx<'s> {
-    pub fn new(file: &'s Path, text: &'s str) -> Self {
+    pub fn new(file: &'s Path, text: &'s str, host: &'s dyn Host) -> Self {
         Ctx {
             file,
             text,
+            host,
             diags: Vec::new(),
         }
     }
@@ -33,6 +37,13 @@ impl<'s> Ctx<'s> {
     pub fn error(&mut self, span: Range<usize>, message: String, help: Option<String>) {
         self.diags
             .push(Diagnostic::at(self.file, self.text, span, message, help));
+    }
+
+    /// An error about the file as a whole: what it is about comes from no
+    /// key of it (a default derived from where the file is).
+    pub fn error_whole_file(&mut self, message: String, help: Option<String>) {
+        self.diags
+            .push(Diagnostic::whole_file(self.file, message, help));
     }
 
     /// The source text of a span, for quoting it back in messages.
@@ -165,10 +176,12 @@ impl<'s> Ctx<'s> {
             DeValue::String(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(why) => {
+                    // Past the cap, the syntax was fine: no how-to-write help.
+                    let help = (!why.starts_with("too long")).then(|| DURATION_HELP.into());
                     self.error(
                         field.value.span(),
                         format!("invalid duration for {}: {why}", field.place()),
-                        Some(DURATION_HELP.into()),
+                        help,
                     );
                     None
                 }

@@ -1,7 +1,7 @@
 //! `[ward]`: ward's own settings, and the `logs` tables (`[ward.logs]` and
 //! each program's `logs`), which share one reader.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::de::DeValue;
 use ward_core::{LogFormat, LogSpec};
@@ -47,12 +47,18 @@ pub(crate) fn read_ward(
     if let Some(section) = &section {
         section.check_keys(ctx, &WARD_KEYS, &[]);
     }
-    let state_dir = get("state_dir")
-        .and_then(|f| ctx.path(&f, dir))
-        .unwrap_or_else(|| dir.join(".ward"));
-    let socket = get("socket")
-        .and_then(|f| ctx.path(&f, dir))
-        .unwrap_or_else(|| state_dir.join("ward.sock"));
+    // Each path with the key it was read from: where a problem with it
+    // is reported. A default has none.
+    let (state_dir, state_dir_key) = match keyed_path(ctx, get("state_dir"), dir) {
+        Some((path, f)) => (path, Some(f)),
+        None => (dir.join(".ward"), None),
+    };
+    let (socket, socket_key) = match keyed_path(ctx, get("socket"), dir) {
+        Some((path, f)) => (path, Some(f)),
+        None => (state_dir.join("ward.sock"), None),
+    };
+    check_state_dir(ctx, &state_dir, state_dir_key.as_ref());
+    check_socket_length(ctx, &socket, socket_key.as_ref().or(state_dir_key.as_ref()));
     let socket_mode = get("socket_mode")
         .and_then(|f| socket_mode(ctx, &f))
         .unwrap_or(DEFAULT_SOCKET_MODE);
@@ -105,6 +111,87 @@ fn log_mode(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<u32> {
         return None;
     }
     Some(mode)
+}
+
+fn keyed_path<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    field: Option<Field<'a, 'i>>,
+    dir: &Path,
+) -> Option<(PathBuf, Field<'a, 'i>)> {
+    let field = field?;
+    Some((ctx.path(&field, dir)?, field))
+}
+
+/// A state_dir that exists must be a directory: `ward up` would fail to
+/// create its files there. (One that does not exist yet is created.)
+fn check_state_dir(ctx: &mut Ctx<'_>, state_dir: &Path, key: Option<&Field<'_, '_>>) {
+    let is_other = std::fs::metadata(state_dir).is_ok_and(|meta| !meta.is_dir());
+    if !is_other {
+        return;
+    }
+    let message = format!(
+        "state_dir {} exists and is not a directory",
+        state_dir.display()
+    );
+    match key {
+        Some(f) => ctx.error(
+            f.value.span(),
+            message,
+            Some("name a directory, or a path that does not exist yet (ward creates it)".into()),
+        ),
+        None => ctx.error_whole_file(
+            message,
+            Some("ward keeps its state in .ward beside the config: remove that file, or set [ward] state_dir".into()),
+        ),
+    }
+}
+
+/// The longest path a Unix socket address holds, without its NUL
+/// (`sun_path` is 108 bytes on Linux, 104 on macOS and the BSDs); `None`
+/// where the control socket is not a Unix socket.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const SOCKET_PATH_MAX: Option<usize> = Some(107);
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+pub(crate) const SOCKET_PATH_MAX: Option<usize> = Some(103);
+#[cfg(not(unix))]
+pub(crate) const SOCKET_PATH_MAX: Option<usize> = None;
+
+/// The longest name `api::bind` gives the socket while it sets it up, in
+/// the socket's directory: `.w` and the pid in hex.
+const TEMPORARY_SOCKET_NAME_MAX: usize = 10;
+
+/// The control socket's path must fit a Unix socket address, or `ward up`
+/// cannot listen on it and no client can reach it. Reported at `key` (the
+/// `socket` key, else the `state_dir` it is derived from), else about the
+/// whole file (the default beside it).
+fn check_socket_length(ctx: &mut Ctx<'_>, socket: &Path, key: Option<&Field<'_, '_>>) {
+    let Some(limit) = SOCKET_PATH_MAX else {
+        return;
+    };
+    let len = socket.as_os_str().as_encoded_bytes().len();
+    let dir_len = socket
+        .parent()
+        .map_or(0, |d| d.as_os_str().as_encoded_bytes().len());
+    let message = if len > limit {
+        format!(
+            "the control socket path {} is {len} bytes long; a Unix socket path holds at most {limit} bytes here",
+            socket.display()
+        )
+    } else if dir_len + 1 + TEMPORARY_SOCKET_NAME_MAX > limit {
+        format!(
+            "the control socket's directory {} is {dir_len} bytes long; ward sets the socket up under a temporary name of up to {TEMPORARY_SOCKET_NAME_MAX} bytes there, and a Unix socket path holds at most {limit} bytes here",
+            socket.parent().unwrap_or(socket).display()
+        )
+    } else {
+        return;
+    };
+    let help = Some(
+        "set [ward] socket to a shorter path, e.g. socket = \"/run/myapp-ward.sock\"".to_string(),
+    );
+    match key {
+        Some(f) => ctx.error(f.value.span(), message, help),
+        None => ctx.error_whole_file(message, help),
+    }
 }
 
 /// `"0660"`: a string, because a bare `660` in TOML is decimal. TOML's own

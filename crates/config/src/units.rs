@@ -10,10 +10,19 @@ const DURATION_UNITS: [(&str, u128); 5] = [
     ("ms", 1_000_000),
 ];
 
+/// The longest duration accepted, for every duration key: 365 days. Far
+/// past any restart delay, stop timeout or start-limit window anyone
+/// means, so that a longer one is a mistake (a unit slip, an id pasted in
+/// the wrong place) that would leave a program waiting for a restart or a
+/// stop for centuries; and every deadline ward computes from one stays
+/// far inside what its clocks represent.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
 /// Parses `"1.5s"`, `"500ms"`, `"10m"`, `"1h"`, `"2d"`, `"1m30s"`, `"0s"`.
 ///
 /// Units are `ms`, `s`, `m`, `h`, `d`; a compound duration lists them from
-/// largest to smallest. The error says what is wrong, for a person.
+/// largest to smallest; at most [`MAX_DURATION`]. The error says what is
+/// wrong, for a person.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     if text.is_empty() {
@@ -60,12 +69,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         nanos = nanos.checked_add(part).ok_or_else(too_long)?;
         rest = after[unit_len..].trim_start();
     }
+    if nanos > MAX_DURATION.as_nanos() {
+        return Err(too_long());
+    }
     let nanos = u64::try_from(nanos).map_err(|_| too_long())?;
     Ok(Duration::from_nanos(nanos))
 }
 
 fn too_long() -> String {
-    "too long a duration (the limit is about 584 years)".into()
+    format!(
+        "too long a duration (the limit is {})",
+        format_duration(MAX_DURATION)
+    )
 }
 
 /// Parses `"50MB"` (10^6 bytes), `"50MiB"` (2^20), `"1.5GB"`, `"512B"`, `"4096"`.
@@ -187,6 +202,8 @@ mod tests {
             (" 10s ", Duration::from_secs(10)),
             ("0.001ms", Duration::from_nanos(1_000)),
             ("1.0000000001s", Duration::from_nanos(1_000_000_000)),
+            ("365d", MAX_DURATION),
+            ("8760h", MAX_DURATION),
         ];
         for (text, want) in ok {
             assert_eq!(parse_duration(text), Ok(want), "{text}");
@@ -207,6 +224,10 @@ mod tests {
             ("1s1s", "largest to smallest"),
             ("1m30", "no unit"),
             ("99999999999d", "too long"),
+            ("366d", "too long a duration (the limit is 365d)"),
+            ("365d1ms", "too long"),
+            ("8761h", "too long"),
+            ("18446744073709551615ms", "too long"),
         ];
         for (text, want) in bad {
             let err = parse_duration(text).unwrap_err();

@@ -478,7 +478,11 @@ fn program_names_are_checked() {
         places(text),
         vec![
             (1, 10, s("invalid program name \"web:1\"")),
-            (3, 10, s("invalid program name \"a b\"")),
+            (
+                3,
+                10,
+                s("invalid program name \"a b\": \" \" is not allowed")
+            ),
             (5, 10, s("invalid program name \"..\"")),
             (7, 10, s("invalid program name \"-x\"")),
         ]

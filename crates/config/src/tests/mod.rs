@@ -1,6 +1,7 @@
 //! Whole-file tests: text in, `Config` or `Diagnostics` out.
 
 mod errors;
+mod limits;
 mod valid;
 
 use std::path::Path;

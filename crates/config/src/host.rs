@@ -1,0 +1,45 @@
+//! The system a configuration is for, as far as the file alone cannot
+//! tell: whether the users and groups it names exist there.
+//!
+//! ward-config does no user-database lookups of its own: the caller passes
+//! a [`Host`] that answers (ward asks its own system, through the same
+//! code that resolves credentials before a spawn). Checks of this kind
+//! (is this command on PATH?) belong here, one method each, so that
+//! `ward check` catches what would fail only when a program starts.
+
+/// Answers about the system a configuration will run on. Each answer is
+/// `Ok`, or `Err` with the reason for a person (`unknown user "www"`),
+/// which is reported at the value that asked, with `file:line:col`.
+pub trait Host {
+    /// Whether `name`, a `user` of some program, exists. Not asked for a
+    /// numeric id: those are always accepted.
+    fn check_user(&self, name: &str) -> Result<(), String>;
+    /// Whether `name`, a `group` of some program, exists. Not asked for a
+    /// numeric id.
+    fn check_group(&self, name: &str) -> Result<(), String>;
+}
+
+/// A host that accepts every name: the file alone decides. What [`load`]
+/// and [`parse`] use, for tools and tests that read a configuration meant
+/// for another system.
+///
+/// [`load`]: crate::load
+/// [`parse`]: crate::parse
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyHost;
+
+impl Host for AnyHost {
+    fn check_user(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn check_group(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A numeric user or group id, which needs no entry in the user database
+/// (ward runs the program with that id as is).
+pub(crate) fn is_numeric_id(name: &str) -> bool {
+    name.parse::<u32>().is_ok()
+}
