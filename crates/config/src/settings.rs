@@ -281,8 +281,23 @@ pub(crate) fn read_logs(
     if let Some(mode) = section.get("mode").and_then(|f| log_mode(ctx, &f)) {
         logs.access.mode = mode;
     }
-    if let Some(group) = section.get("group").and_then(|f| ctx.text_value(&f)) {
-        logs.access.group = Some(group.to_string());
+    if let Some(f) = section.get("group") {
+        if let Some(group) = ctx.text_value(&f) {
+            if !crate::host::is_numeric_id(group) {
+                if let Err(why) = ctx.host.check_group(group) {
+                    ctx.error(
+                        f.value.span(),
+                        format!("{why} for {}", f.place()),
+                        Some(
+                            "ward gives the log files to this group: fix the name, create it, \
+                             or give a numeric gid"
+                                .into(),
+                        ),
+                    );
+                }
+            }
+            logs.access.group = Some(group.to_string());
+        }
     }
     if let Some(b) = section.get("allow_writable_dir").and_then(|f| ctx.bool(&f)) {
         logs.access.allow_writable_dir = b;

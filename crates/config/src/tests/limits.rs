@@ -488,6 +488,18 @@ group = "0"
             ),
         ]
     );
+    // The group that log files are given to is asked about too.
+    let logs =
+        "[ward.logs]\nmode = \"0640\"\ngroup = \"shippers-here\"\n[program.a]\ncommand = \"a\"\n";
+    let all = crate::parse_with(path, logs, &OneAccount)
+        .unwrap_err()
+        .items;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].line, all[0].col), (3, 9));
+    assert_eq!(
+        all[0].message,
+        "unknown group \"shippers-here\" for \"group\" in [ward.logs]"
+    );
     // Without a host, the file alone decides.
     let c = parse(path, text).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(
@@ -512,4 +524,25 @@ fn the_socket_length_example_in_the_reference_is_right() {
     let d = error(&without);
     assert_eq!((d.line, d.col), (2, 13));
     assert!(d.message.contains("is 111 bytes long"), "{}", d.message);
+}
+
+#[test]
+fn log_files_may_be_shared_for_reading_only() {
+    let path = Path::new(super::FILE);
+    let text = "[ward.logs]\nmode = \"0640\"\ngroup = \"4\"\nallow_writable_dir = true\n\
+                [program.a]\ncommand = \"a\"\n";
+    let c = parse(path, text).unwrap_or_else(|d| panic!("{d}"));
+    let access = &c.specs.programs["a"].logs.access;
+    assert_eq!(access.mode, 0o640);
+    assert_eq!(access.group.as_deref(), Some("4"));
+    assert!(access.allow_writable_dir);
+    for bad in ["0666", "0700", "0400", "0604x"] {
+        let text = format!("[program.a]\ncommand = \"a\"\nlogs = {{ mode = \"{bad}\" }}\n");
+        let err = parse(path, &text).unwrap_err().to_string();
+        assert!(err.contains("3:"), "{bad}: {err}");
+        assert!(
+            err.contains("not a mode for log files") || err.contains("invalid mode"),
+            "{bad}: {err}"
+        );
+    }
 }
