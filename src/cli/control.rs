@@ -76,16 +76,28 @@ pub fn status_table(list: &[InstanceStatus]) -> String {
     out
 }
 
-/// start / stop / restart, for each target in turn.
+/// start / stop / restart, for each target in turn. An instance left
+/// waiting on a dependency that failed did not start and will not by
+/// itself: that fails the verb, naming the dependency.
 pub async fn act(loc: &Locations, verb: &str, targets: &[String]) -> Outcome {
     let client = Client::new(&loc.socket);
+    let mut stuck = Vec::new();
     for target in targets {
         let result: ActionResult = client
             .post(&format!("/v1/programs/{}/{verb}", encode(target)))
             .await?;
-        report(&result);
+        stuck.extend(report(&result));
     }
-    Ok(())
+    match stuck.len() {
+        0 => Ok(()),
+        1 => Err(Failure::new(stuck.remove(0))),
+        n => {
+            let mut failure =
+                Failure::new(format!("{n} instances wait on dependencies that failed"));
+            failure.details = stuck;
+            Err(failure)
+        }
+    }
 }
 
 pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
@@ -97,15 +109,30 @@ pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
             encode(sig)
         ))
         .await?;
-    report(&result);
+    // A signal leaves states as they are: nothing here is its failure.
+    for line in report(&result) {
+        println!("{line}");
+    }
     Ok(())
 }
 
-fn report(result: &ActionResult) {
+/// Prints a line per instance, except for those waiting on a dependency
+/// that failed: their lines are returned, for the caller to fail with.
+fn report(result: &ActionResult) -> Vec<String> {
+    let mut stuck = Vec::new();
     for s in &result.instances {
         let mut line = format!("{}:{} {}", s.name, s.instance, s.state);
         if let Some(pid) = s.pid {
             line.push_str(&format!(" (pid {pid})"));
+        }
+        if s.state == "waiting" {
+            if let Some(failed) = s.waiting_on.iter().find(|w| w.failed) {
+                stuck.push(format!("{line}: {}", failed.describe()));
+                continue;
+            }
+            if let Some(first) = s.waiting_on.first() {
+                line.push_str(&format!(" {}", first.describe()));
+            }
         }
         if matches!(s.state.as_str(), "fatal" | "backoff" | "exited") {
             if let Some(e) = &s.last_exit {
@@ -117,6 +144,7 @@ fn report(result: &ActionResult) {
         }
         println!("{line}");
     }
+    stuck
 }
 
 pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
@@ -244,6 +272,7 @@ mod tests {
                     signal: None,
                     error: None,
                 }),
+                waiting_on: Vec::new(),
             },
             InstanceStatus {
                 name: "worker".into(),
@@ -256,6 +285,7 @@ mod tests {
                 uptime_ms: None,
                 state_ms: 1,
                 last_exit: None,
+                waiting_on: Vec::new(),
             },
         ];
         let table = status_table(&list);

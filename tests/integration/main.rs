@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod control;
 mod faults;
 mod lifecycle;
 mod logs;
