@@ -105,7 +105,9 @@ enum Control {
     /// Send a signal to the main process of each instance (not to what it
     /// forked: `HUP` to reload, `USR1` to reopen logs, ...).
     Signal {
-        /// `HUP`, `SIGUSR1`, `term`, ...
+        /// One of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT,
+        /// STOP, TSTP, WINCH; with or without `SIG`, any case.
+        #[arg(value_parser = signal_name)]
         signal: String,
         /// A program (`api`), an instance (`web:1`), or `all`.
         name: String,
@@ -157,6 +159,12 @@ fn main() {
         eprintln!("ward: {}", failure.message);
         std::process::exit(failure.code);
     }
+}
+
+/// Checks a signal name before the daemon is asked: an unknown one is a
+/// usage error (exit 2), listing the names.
+fn signal_name(name: &str) -> Result<String, String> {
+    api::parse_signal(name).map(|sig| sig.name().to_string())
 }
 
 fn control(loc: &Locations, verb: Control) -> Outcome {

@@ -64,6 +64,9 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/programs/{target}/stop", post(stop))
         .route("/v1/programs/{target}/restart", post(restart))
         .route("/v1/programs/{target}/signal/{signal}", post(signal))
+        // An empty signal name would otherwise match no route at all.
+        .route("/v1/programs/{target}/signal", post(no_signal))
+        .route("/v1/programs/{target}/signal/", post(no_signal))
         .route("/v1/reload", post(reload))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/logs/{target}", get(logs))
@@ -205,19 +208,35 @@ async fn restart(State(shared): State<Shared>, UrlPath(target): UrlPath<String>)
     act(shared, target, Request::Restart).await
 }
 
+/// A signal by name (`HUP`, `SIGUSR1`, `term`), or the usage error that
+/// lists every name ward knows. The CLI checks its argument with this too.
+pub fn parse_signal(name: &str) -> Result<Signal, String> {
+    Signal::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+        let what = if name.trim().is_empty() {
+            "empty signal name".to_string()
+        } else {
+            format!("unknown signal {name:?}")
+        };
+        format!(
+            "{what}; expected one of {} (with or without SIG, any case)",
+            names.join(", ")
+        )
+    })
+}
+
+async fn no_signal() -> Response {
+    let message = parse_signal("").err().unwrap_or_default();
+    error(StatusCode::BAD_REQUEST, message)
+}
+
 async fn signal(
     State(shared): State<Shared>,
     UrlPath((target, sig)): UrlPath<(String, String)>,
 ) -> Response {
-    let Some(sig) = Signal::from_name(&sig) else {
-        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown signal {sig:?}; expected one of {}",
-                names.join(", ")
-            ),
-        );
+    let sig = match parse_signal(&sig) {
+        Ok(sig) => sig,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let target = match parse_target(&target) {
         Ok(t) => t,
