@@ -85,6 +85,10 @@ enum Control {
         json: bool,
     },
     /// Start programs (and what they depend on); waits until each is running or has failed.
+    ///
+    /// Exits 1 if a program is left waiting on a dependency that failed (a
+    /// `completed` dependency that exited with an error, one given up on),
+    /// naming that dependency.
     Start {
         /// Programs (`api`), instances (`web:1`), or `all`.
         #[arg(required = true)]
@@ -116,7 +120,8 @@ enum Control {
     Logs {
         /// A program (`api`; all its instances) or an instance (`web:1`).
         name: String,
-        /// Keep printing new lines as they come.
+        /// Keep printing new lines as they come, until ward stops (then
+        /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
         #[arg(long, short = 'f')]
         follow: bool,
         /// How many lines of the past to show.
@@ -132,7 +137,8 @@ enum Control {
     },
     /// Show ward's events (state changes, exits, reloads, dropped log lines).
     Events {
-        /// Keep printing events as they happen.
+        /// Keep printing events as they happen, until ward stops (then
+        /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
         #[arg(long, short = 'f')]
         follow: bool,
         /// How many past events to show (without -f).

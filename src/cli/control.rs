@@ -196,12 +196,15 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     let client = Client::new(&loc.socket);
     let path = format!("/v1/logs/{}?n={lines}&follow={follow}", encode(target));
     let mut stdout = std::io::stdout();
-    client
+    let end = client
         .stream(&path, |chunk| {
             // A closed stdout (`ward logs -f api | head`) ends the command.
             stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
         })
         .await?;
+    if end.as_deref() == Some("stopped") {
+        eprintln!("ward stopped");
+    }
     Ok(())
 }
 
@@ -209,22 +212,47 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
     let client = Client::new(&loc.socket);
     let mut stdout = std::io::stdout();
     if !follow {
-        return client
+        client
             .stream(&format!("/v1/events?n={lines}"), |chunk| {
                 stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
             })
-            .await
-            .map_err(Failure::from);
+            .await?;
+        return Ok(());
     }
-    // Server-sent events: print the `data:` of each event, one per line.
+    // Server-sent events: print the `data:` of each event, one per line,
+    // until ward sends its end event.
     let mut pending = Vec::new();
+    let mut kind: Option<Vec<u8>> = None;
+    let mut data: Vec<u8> = Vec::new();
+    let mut stopped = false;
     client
         .stream("/v1/events?follow=true", |chunk| {
             pending.extend_from_slice(chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                if let Some(data) = line.strip_prefix(b"data: ") {
-                    if stdout.write_all(data).and_then(|_| stdout.flush()).is_err() {
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if let Some(name) = line.strip_prefix(b"event:") {
+                    kind = Some(name.trim_ascii().to_vec());
+                } else if let Some(value) = line.strip_prefix(b"data:") {
+                    data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+                    data.push(b'\n');
+                } else if line.is_empty() {
+                    // The end of one event.
+                    match kind.take() {
+                        Some(name) if name == crate::api::END_EVENT.as_bytes() => {
+                            stopped = true;
+                            return false;
+                        }
+                        _ => {}
+                    }
+                    let event = std::mem::take(&mut data);
+                    if !event.is_empty()
+                        && stdout
+                            .write_all(&event)
+                            .and_then(|_| stdout.flush())
+                            .is_err()
+                    {
                         return false;
                     }
                 }
@@ -232,6 +260,9 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
             true
         })
         .await?;
+    if stopped {
+        eprintln!("ward stopped");
+    }
     Ok(())
 }
 
