@@ -153,7 +153,14 @@ fn main() {
     let loc = Locations::resolve(cli.config, cli.socket);
     let outcome = match cli.verb {
         // `up` must run before any thread exists: no runtime yet.
-        Verb::Up { detach: false } => cli::up::foreground(&loc, socket_override),
+        Verb::Up { detach: false } => {
+            let report = cli::up::take_report_path();
+            let outcome = cli::up::foreground(&loc, socket_override);
+            if let (Err(failure), Some(path)) = (&outcome, report) {
+                cli::up::write_report(&path, failure);
+            }
+            outcome
+        }
         Verb::Up { detach: true } => cli::up::detach(&loc, socket_override),
         Verb::Check => cli::check(&loc),
         Verb::Control(verb) => control(&loc, verb),

@@ -555,3 +555,62 @@ fn another_user_at_the_connection_limit_does_not_lock_out_wards_own() {
     });
     ward.down();
 }
+
+#[test]
+fn a_second_up_detach_says_only_why_it_failed() {
+    // A program that crashes over and over, so that the first ward writes
+    // to ward.log all the time.
+    let ward = Ward::new(
+        r#"
+[program.x]
+command = ["{testee}", "--exit", "1"]
+min_uptime = "0s"
+backoff = { initial = "5ms", max = "10ms", jitter = 0.0 }
+"#,
+    );
+    let first = up_detached(&ward);
+    let log = ward.path().join(".ward/ward.log");
+    wait_until("the first ward to log the crash loop", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("x:0"))
+            .count()
+            >= 5
+    });
+    let out = ward.ward(&["up", "--detach"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Still logging: the attempt overlapped the first ward's writes.
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    ward.ok(&["down"]);
+    let survivors = wait_gone(&[first.0]);
+    kill_all(&survivors);
+    assert!(survivors.is_empty(), "the first ward did not go down");
+
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "another ward (pid {}) is already running",
+            first.0
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("x:0"), "the first ward's lines: {said}");
+    for line in said.lines() {
+        assert!(
+            line.starts_with("ward: another ward") || !logged.contains(line),
+            "a line of ward.log: {line:?} in {said}"
+        );
+    }
+    // The attempt's own report file is gone.
+    let leftovers: Vec<_> = std::fs::read_dir(ward.path().join(".ward"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ward.start."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
