@@ -96,7 +96,8 @@ pub async fn run(
         log_dirs: dirs_rx,
     };
     let (api_stop, api_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(crate::api::serve(listener, shared, async {
+    let limits = crate::api::Limits::from(&config.ward.api);
+    let server = tokio::spawn(crate::api::serve(listener, shared, limits, async {
         let _ = api_stopped.await;
     }));
 

@@ -94,6 +94,10 @@ enum Control {
         json: bool,
     },
     /// Start programs (and what they depend on); waits until each is running or has failed.
+    ///
+    /// Exits 1 if a program is left waiting on a dependency that failed (a
+    /// `completed` dependency that exited with an error, one given up on),
+    /// naming that dependency.
     Start {
         /// Programs (`api`), instances (`web:1`), or `all`.
         #[arg(required = true)]
@@ -114,7 +118,9 @@ enum Control {
     /// Send a signal to the main process of each instance (not to what it
     /// forked: `HUP` to reload, `USR1` to reopen logs, ...).
     Signal {
-        /// `HUP`, `SIGUSR1`, `term`, ...
+        /// One of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT,
+        /// STOP, TSTP, WINCH; with or without `SIG`, any case.
+        #[arg(value_parser = signal_name)]
         signal: String,
         /// A program (`api`), an instance (`web:1`), or `all`.
         name: String,
@@ -123,7 +129,8 @@ enum Control {
     Logs {
         /// A program (`api`; all its instances) or an instance (`web:1`).
         name: String,
-        /// Keep printing new lines as they come.
+        /// Keep printing new lines as they come, until ward stops (then
+        /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
         #[arg(long, short = 'f')]
         follow: bool,
         /// How many lines of the past to show.
@@ -139,7 +146,8 @@ enum Control {
     },
     /// Show ward's events (state changes, exits, reloads, dropped log lines).
     Events {
-        /// Keep printing events as they happen.
+        /// Keep printing events as they happen, until ward stops (then
+        /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
         #[arg(long, short = 'f')]
         follow: bool,
         /// How many past events to show (without -f).
@@ -154,7 +162,14 @@ fn main() {
     let loc = Locations::resolve(cli.config, cli.socket);
     let outcome = match cli.verb {
         // `up` must run before any thread exists: no runtime yet.
-        Verb::Up { detach: false } => cli::up::foreground(&loc, socket_override),
+        Verb::Up { detach: false } => {
+            let report = cli::up::take_report_path();
+            let outcome = cli::up::foreground(&loc, socket_override);
+            if let (Err(failure), Some(path)) = (&outcome, report) {
+                cli::up::write_report(&path, failure);
+            }
+            outcome
+        }
         Verb::Up { detach: true } => cli::up::detach(&loc, socket_override),
         Verb::Check => cli::check(&loc),
         Verb::Control(verb) => control(&loc, verb),
@@ -166,6 +181,12 @@ fn main() {
         eprintln!("ward: {}", failure.message);
         std::process::exit(failure.code);
     }
+}
+
+/// Checks a signal name before the daemon is asked: an unknown one is a
+/// usage error (exit 2), listing the names.
+fn signal_name(name: &str) -> Result<String, String> {
+    api::parse_signal(name).map(|sig| sig.name().to_string())
 }
 
 fn control(loc: &Locations, verb: Control) -> Outcome {

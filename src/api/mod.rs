@@ -3,6 +3,7 @@
 //! every connection as well). The CLI is a client of exactly this API.
 //! `docs/api.md` documents every endpoint.
 
+mod conn;
 mod socket;
 pub mod types;
 
@@ -14,25 +15,49 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bytes::Bytes;
+use hyper::body::Frame;
 use serde::Deserialize;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
 
 use crate::inbox::{ApiError, Msg, Shared};
 use types::{ActionResult, ErrorBody, InstanceStatus, ReloadResult};
 
+pub use conn::Limits;
 pub use socket::{bind, Listener};
 
-/// Serves until `stop` resolves, then lets answers under way finish.
+/// The trailer that ends a follow stream ward ended itself, and why
+/// (`stopped`: ward is shutting down). The CLI asks for it with
+/// `TE: trailers`; a connection that breaks has none.
+pub const END_TRAILER: &str = "ward-end";
+
+/// The server-sent event that ends `GET /v1/events?follow=true` when ward
+/// shuts down.
+pub const END_EVENT: &str = "end";
+
+/// Set once ward is stopping: follow streams end on it.
+#[derive(Clone)]
+struct Closing(watch::Receiver<bool>);
+
+impl Closing {
+    async fn wait(&mut self) {
+        // A dropped sender means the server is gone: stop as well.
+        let _ = self.0.wait_for(|closing| *closing).await;
+    }
+}
+
+/// Serves until `stop` resolves, then ends the follow streams, lets
+/// answers under way finish, and returns once every connection is closed.
 pub async fn serve(
     listener: Listener,
     shared: Shared,
+    limits: Limits,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let (listener, access) = match socket::PeerListener::new(listener) {
@@ -48,15 +73,14 @@ pub async fn serve(
             return;
         }
     };
-    let app = router(shared)
-        .layer(axum::middleware::from_fn_with_state(access, socket::admit))
-        .into_make_service_with_connect_info::<socket::Peer>();
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
+    let (closing, closing_rx) = watch::channel(false);
+    let app = router(shared, closing_rx)
+        .layer(axum::middleware::from_fn_with_state(access, socket::admit));
+    conn::serve(listener, app, limits, closing, stop).await;
 }
 
-pub fn router(shared: Shared) -> Router {
+/// Every endpoint; follow streams end once `closing` turns true.
+fn router(shared: Shared, closing: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/v1/ping", get(ping))
         .route("/v1/status", get(status))
@@ -64,10 +88,14 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/programs/{target}/stop", post(stop))
         .route("/v1/programs/{target}/restart", post(restart))
         .route("/v1/programs/{target}/signal/{signal}", post(signal))
+        // An empty signal name would otherwise match no route at all.
+        .route("/v1/programs/{target}/signal", post(no_signal))
+        .route("/v1/programs/{target}/signal/", post(no_signal))
         .route("/v1/reload", post(reload))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/logs/{target}", get(logs))
         .route("/v1/events", get(events))
+        .layer(Extension(Closing(closing)))
         .with_state(shared)
 }
 
@@ -206,19 +234,35 @@ async fn restart(State(shared): State<Shared>, UrlPath(target): UrlPath<String>)
     act(shared, target, Request::Restart).await
 }
 
+/// A signal by name (`HUP`, `SIGUSR1`, `term`), or the usage error that
+/// lists every name ward knows. The CLI checks its argument with this too.
+pub fn parse_signal(name: &str) -> Result<Signal, String> {
+    Signal::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+        let what = if name.trim().is_empty() {
+            "empty signal name".to_string()
+        } else {
+            format!("unknown signal {name:?}")
+        };
+        format!(
+            "{what}; expected one of {} (with or without SIG, any case)",
+            names.join(", ")
+        )
+    })
+}
+
+async fn no_signal() -> Response {
+    let message = parse_signal("").err().unwrap_or_default();
+    error(StatusCode::BAD_REQUEST, message)
+}
+
 async fn signal(
     State(shared): State<Shared>,
     UrlPath((target, sig)): UrlPath<(String, String)>,
 ) -> Response {
-    let Some(sig) = Signal::from_name(&sig) else {
-        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown signal {sig:?}; expected one of {}",
-                names.join(", ")
-            ),
-        );
+    let sig = match parse_signal(&sig) {
+        Ok(sig) => sig,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let target = match parse_target(&target) {
         Ok(t) => t,
@@ -284,6 +328,7 @@ fn default_lines() -> usize {
 
 async fn logs(
     State(shared): State<Shared>,
+    Extension(closing): Extension<Closing>,
     UrlPath(target): UrlPath<String>,
     Query(q): Query<LogsQuery>,
 ) -> Response {
@@ -341,13 +386,19 @@ async fn logs(
         return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], head).into_response();
     }
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(FOLLOW_QUEUE);
     for (id, mut sub) in live {
         let tx = tx.clone();
         let name = id.to_string();
         tokio::spawn(async move {
             loop {
-                let chunk = match sub.recv().await {
+                // A follower that left ends this task at once, not at the
+                // next line of a quiet program.
+                let received = tokio::select! {
+                    received = sub.recv() => received,
+                    () = tx.closed() => return,
+                };
+                let chunk = match received {
                     Ok(chunk) => Bytes::from(prefix_lines(&name, &chunk, prefixed)),
                     Err(broadcast::error::RecvError::Lagged(n)) => Bytes::from(format!(
                         "[ward: {n} chunks of {name} skipped: reader too slow]\n"
@@ -361,17 +412,68 @@ async fn logs(
         });
     }
     drop(tx);
-    let stream = futures_util::stream::unfold((Some(head), rx), |(head, mut rx)| async move {
-        if let Some(head) = head {
-            return Some((Ok::<Bytes, Infallible>(head), (None, rx)));
-        }
-        rx.recv().await.map(|chunk| (Ok(chunk), (None, rx)))
-    });
+    let follow = Follow {
+        head: Some(head),
+        rx,
+        closing,
+        left: FOLLOW_QUEUE,
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(follow, Follow::next);
     (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(stream),
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::TRAILER, END_TRAILER),
+        ],
+        Body::new(http_body_util::StreamBody::new(stream)),
     )
         .into_response()
+}
+
+/// Chunks a log follower's stream queues between the per-instance tasks
+/// and the connection (also the most it sends once ward is stopping).
+const FOLLOW_QUEUE: usize = 64;
+
+/// A `logs?follow` stream: the tail, then live chunks; when ward stops,
+/// what is queued and the end trailer.
+struct Follow {
+    head: Option<Bytes>,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    closing: Closing,
+    /// Chunks that may still go out once ward is stopping.
+    left: usize,
+    ended: bool,
+}
+
+impl Follow {
+    async fn next(mut self) -> Option<(Result<Frame<Bytes>, Infallible>, Follow)> {
+        if self.ended {
+            return None;
+        }
+        if let Some(head) = self.head.take().filter(|h| !h.is_empty()) {
+            return Some((Ok(Frame::data(head)), self));
+        }
+        tokio::select! {
+            biased;
+            () = self.closing.wait() => {}
+            chunk = self.rx.recv() => match chunk {
+                Some(chunk) => return Some((Ok(Frame::data(chunk)), self)),
+                // Every instance followed is gone from the config.
+                None => return None,
+            },
+        }
+        // Stopping: what is queued already (a bounded number), then the end.
+        if self.left > 0 {
+            self.left -= 1;
+            if let Ok(chunk) = self.rx.try_recv() {
+                return Some((Ok(Frame::data(chunk)), self));
+            }
+        }
+        self.ended = true;
+        let mut trailers = HeaderMap::new();
+        trailers.insert(END_TRAILER, HeaderValue::from_static("stopped"));
+        Some((Ok(Frame::trailers(trailers)), self))
+    }
 }
 
 fn prefix_lines(name: &str, bytes: &[u8], prefixed: bool) -> Vec<u8> {
@@ -395,19 +497,19 @@ struct EventsQuery {
     follow: bool,
 }
 
-async fn events(State(shared): State<Shared>, Query(q): Query<EventsQuery>) -> Response {
+async fn events(
+    State(shared): State<Shared>,
+    Extension(closing): Extension<Closing>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
     if q.follow {
-        let rx = shared.events.subscribe();
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            let data = match rx.recv().await {
-                Ok(line) => line.to_string(),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    format!("{{\"event\":\"lagged\",\"skipped\":{n}}}")
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((Ok::<_, Infallible>(SseEvent::default().data(data)), rx))
-        });
+        let follow = EventFollow {
+            rx: shared.events.subscribe(),
+            closing,
+            stopping: None,
+            ended: false,
+        };
+        let stream = futures_util::stream::unfold(follow, EventFollow::next);
         return Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response();
@@ -421,6 +523,64 @@ async fn events(State(shared): State<Shared>, Query(q): Query<EventsQuery>) -> R
             format!("cannot read {}: {e}", shared.journal.display()),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// An `events?follow` stream: live events; when ward stops, what is
+/// queued and the end event.
+struct EventFollow {
+    rx: broadcast::Receiver<Arc<str>>,
+    closing: Closing,
+    /// Once ward stops: how many queued events may still go out.
+    stopping: Option<usize>,
+    ended: bool,
+}
+
+impl EventFollow {
+    async fn next(mut self) -> Option<(Result<SseEvent, Infallible>, EventFollow)> {
+        if self.ended {
+            return None;
+        }
+        let received = match self.stopping {
+            Some(_) => None,
+            None => tokio::select! {
+                biased;
+                () = self.closing.wait() => {
+                    self.stopping = Some(FOLLOW_QUEUE);
+                    None
+                }
+                received = self.rx.recv() => Some(received),
+            },
+        };
+        let received = match received {
+            Some(received) => received,
+            // Stopping: what was published before, then the end event.
+            None => {
+                let left = self.stopping.unwrap_or(0);
+                self.stopping = Some(left.saturating_sub(1));
+                match self.rx.try_recv() {
+                    Ok(line) if left > 0 => Ok(line),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) if left > 0 => {
+                        Err(broadcast::error::RecvError::Lagged(n))
+                    }
+                    _ => {
+                        self.ended = true;
+                        let end = SseEvent::default()
+                            .event(END_EVENT)
+                            .data(r#"{"reason":"stopped"}"#);
+                        return Some((Ok(end), self));
+                    }
+                }
+            }
+        };
+        let data = match received {
+            Ok(line) => line.to_string(),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                format!("{{\"event\":\"lagged\",\"skipped\":{n}}}")
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(SseEvent::default().data(data)), self))
     }
 }
 

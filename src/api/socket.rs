@@ -100,6 +100,12 @@ pub struct Peer {
     pid: Option<i32>,
 }
 
+impl Peer {
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+}
+
 /// What the socket's owner and mode allow.
 #[derive(Debug, Clone, Copy)]
 pub struct Access {
@@ -140,23 +146,8 @@ pub struct PeerListener {
 }
 
 impl PeerListener {
-    pub fn new(listener: Listener) -> io::Result<(PeerListener, Access)> {
-        let meta = std::fs::metadata(&listener.path)?;
-        let access = Access {
-            owner: own_uid(),
-            group: meta.gid(),
-            mode: meta.permissions().mode() & 0o777,
-        };
-        let inner = tokio::net::UnixListener::from_std(listener.inner)?;
-        Ok((PeerListener { inner }, access))
-    }
-}
-
-impl axum::serve::Listener for PeerListener {
-    type Io = tokio::net::UnixStream;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection and who is on its other end.
+    pub async fn accept(&mut self) -> (tokio::net::UnixStream, Peer) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, _)) => {
@@ -174,20 +165,15 @@ impl axum::serve::Listener for PeerListener {
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer {
-            uid: own_uid(),
-            gid: None,
-            pid: None,
-        })
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PeerListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, PeerListener>) -> Peer {
-        *stream.remote_addr()
+    pub fn new(listener: Listener) -> io::Result<(PeerListener, Access)> {
+        let meta = std::fs::metadata(&listener.path)?;
+        let access = Access {
+            owner: own_uid(),
+            group: meta.gid(),
+            mode: meta.permissions().mode() & 0o777,
+        };
+        let inner = tokio::net::UnixListener::from_std(listener.inner)?;
+        Ok((PeerListener { inner }, access))
     }
 }
 

@@ -19,6 +19,76 @@ pub struct InstanceStatus {
     /// Milliseconds since the instance entered its current state.
     pub state_ms: u64,
     pub last_exit: Option<LastExit>,
+    /// While `waiting`: each dependency instance that keeps it from
+    /// starting (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_on: Vec<WaitingOn>,
+}
+
+/// A dependency instance a `waiting` instance waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingOn {
+    /// `migrate:0`.
+    pub instance: String,
+    /// What the waiting instance needs of it: `started` or `completed`.
+    pub condition: String,
+    pub state: String,
+    pub last_exit: Option<LastExit>,
+    /// Its last run failed and it is `exited`, `backoff` or `fatal`: it
+    /// will not meet the condition unless retried or started again.
+    pub failed: bool,
+}
+
+impl WaitingOn {
+    fn from_blocker(b: &ward_core::Blocker) -> WaitingOn {
+        WaitingOn {
+            instance: b.dependency.to_string(),
+            condition: match b.condition {
+                ward_core::Condition::Started => "started".into(),
+                ward_core::Condition::Completed => "completed".into(),
+            },
+            state: b.state.name().to_string(),
+            last_exit: b.last_end.as_ref().map(LastExit::from_end),
+            failed: b.failed,
+        }
+    }
+
+    /// `dependency migrate:0 failed (exit 1); it will not start until
+    /// migrate completes`, or `for migrate:0 to complete (it is running)`.
+    pub fn describe(&self) -> String {
+        let program = self
+            .instance
+            .rsplit_once(':')
+            .map_or(self.instance.as_str(), |(p, _)| p);
+        let until = match self.condition.as_str() {
+            "completed" => format!("{program} completes"),
+            _ => format!("{program} is running"),
+        };
+        if !self.failed {
+            let goal = match self.condition.as_str() {
+                "completed" => "complete",
+                _ => "run",
+            };
+            return format!("for {} to {goal} (it is {})", self.instance, self.state);
+        }
+        let how = self
+            .last_exit
+            .as_ref()
+            .map(|e| match &e.error {
+                Some(err) => format!(" ({err})"),
+                None => format!(" ({})", e.short()),
+            })
+            .unwrap_or_default();
+        let next = match self.state.as_str() {
+            "backoff" => ", and waits to be tried again",
+            "fatal" => " too often and was given up on (fatal)",
+            _ => "",
+        };
+        format!(
+            "dependency {} failed{how}{next}; it will not start until {until}",
+            self.instance
+        )
+    }
 }
 
 /// How the previous run ended.
@@ -98,6 +168,11 @@ impl InstanceStatus {
                 .map(|t| millis(now.saturating_sub(t))),
             state_ms: millis(now.saturating_sub(view.since)),
             last_exit: view.last_end.as_ref().map(LastExit::from_end),
+            waiting_on: view
+                .waiting_on
+                .iter()
+                .map(WaitingOn::from_blocker)
+                .collect(),
         }
     }
 }

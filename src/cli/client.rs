@@ -76,12 +76,16 @@ impl Client {
         json(resp).await
     }
 
-    /// A streamed GET: calls `each` with every chunk of the body as it comes.
+    /// A streamed GET: calls `each` with every chunk of the body as it
+    /// comes, until the body ends or `each` returns false. The answer is the
+    /// reason ward gave for ending the stream (its `ward-end` trailer:
+    /// `stopped` when ward shut down), if it gave one; a connection that
+    /// broke instead is an error.
     pub async fn stream(
         &self,
         path: &str,
         mut each: impl FnMut(&[u8]) -> bool,
-    ) -> Result<(), CallError> {
+    ) -> Result<Option<String>, CallError> {
         let mut resp = self.send(Method::GET, path).await?;
         if !resp.status().is_success() {
             return Err(body_error(resp).await);
@@ -93,9 +97,17 @@ impl Client {
                 if !each(data) {
                     break;
                 }
+            } else if let Some(trailers) = frame.trailers_ref() {
+                let end = trailers
+                    .get(crate::api::END_TRAILER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                if end.is_some() {
+                    return Ok(end);
+                }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn send(
@@ -114,6 +126,8 @@ impl Client {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "ward")
+            // A follow stream that ward ends says why in a trailer.
+            .header(hyper::header::TE, "trailers")
             .body(Empty::<Bytes>::new())
             .map_err(|e| CallError::plain(format!("bad request {path}: {e}")))?;
         sender

@@ -76,16 +76,28 @@ pub fn status_table(list: &[InstanceStatus]) -> String {
     out
 }
 
-/// start / stop / restart, for each target in turn.
+/// start / stop / restart, for each target in turn. An instance left
+/// waiting on a dependency that failed did not start and will not by
+/// itself: that fails the verb, naming the dependency.
 pub async fn act(loc: &Locations, verb: &str, targets: &[String]) -> Outcome {
     let client = Client::new(&loc.socket);
+    let mut stuck = Vec::new();
     for target in targets {
         let result: ActionResult = client
             .post(&format!("/v1/programs/{}/{verb}", encode(target)))
             .await?;
-        report(&result);
+        stuck.extend(report(&result));
     }
-    Ok(())
+    match stuck.len() {
+        0 => Ok(()),
+        1 => Err(Failure::new(stuck.remove(0))),
+        n => {
+            let mut failure =
+                Failure::new(format!("{n} instances wait on dependencies that failed"));
+            failure.details = stuck;
+            Err(failure)
+        }
+    }
 }
 
 pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
@@ -97,15 +109,30 @@ pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
             encode(sig)
         ))
         .await?;
-    report(&result);
+    // A signal leaves states as they are: nothing here is its failure.
+    for line in report(&result) {
+        println!("{line}");
+    }
     Ok(())
 }
 
-fn report(result: &ActionResult) {
+/// Prints a line per instance, except for those waiting on a dependency
+/// that failed: their lines are returned, for the caller to fail with.
+fn report(result: &ActionResult) -> Vec<String> {
+    let mut stuck = Vec::new();
     for s in &result.instances {
         let mut line = format!("{}:{} {}", s.name, s.instance, s.state);
         if let Some(pid) = s.pid {
             line.push_str(&format!(" (pid {pid})"));
+        }
+        if s.state == "waiting" {
+            if let Some(failed) = s.waiting_on.iter().find(|w| w.failed) {
+                stuck.push(format!("{line}: {}", failed.describe()));
+                continue;
+            }
+            if let Some(first) = s.waiting_on.first() {
+                line.push_str(&format!(" {}", first.describe()));
+            }
         }
         if matches!(s.state.as_str(), "fatal" | "backoff" | "exited") {
             if let Some(e) = &s.last_exit {
@@ -117,6 +144,7 @@ fn report(result: &ActionResult) {
         }
         println!("{line}");
     }
+    stuck
 }
 
 pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
@@ -183,12 +211,15 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     let client = Client::new(&loc.socket);
     let path = format!("/v1/logs/{}?n={lines}&follow={follow}", encode(target));
     let mut stdout = std::io::stdout();
-    client
+    let end = client
         .stream(&path, |chunk| {
             // A closed stdout (`ward logs -f api | head`) ends the command.
             stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
         })
         .await?;
+    if end.as_deref() == Some("stopped") {
+        eprintln!("ward stopped");
+    }
     Ok(())
 }
 
@@ -196,22 +227,47 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
     let client = Client::new(&loc.socket);
     let mut stdout = std::io::stdout();
     if !follow {
-        return client
+        client
             .stream(&format!("/v1/events?n={lines}"), |chunk| {
                 stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
             })
-            .await
-            .map_err(Failure::from);
+            .await?;
+        return Ok(());
     }
-    // Server-sent events: print the `data:` of each event, one per line.
+    // Server-sent events: print the `data:` of each event, one per line,
+    // until ward sends its end event.
     let mut pending = Vec::new();
+    let mut kind: Option<Vec<u8>> = None;
+    let mut data: Vec<u8> = Vec::new();
+    let mut stopped = false;
     client
         .stream("/v1/events?follow=true", |chunk| {
             pending.extend_from_slice(chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                if let Some(data) = line.strip_prefix(b"data: ") {
-                    if stdout.write_all(data).and_then(|_| stdout.flush()).is_err() {
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if let Some(name) = line.strip_prefix(b"event:") {
+                    kind = Some(name.trim_ascii().to_vec());
+                } else if let Some(value) = line.strip_prefix(b"data:") {
+                    data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+                    data.push(b'\n');
+                } else if line.is_empty() {
+                    // The end of one event.
+                    match kind.take() {
+                        Some(name) if name == crate::api::END_EVENT.as_bytes() => {
+                            stopped = true;
+                            return false;
+                        }
+                        _ => {}
+                    }
+                    let event = std::mem::take(&mut data);
+                    if !event.is_empty()
+                        && stdout
+                            .write_all(&event)
+                            .and_then(|_| stdout.flush())
+                            .is_err()
+                    {
                         return false;
                     }
                 }
@@ -219,6 +275,9 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
             true
         })
         .await?;
+    if stopped {
+        eprintln!("ward stopped");
+    }
     Ok(())
 }
 
@@ -259,6 +318,7 @@ mod tests {
                     signal: None,
                     error: None,
                 }),
+                waiting_on: Vec::new(),
             },
             InstanceStatus {
                 name: "worker".into(),
@@ -271,6 +331,7 @@ mod tests {
                 uptime_ms: None,
                 state_ms: 1,
                 last_exit: None,
+                waiting_on: Vec::new(),
             },
         ];
         let table = status_table(&list);

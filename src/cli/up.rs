@@ -1,13 +1,14 @@
 //! `ward up`: run the daemon, in the foreground or detached.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::client::Client;
 use super::{Failure, Locations, Outcome};
 use crate::daemon;
+use crate::files::{Dir, DirPolicy, PRIVATE_FILE};
 use crate::state::{state_dir_mode, StateLock};
 
 /// Set in the environment of the daemon that `up --detach` starts.
@@ -18,6 +19,37 @@ const RUNTIME_DRAIN: Duration = Duration::from_secs(10);
 
 /// How long `up --detach` waits for the daemon to answer.
 const DETACH_WAIT: Duration = Duration::from_secs(15);
+
+/// Set by `up --detach` for its daemon: a file of its own where the daemon
+/// writes why it could not start. ward.log is no place to look for that:
+/// another ward running on the same state dir writes there too.
+const REPORT_ENV: &str = "WARD_START_REPORT";
+
+/// The start-up report file `up --detach` asked this process to write, if
+/// any; taken out of the environment, so programs do not inherit it. Call
+/// before any thread exists.
+pub fn take_report_path() -> Option<PathBuf> {
+    let path = std::env::var_os(REPORT_ENV).map(PathBuf::from);
+    std::env::remove_var(REPORT_ENV);
+    path
+}
+
+/// Writes why this detached daemon failed, for the `up --detach` that
+/// waits for it: the detail lines, then the reason (the last line).
+pub fn write_report(path: &Path, failure: &Failure) {
+    let mut text = String::new();
+    for line in &failure.details {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&failure.message);
+    text.push('\n');
+    // The file is the parent's, made for this; never create one elsewhere,
+    // never write through a link.
+    if let Ok(mut file) = crate::files::append_existing(path) {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
 
 /// Loads the config, or prints every error and fails.
 fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, Failure> {
@@ -96,19 +128,22 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
 /// Starts the daemon in the background and returns once it answers.
 pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
     let config = load(loc, socket_override)?;
-    std::fs::create_dir_all(&config.ward.state_dir).map_err(|e| {
-        Failure::new(format!(
-            "cannot create the state dir {}: {e}",
-            config.ward.state_dir.display()
-        ))
-    })?;
-    let log_path = config.ward.state_dir.join("ward.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Failure::new(format!("cannot open {}: {e}", log_path.display())))?;
-    let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    // The state dir and ward.log as the daemon itself opens them: checked,
+    // private, never through a link.
+    let dir = Dir::open(
+        &config.ward.state_dir,
+        DirPolicy {
+            mode: state_dir_mode(&config),
+            ..DirPolicy::private()
+        },
+    )
+    .map_err(|e| Failure::new(format!("cannot use the state dir: {e}")))?;
+    let log_path = dir.join("ward.log");
+    let log = dir
+        .append("ward.log", PRIVATE_FILE, None)
+        .map_err(|e| Failure::new(e.to_string()))?
+        .file;
+    let report = StartReport::create(&dir)?;
     let exe = std::env::current_exe()
         .map_err(|e| Failure::new(format!("cannot find ward's own binary: {e}")))?;
     let mut cmd = Command::new(exe);
@@ -118,6 +153,7 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
         .arg(&config.ward.socket)
         .arg("up")
         .env(DETACHED_ENV, "1")
+        .env(REPORT_ENV, &report.0)
         .stdin(Stdio::null())
         .stdout(
             log.try_clone()
@@ -137,10 +173,21 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
     let deadline = Instant::now() + DETACH_WAIT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let said = read_from(&log_path, start_offset);
-            let mut failure = Failure::new(format!("the daemon exited at once ({status})"));
-            failure.details = said.lines().map(str::to_string).collect();
-            return Err(failure);
+            // Only what this attempt said: not ward.log, where another
+            // ward of this state dir may be writing.
+            let said = report.read();
+            let mut lines: Vec<String> = said.lines().map(str::to_string).collect();
+            return Err(match lines.pop() {
+                Some(reason) => Failure {
+                    message: reason,
+                    details: lines,
+                    code: 1,
+                },
+                None => Failure::new(format!(
+                    "the daemon exited at once ({status}) without saying why; see {}",
+                    log_path.display()
+                )),
+            });
         }
         let ping: Result<serde_json::Value, _> = runtime.block_on(client.get("/v1/ping"));
         if let Ok(ping) = ping {
@@ -166,12 +213,33 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
     }
 }
 
-fn read_from(path: &Path, offset: u64) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(path) {
-        if file.seek(SeekFrom::Start(offset)).is_ok() {
-            let _ = file.read_to_string(&mut text);
-        }
+/// The file a detached daemon writes its start-up failure to: made by `up
+/// --detach` beside ward.log (its pid keeps two attempts apart), removed
+/// when it is done waiting.
+struct StartReport(PathBuf);
+
+impl StartReport {
+    fn create(dir: &Dir) -> Result<StartReport, Failure> {
+        let name = format!("ward.start.{}", std::process::id());
+        dir.create_new(&name, PRIVATE_FILE).map_err(|e| {
+            Failure::new(format!("cannot create {}: {e}", dir.join(&name).display()))
+        })?;
+        Ok(StartReport(dir.join(&name)))
     }
-    text
+
+    /// What the daemon wrote (bounded: it is a few lines).
+    fn read(&self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Ok(file) = crate::files::open_regular(&self.0) {
+            let _ = file.take(64 * 1024).read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for StartReport {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -143,6 +143,20 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens the existing regular file at `path` for appending, without
+/// following a link at its last component or blocking on a FIFO.
+pub fn append_existing(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| explain_open(e, path))?;
+    let file = File::from(fd);
+    ensure_regular(&file, path)?;
+    Ok(file)
+}
+
 fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     ensure_regular(&file, path)?;
     let mut data = Vec::new();
@@ -358,22 +372,29 @@ impl Dir {
         read_bounded(file, &self.join(name), max)
     }
 
+    /// Creates `name` anew with exactly `bits` (a stale file or link of
+    /// that name is removed first; the new one is made with `O_EXCL`).
+    pub fn create_new(&self, name: &str, bits: u32) -> io::Result<File> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+        let file = match self.open_at(name, flags, bits) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                self.open_at(name, flags, bits)?
+            }
+            other => other?,
+        };
+        rustix::fs::fchmod(&file, mode(bits))?;
+        Ok(file)
+    }
+
     /// Replaces `name` with `contents` atomically: written to a temporary
     /// file created exclusively (a stale one is removed first), then
     /// renamed over `name`. `durable`: on disk before this returns, rename
     /// included.
     pub fn replace(&self, name: &str, contents: &[u8], bits: u32, durable: bool) -> io::Result<()> {
         let tmp = format!(".{name}.tmp");
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
-        let mut file = match self.open_at(&tmp, flags, bits) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                self.remove(&tmp)?;
-                self.open_at(&tmp, flags, bits)?
-            }
-            other => other?,
-        };
+        let mut file = self.create_new(&tmp, bits)?;
         let written = (|| {
-            rustix::fs::fchmod(&file, mode(bits))?;
             file.write_all(contents)?;
             if durable {
                 file.sync_data()?;

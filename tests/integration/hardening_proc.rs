@@ -237,12 +237,18 @@ fn settled_fd_count(pid: u32) -> usize {
 /// tree fails, and must not pass for "empty". The program's leader ends on
 /// TERM, its child ignores TERM (and the deadline is far off, so only the
 /// test ends it); idle control connections take every descriptor ward has
-/// but the one `ward stop`'s own connection takes.
+/// but the one `ward stop`'s own connection takes (the control API's
+/// limits are raised so that they stay open).
 #[test]
 fn a_tree_ward_cannot_read_is_not_taken_for_stopped() {
     const LIMIT: usize = 128;
     let mut ward = Ward::new(
         r#"
+[ward.api]
+header_timeout = "1h"
+idle_timeout = "1h"
+max_connections_per_user = 1000
+
 [program.stuck]
 command = ["{testee}", "--pidfile", "{dir}/pids", "--ignore-term", "--fork", "1", "--trap", "TERM", "--forever"]
 stop_timeout = "10m"

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod config_errors;
+mod control;
 mod edges;
 mod faults;
 mod files;

@@ -51,9 +51,28 @@ pub struct WardSettings {
     pub socket: PathBuf,
     /// Permission bits of the control socket; default `0o600`.
     pub socket_mode: u32,
+    /// Limits of the control API's connections (`[ward.api]`).
+    pub api: ApiSettings,
     /// Defaults for every program's `logs` (`[ward.logs]`); `dir` defaults
     /// to `<state_dir>/logs`.
     pub logs: LogSpec,
+}
+
+/// `[ward.api]`: how long ward waits for a client of its control API, and
+/// how many connections one user may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ApiSettings {
+    /// A request's head must be complete this long after the connection
+    /// opened or, on a kept-alive connection, after its first byte.
+    pub header_timeout: std::time::Duration,
+    /// A kept-alive connection with no request under way is closed after
+    /// this long without a new one. Answers and streams under way are not
+    /// cut by either timeout.
+    pub idle_timeout: std::time::Duration,
+    /// Connections one peer uid may have open at once; past it a new one is
+    /// answered `503` and closed. Counted per uid, so that another user the
+    /// socket mode admits cannot take ward's own user's (or root's).
+    pub max_connections_per_user: u32,
 }
 
 /// Reads and validates the file at `path`. Relative paths in it are

@@ -1,15 +1,18 @@
-//! `[ward]`: ward's own settings, and the `logs` tables (`[ward.logs]` and
-//! each program's `logs`), which share one reader.
+//! `[ward]`: ward's own settings, its control API's limits (`[ward.api]`),
+//! and the `logs` tables (`[ward.logs]` and each program's `logs`), which
+//! share one reader.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::de::DeValue;
 use ward_core::{LogFormat, LogSpec};
 
 use crate::read::{Ctx, Field, Section};
-use crate::WardSettings;
+use crate::{ApiSettings, WardSettings};
 
-const WARD_KEYS: [&str; 4] = ["state_dir", "socket", "socket_mode", "logs"];
+const WARD_KEYS: [&str; 5] = ["state_dir", "socket", "socket_mode", "api", "logs"];
+const API_KEYS: [&str; 3] = ["header_timeout", "idle_timeout", "max_connections_per_user"];
 const LOG_KEYS: [&str; 9] = [
     "dir",
     "max_size",
@@ -23,6 +26,15 @@ const LOG_KEYS: [&str; 9] = [
 ];
 
 pub(crate) const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+/// A request's head arrives in one write from any real client; a few
+/// seconds is ample, and short enough that a client which connects and
+/// stalls holds its connection only briefly.
+pub const DEFAULT_API: ApiSettings = ApiSettings {
+    header_timeout: Duration::from_secs(5),
+    idle_timeout: Duration::from_secs(30),
+    max_connections_per_user: 64,
+};
 
 /// The built-in log settings, writing under `state_dir`.
 pub(crate) fn default_logs(state_dir: &Path) -> LogSpec {
@@ -62,6 +74,7 @@ pub(crate) fn read_ward(
     let socket_mode = get("socket_mode")
         .and_then(|f| socket_mode(ctx, &f))
         .unwrap_or(DEFAULT_SOCKET_MODE);
+    let api = get("api").map_or(DEFAULT_API, |f| read_api(ctx, &f));
     let defaults = default_logs(&state_dir);
     let logs = match get("logs") {
         Some(f) => read_logs(ctx, &f, &defaults, dir),
@@ -71,6 +84,7 @@ pub(crate) fn read_ward(
         state_dir,
         socket,
         socket_mode,
+        api,
         logs,
     }
 }
@@ -192,6 +206,41 @@ fn check_socket_length(ctx: &mut Ctx<'_>, socket: &Path, key: Option<&Field<'_, 
         Some(f) => ctx.error(f.value.span(), message, help),
         None => ctx.error_whole_file(message, help),
     }
+}
+
+/// `[ward.api]`, each key it sets replacing the default.
+fn read_api(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> ApiSettings {
+    let mut api = DEFAULT_API;
+    let Some(section) = Section::of(ctx, field) else {
+        return api;
+    };
+    section.check_keys(ctx, &API_KEYS, &[]);
+    let mut timeout = |key: &str| {
+        let f = section.get(key)?;
+        let d = ctx.duration(&f)?;
+        if d.is_zero() {
+            ctx.error(
+                f.value.span(),
+                format!("{} must be longer than 0s", f.place()),
+                Some("a connection needs some time: e.g. \"5s\"".into()),
+            );
+            return None;
+        }
+        Some(d)
+    };
+    if let Some(d) = timeout("header_timeout") {
+        api.header_timeout = d;
+    }
+    if let Some(d) = timeout("idle_timeout") {
+        api.idle_timeout = d;
+    }
+    if let Some(n) = section
+        .get("max_connections_per_user")
+        .and_then(|f| ctx.integer(&f, 1, 100_000))
+    {
+        api.max_connections_per_user = u32::try_from(n).unwrap_or(api.max_connections_per_user);
+    }
+    api
 }
 
 /// `"0660"`: a string, because a bare `660` in TOML is decimal. TOML's own

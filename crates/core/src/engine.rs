@@ -7,7 +7,7 @@
 //! [`Supervisor::handle_timeout`] when [`Supervisor::poll_timeout`] is due,
 //! and after either drains [`Supervisor::poll_action`]. Nothing happens
 //! between calls: the engine reads no clock and keeps no threads. An idle
-//! engine (nothing starting, stopping, backing off, no reset or cooldown
+//! engine (nothing starting, stopping, backing off, no reset, min_uptime or cooldown
 //! timer) has no timer at all.
 //!
 //! # Goal and desired
@@ -90,9 +90,12 @@
 //! once every target (that still exists) is *settled*: not `starting` or
 //! `stopping`, not live and due to stop, and not `waiting` on a dependency
 //! instance that fails its condition and is *progressing* (starting,
-//! stopping, due to stop, or itself waiting on something progressing). A
-//! `running` dependency is not progressing: a `completed` dependency may run
-//! for any length of time, and the caller can see that the target waits.
+//! stopping, due to stop, or itself waiting on something progressing), or
+//! that runs but has not been up for its `min_uptime` yet (a `min_uptime`
+//! timer marks the moment). A `running` dependency is not progressing
+//! beyond that: a `completed` dependency may run for any length of time,
+//! and the caller can see that the target waits; but one that fails at once
+//! (a migration that exits 1) is seen to fail before the answer.
 //! Start on an instance in `backoff` starts it now (history kept); on
 //! `exited` or `fatal` it is a fresh start. Restart stops live targets (in
 //! dependency order) and starts them afresh; a target that is not live just
@@ -102,6 +105,13 @@
 //! and Reload (dry runs too) are refused with `ShuttingDown`; a second
 //! Shutdown kills every tree at once (`KillTree` for every run, no waiting
 //! for stop order or deadlines) and is answered when the first is.
+//!
+//! Every view of a `waiting` instance (in replies and snapshots) lists its
+//! *blockers*: each dependency instance failing its condition, with its
+//! state and last end, marked `failed` when its last run failed and it is
+//! `exited`, `backoff` or `fatal`. A Start answered with a target waiting on
+//! a failed blocker has not brought it up: it waits until that dependency
+//! is retried (backoff, cooldown) or started again, and meets its condition.
 //!
 //! # Reload
 //!
@@ -313,7 +323,7 @@ impl Supervisor {
             instances: self
                 .programs
                 .values()
-                .flat_map(|p| p.instances.values().map(Instance::view))
+                .flat_map(|p| p.instances.values().map(|i| self.view(i)))
                 .collect(),
         }
     }
@@ -396,9 +406,13 @@ impl Supervisor {
         if inst.state == to {
             return;
         }
-        for key in [inst.timer.take(), inst.reset_timer.take()]
-            .into_iter()
-            .flatten()
+        for key in [
+            inst.timer.take(),
+            inst.reset_timer.take(),
+            inst.uptime_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             self.timers.cancel(key);
         }

@@ -33,6 +33,8 @@ pub struct Instance {
     pub timer: Option<TimerKey>,
     /// The `reset_after` timer while running.
     pub reset_timer: Option<TimerKey>,
+    /// The `min_uptime` timer while running.
+    pub uptime_timer: Option<TimerKey>,
 }
 
 /// A run the engine has asked the shell to spawn and that has not ended.
@@ -93,6 +95,7 @@ impl Instance {
             streak: 0,
             timer: None,
             reset_timer: None,
+            uptime_timer: None,
         }
     }
 
@@ -111,6 +114,8 @@ impl Instance {
         }
     }
 
+    /// What readers see, without `waiting_on` (the engine fills it in: it
+    /// knows the dependencies).
     pub fn view(&self) -> InstanceView {
         InstanceView {
             id: self.id.clone(),
@@ -122,6 +127,7 @@ impl Instance {
             since: self.since,
             restarts: self.restarts,
             last_end: self.last_end.clone(),
+            waiting_on: Vec::new(),
         }
     }
 }

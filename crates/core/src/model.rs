@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::spec::{LaunchSpec, LogSpec, Signal};
+use crate::spec::{Condition, LaunchSpec, LogSpec, Signal};
 
 /// Monotonic time since the shell's epoch. The engine never reads a clock;
 /// every entry point is handed `now`.
@@ -412,6 +412,24 @@ pub struct InstanceView {
     pub since: Time,
     pub restarts: u32,
     pub last_end: Option<RunEnd>,
+    /// While `waiting`: every dependency instance that does not meet its
+    /// condition (empty in every other state).
+    pub waiting_on: Vec<Blocker>,
+}
+
+/// A dependency instance that keeps a `waiting` instance from starting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocker {
+    pub dependency: InstanceId,
+    /// What the waiting instance needs of it.
+    pub condition: Condition,
+    pub state: State,
+    pub last_end: Option<RunEnd>,
+    /// Its last run failed (an exit that is not a success, a signal, a
+    /// failed spawn) and it is `exited`, `backoff` or `fatal`: it is not on
+    /// its way to meeting the condition, unless a retry (backoff, cooldown)
+    /// or a person starts it again.
+    pub failed: bool,
 }
 
 /// Every instance, ordered by program name then index.

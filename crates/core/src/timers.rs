@@ -17,6 +17,9 @@ pub enum TimerKind {
     StopDeadline(RunId),
     /// The run has stayed up for `reset_after`: forget the failure streak.
     Reset(RunId),
+    /// The run has stayed up for `min_uptime`: its end would no longer be a
+    /// failed start, so a request waiting to see how it fares is answered.
+    MinUptime(RunId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -625,3 +625,26 @@ fn a_command_line_whose_first_word_is_empty_is_refused() {
         ]
     );
 }
+
+#[test]
+fn api_limit_mistakes() {
+    assert_eq!(
+        places("[ward.api]\nheader_timeout = \"0s\"\n"),
+        [(
+            2,
+            18,
+            s("\"header_timeout\" in [ward.api] must be longer than 0s")
+        )]
+    );
+    assert_eq!(
+        places("[ward.api]\nmax_connections_per_user = 0\n"),
+        [(
+            2,
+            28,
+            s("\"max_connections_per_user\" in [ward.api] must be between 1 and 100000, found 0")
+        )]
+    );
+    let d = error("[ward.api]\nidle_timout = \"1s\"\n");
+    assert_eq!((d.line, d.col), (2, 1));
+    assert_eq!(d.help.as_deref(), Some("did you mean \"idle_timeout\"?"));
+}

@@ -23,6 +23,14 @@ fn an_empty_file_is_valid_and_has_every_default() {
     assert_eq!(c.ward.socket, PathBuf::from("/srv/app/.ward/ward.sock"));
     assert_eq!(c.ward.socket_mode, 0o600);
     assert_eq!(
+        c.ward.api,
+        crate::ApiSettings {
+            header_timeout: secs(5),
+            idle_timeout: secs(30),
+            max_connections_per_user: 64,
+        }
+    );
+    assert_eq!(
         c.ward.logs,
         LogSpec {
             dir: PathBuf::from("/srv/app/.ward/logs"),
@@ -465,4 +473,15 @@ fn socket_path_reads_through_errors_elsewhere() {
         crate::socket_path(&dir.path().join("missing.toml")),
         dir.path().join(".ward").join("ward.sock")
     );
+}
+
+#[test]
+fn api_limits_replace_the_defaults_key_by_key() {
+    let c = ok("[ward.api]\nheader_timeout = \"1.5s\"\nmax_connections_per_user = 8\n");
+    assert_eq!(c.ward.api.header_timeout, Duration::from_millis(1500));
+    assert_eq!(c.ward.api.idle_timeout, secs(30));
+    assert_eq!(c.ward.api.max_connections_per_user, 8);
+    let c = ok("[ward]\napi = { idle_timeout = \"2m\" }\n");
+    assert_eq!(c.ward.api.idle_timeout, secs(120));
+    assert_eq!(c.ward.api.header_timeout, secs(5));
 }

@@ -1,7 +1,7 @@
 //! Dependency conditions, stop ordering, and when a request has settled.
 
 use crate::instance::Instance;
-use crate::model::{InstanceId, State};
+use crate::model::{Blocker, InstanceId, InstanceView, State};
 use crate::spec::Condition;
 
 use super::Supervisor;
@@ -15,6 +15,47 @@ impl Supervisor {
         spec.depends_on
             .iter()
             .all(|(dep, cond)| self.dependency_instances(dep).all(|d| self.meets(d, *cond)))
+    }
+
+    /// What readers see of `inst`: a `waiting` one also says what it waits
+    /// for.
+    pub(super) fn view(&self, inst: &Instance) -> InstanceView {
+        let mut view = inst.view();
+        if inst.state == State::Waiting {
+            view.waiting_on = self.blockers(&inst.id);
+        }
+        view
+    }
+
+    /// Every dependency instance of `id` that fails its condition now.
+    fn blockers(&self, id: &InstanceId) -> Vec<Blocker> {
+        let Some(spec) = self.spec_of(id) else {
+            return Vec::new();
+        };
+        let mut blockers = Vec::new();
+        for (dep, cond) in &spec.depends_on {
+            for d in self.dependency_instances(dep) {
+                if self.meets(d, *cond) {
+                    continue;
+                }
+                let succeeded = self
+                    .spec_of(&d.id)
+                    .is_some_and(|spec| d.last_end_succeeded(spec));
+                let failed = match d.state {
+                    State::Fatal => true,
+                    State::Exited | State::Backoff => !succeeded,
+                    _ => false,
+                };
+                blockers.push(Blocker {
+                    dependency: d.id.clone(),
+                    condition: *cond,
+                    state: d.state,
+                    last_end: d.last_end.clone(),
+                    failed,
+                });
+            }
+        }
+        blockers
     }
 
     /// The instances a condition on `program` is about: its current ones.
@@ -72,9 +113,21 @@ impl Supervisor {
             return false;
         };
         spec.depends_on.iter().any(|(dep, cond)| {
-            self.dependency_instances(dep)
-                .any(|d| !self.meets(d, *cond) && self.progressing(d, depth + 1))
+            self.dependency_instances(dep).any(|d| {
+                !self.meets(d, *cond) && (self.progressing(d, depth + 1) || self.unproven(d))
+            })
         })
+    }
+
+    /// `inst` runs, but not yet for its `min_uptime`: an end now would be a
+    /// failed start. A dependency that exits at once (a failing migration)
+    /// is thus seen to fail before a request waiting on it is answered.
+    fn unproven(&self, inst: &Instance) -> bool {
+        let started = inst.run.as_ref().and_then(|r| r.started_at);
+        match (inst.state, started, self.spec_of(&inst.id)) {
+            (State::Running, Some(at), Some(spec)) => self.now < at.saturating_add(spec.min_uptime),
+            _ => false,
+        }
     }
 
     fn progressing(&self, inst: &Instance, depth: usize) -> bool {

@@ -128,7 +128,8 @@ impl Supervisor {
         let Some(spec) = self.spec_of(id) else {
             return;
         };
-        let (reset_after, signal) = (spec.backoff.reset_after, spec.stop_signal);
+        let (reset_after, min_uptime, signal) =
+            (spec.backoff.reset_after, spec.min_uptime, spec.stop_signal);
         let state = self.instance(id).map(|i| i.state);
         if state == Some(State::Starting) {
             self.transition(id, State::Running);
@@ -139,8 +140,18 @@ impl Supervisor {
                     kind: TimerKind::Reset(run),
                 },
             );
+            let uptime_key = (!min_uptime.is_zero()).then(|| {
+                self.timers.arm(
+                    after(now, min_uptime),
+                    Timer {
+                        id: id.clone(),
+                        kind: TimerKind::MinUptime(run),
+                    },
+                )
+            });
             if let Some(inst) = self.instance_mut(id) {
                 inst.reset_timer = Some(key);
+                inst.uptime_timer = uptime_key;
             }
         }
         if send_held_signal {
@@ -368,6 +379,9 @@ impl Supervisor {
         if inst.reset_timer == Some(key) {
             inst.reset_timer = None;
         }
+        if inst.uptime_timer == Some(key) {
+            inst.uptime_timer = None;
+        }
         let state = inst.state;
         let current = inst.run.as_ref().map(|r| r.id);
         let id = &timer.id;
@@ -390,6 +404,9 @@ impl Supervisor {
             TimerKind::Reset(run) if state == State::Running && current == Some(run) => {
                 inst.streak = 0;
             }
+            // Nothing changes: `instance_mut` marked the program, so the
+            // settle that follows answers what waited on this run.
+            TimerKind::MinUptime(_) => {}
             _ => {}
         }
     }

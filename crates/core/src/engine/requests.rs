@@ -213,7 +213,7 @@ impl Supervisor {
             let Some(inst) = self.instance(id) else {
                 continue;
             };
-            views.push(inst.view());
+            views.push(self.view(inst));
             // The main process only, and only while it lives: after the
             // leader's exit its pid may name another process.
             let main_alive =

@@ -1,7 +1,6 @@
 //! Settling: after every input and timer, bring each instance in line with
 //! its goal, then answer the requests that can be answered.
 
-use crate::instance::Instance;
 use crate::model::{Action, Desired, InstanceId, State};
 
 use super::Supervisor;
@@ -92,7 +91,10 @@ impl Supervisor {
             return;
         };
         if let Some(inst) = program.instances.remove(&id.index) {
-            for key in [inst.timer, inst.reset_timer].into_iter().flatten() {
+            for key in [inst.timer, inst.reset_timer, inst.uptime_timer]
+                .into_iter()
+                .flatten()
+            {
                 self.timers.cancel(key);
             }
         }
@@ -115,7 +117,7 @@ impl Supervisor {
                 let instances = request
                     .targets
                     .iter()
-                    .filter_map(|id| self.instance(id).map(Instance::view))
+                    .filter_map(|id| self.instance(id).map(|i| self.view(i)))
                     .collect();
                 self.reply_done(request.token, instances);
             } else {

@@ -477,6 +477,16 @@ impl CheckedShell {
             if let Some(run) = open {
                 ensure_eq!(view.run, Some(*run), "{}: snapshot's run", view.id);
             }
+            // A settled engine starts what may start, so whatever waits
+            // can name what it waits for, and only what waits names any.
+            ensure_eq!(
+                view.state == State::Waiting,
+                !view.waiting_on.is_empty(),
+                "{}: {} waiting on {:?}",
+                view.id,
+                view.state,
+                view.waiting_on
+            );
             present.insert(view.id.clone(), ());
         }
         for id in self.open.keys() {

@@ -81,7 +81,9 @@ fn reload_diff_covers_every_category() {
         _ => None,
     });
     assert_eq!(argv, Some(vec!["./api".to_string(), "--v2".to_string()]));
-    // The new stop timeout is in force.
+    // The new stop timeout is in force (once the restarted runs' min_uptime
+    // timers are past).
+    sim.advance(secs(1));
     sim.request(Request::Stop(Target::Program("db".into())));
     assert_eq!(sim.sup.poll_timeout(), Some(sim.now + secs(30)));
 }

@@ -255,3 +255,86 @@ fn events_carry_instance_and_run() {
         }
     ));
 }
+
+#[test]
+fn a_start_waiting_on_a_failed_completed_dependency_names_it() {
+    let mut migrate = prog("migrate");
+    migrate.restart = RestartPolicy::Never;
+    let mut web = needs(prog("web"), "migrate", Condition::Completed);
+    web.autostart = false;
+    let mut sim = Sim::new(set(vec![web, migrate]));
+    sim.advance(secs(2));
+    sim.exit("migrate", 0, 1);
+    assert_eq!(sim.state("migrate", 0), State::Exited);
+    let t = sim.request(Request::Start(Target::Program("web".into())));
+    // The failed migration is tried again; the reply waits to see how that
+    // try fares: it fails before its min_uptime (1s).
+    assert_eq!(sim.reply(t), None);
+    sim.advance(ms(500));
+    assert_eq!(sim.state("migrate", 0), State::Running);
+    assert_eq!(sim.reply(t), None);
+    sim.exit("migrate", 0, 1);
+    let Some(Ok(Reply::Done { instances })) = sim.reply(t) else {
+        panic!("no reply: {:?}", sim.reply(t));
+    };
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].state, State::Waiting);
+    assert_eq!(
+        instances[0].waiting_on,
+        vec![Blocker {
+            dependency: id("migrate", 0),
+            condition: Condition::Completed,
+            state: State::Exited,
+            last_end: Some(RunEnd::Exited {
+                status: ExitStatus::Code { code: 1 }
+            }),
+            failed: true,
+        }]
+    );
+    // The snapshot says the same.
+    assert_eq!(sim.view("web", 0).waiting_on, instances[0].waiting_on);
+}
+
+#[test]
+fn a_dependency_still_on_its_way_is_a_blocker_that_has_not_failed() {
+    let mut migrate = prog("migrate");
+    migrate.restart = RestartPolicy::Never;
+    let mut sim = Sim::new(set(vec![
+        needs(prog("web"), "migrate", Condition::Completed),
+        migrate,
+    ]));
+    sim.advance(secs(1));
+    assert_eq!(sim.state("migrate", 0), State::Running);
+    let waiting_on = sim.view("web", 0).waiting_on;
+    assert_eq!(waiting_on.len(), 1, "{waiting_on:?}");
+    assert_eq!(waiting_on[0].state, State::Running);
+    assert!(!waiting_on[0].failed);
+    // Nothing else waits, so nothing else names a blocker.
+    assert!(sim.view("migrate", 0).waiting_on.is_empty());
+    sim.exit("migrate", 0, 0);
+    assert!(sim.view("web", 0).waiting_on.is_empty());
+}
+
+#[test]
+fn a_start_is_answered_once_a_long_completed_dependency_has_proven_itself() {
+    let mut migrate = prog("migrate");
+    migrate.restart = RestartPolicy::Never;
+    migrate.autostart = false;
+    let mut web = needs(prog("web"), "migrate", Condition::Completed);
+    web.autostart = false;
+    let mut sim = Sim::new(set(vec![web, migrate]));
+    let t = sim.request(Request::Start(Target::Program("web".into())));
+    sim.advance(ms(500));
+    assert_eq!(sim.state("migrate", 0), State::Running);
+    assert_eq!(sim.reply(t), None);
+    // Up for its min_uptime (1s from its spawn at 10ms): the answer says
+    // web waits on it, and that it has not failed.
+    sim.advance(ms(520));
+    let Some(Ok(Reply::Done { instances })) = sim.reply(t) else {
+        panic!("no reply at {:?}", sim.now);
+    };
+    assert_eq!(instances[0].state, State::Waiting);
+    assert_eq!(instances[0].waiting_on.len(), 1);
+    assert_eq!(instances[0].waiting_on[0].state, State::Running);
+    assert!(!instances[0].waiting_on[0].failed);
+}
