@@ -76,9 +76,10 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let slots = Slots::new(limits.max_connections_per_user);
-    let refusing = Arc::new(()); // one strong count per refusal under way
-                                 // Every connection task holds a receiver: once they are all gone, so
-                                 // are the connections.
+    // One strong count per refusal under way.
+    let refusing = Arc::new(());
+    // Every connection task holds a receiver: once they are all gone, so
+    // are the connections.
     let (live_tx, live_rx) = watch::channel(());
     tokio::pin!(stop);
     loop {
