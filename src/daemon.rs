@@ -156,7 +156,8 @@ pub async fn run(
             marker: r.marker.clone(),
         })
         .collect();
-    let swept = crate::proc::sweep_starts(&starts) + crate::proc::sweep(&leftovers);
+    let swept =
+        crate::proc::sweep_starts(&starts, supervision.cgroups()) + crate::proc::sweep(&leftovers);
     if swept > 0 {
         driver.notice(format!(
             "killed {swept} processes left behind by a previous ward on this state dir"

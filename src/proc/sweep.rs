@@ -12,15 +12,17 @@ use super::Start;
 
 /// Kills what `starts` (earlier starts of ward on this state dir) left
 /// running; returns how many processes it killed. A start whose ward is
-/// still alive (same pid, same start time) is left alone.
-pub fn sweep_starts(starts: &[Start]) -> usize {
+/// still alive (same pid, same start time) is left alone, and so is
+/// `own_root`, this ward's own cgroup root (as PID 1 of a container, a
+/// later start has the same pid, so the same root name).
+pub fn sweep_starts(starts: &[Start], own_root: Option<&Path>) -> usize {
     #[cfg(target_os = "linux")]
     {
-        starts.iter().map(sweep_start).sum()
+        starts.iter().map(|s| sweep_start(s, own_root)).sum()
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = starts;
+        let _ = (starts, own_root);
         0
     }
 }
@@ -44,7 +46,7 @@ fn checked_root(start: &Start, pid: u32) -> Option<&Path> {
 }
 
 #[cfg(target_os = "linux")]
-fn sweep_start(start: &Start) -> usize {
+fn sweep_start(start: &Start, own_root: Option<&Path>) -> usize {
     use super::{cgroup, procfs};
     use std::collections::HashSet;
     use std::time::Duration;
@@ -52,12 +54,15 @@ fn sweep_start(start: &Start) -> usize {
     let Some((pid, time)) = parse_prefix(&start.marker_prefix) else {
         return 0;
     };
-    let me = std::process::id();
-    if pid == me || procfs::stat(pid).is_some_and(|s| s.start_time == time) {
+    // That ward still runs (or is this one): nothing of it is left over.
+    // The same pid with another start time is a recycled pid (or, as PID 1
+    // of a container, a later start), and the recorded start is gone.
+    if procfs::stat(pid).is_some_and(|s| s.start_time == time) {
         return 0;
     }
+    let me = std::process::id();
     let mut killed: HashSet<u32> = HashSet::new();
-    let root = checked_root(start, pid);
+    let root = checked_root(start, pid).filter(|root| Some(*root) != own_root);
     if let Some(root) = root {
         killed.extend(members(root));
         let _ = cgroup::kill(root);
@@ -145,6 +150,6 @@ mod tests {
             cgroup_root: Some(PathBuf::from("/etc")),
             marker_prefix: "999999999.1".into(),
         };
-        assert_eq!(sweep_starts(&[own, junk, dead]), 0);
+        assert_eq!(sweep_starts(&[own, junk, dead], None), 0);
     }
 }

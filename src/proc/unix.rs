@@ -205,7 +205,6 @@ pub struct Supervision {
 
 impl Supervision {
     /// ward's cgroup root, if cgroups are in use.
-    #[allow(dead_code)] // for tests and diagnostics
     pub fn cgroups(&self) -> Option<&Path> {
         self.ctx.cgroup_root.as_deref()
     }
