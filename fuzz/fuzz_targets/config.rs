@@ -65,10 +65,16 @@ fuzz_target!(|data: &[u8]| {
 /// A diagnostic's line and column lie inside the text it is about, and
 /// its snippet is that line.
 fn check_place(d: &Diagnostic, config_path: &Path, config_text: &str) {
-    assert!(
-        d.line >= 1 && d.col >= 1,
-        "{d:?}: lines and columns start at 1"
-    );
+    // About a whole file (one that cannot be read, or a default the file
+    // implies): no place, no snippet.
+    if d.line == 0 {
+        assert!(
+            d.col == 0 && d.snippet.is_empty() && d.span_len == 0,
+            "{d:?}: a whole-file diagnostic with a place"
+        );
+        return;
+    }
+    assert!(d.col >= 1, "{d:?}: lines and columns start at 1");
     let other_text;
     let text = if d.file == config_path {
         config_text
@@ -78,12 +84,7 @@ fn check_place(d: &Diagnostic, config_path: &Path, config_text: &str) {
         other_text = contents;
         &other_text
     } else {
-        // A whole-file diagnostic (a file that cannot be read) has no place.
-        assert!(
-            d.line == 1 && d.col == 1 && d.snippet.is_empty() && d.span_len == 0,
-            "{d:?}: a diagnostic about an unreadable file with a place"
-        );
-        return;
+        panic!("{d:?}: a place in a file that cannot be read");
     };
     // Lines as the diagnostic counts them: a text with n line breaks has
     // n + 1 lines (the last one perhaps empty).

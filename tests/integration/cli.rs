@@ -329,3 +329,46 @@ fn the_socket_mode_admits_its_group_or_everyone() {
     assert_served(&status_as_nobody(&ward, &["--clear-groups"]));
     ward.down();
 }
+
+#[test]
+fn messages_speak_plainly_about_instances_and_missing_files() {
+    let ward = Ward::new(
+        r#"
+[program.web]
+command = ["{testee}", "--forever"]
+[program.pool]
+command = ["{testee}", "--forever"]
+instances = 3
+"#,
+    )
+    .up();
+    ward.wait_state("web", 0, "running");
+    for (target, said) in [
+        ("web:5", "web has no instance 5: it has one instance, web:0"),
+        (
+            "pool:7",
+            "pool has no instance 7: it has 3 instances, pool:0 to pool:2",
+        ),
+    ] {
+        let out = ward.ward(&["restart", target]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{target}: {err}");
+        assert!(!err.contains("..="), "{target}: {err}");
+    }
+    // A config that is not there has no line and column to point at.
+    let missing = ward.path().join("elsewhere.toml");
+    let out = run_bounded({
+        let mut cmd = std::process::Command::new(WARD);
+        cmd.arg("--config").arg(&missing).arg("check");
+        cmd
+    });
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("error: {}: cannot read", missing.display())),
+        "{err}"
+    );
+    assert!(!err.contains(":1:1"), "{err}");
+    ward.down();
+}

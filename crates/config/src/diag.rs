@@ -35,7 +35,8 @@ fn render_all(items: &[Diagnostic]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub file: PathBuf,
-    /// 1-based line of the offending text.
+    /// 1-based line of the offending text; 0 when the mistake is about the
+    /// whole file (it cannot be read, or a default it implies is wrong).
     pub line: usize,
     /// 1-based column, counted in characters.
     pub col: usize,
@@ -87,8 +88,8 @@ impl Diagnostic {
     pub(crate) fn whole_file(file: &Path, message: String, help: Option<String>) -> Diagnostic {
         Diagnostic {
             file: file.to_path_buf(),
-            line: 1,
-            col: 1,
+            line: 0,
+            col: 0,
             message,
             snippet: String::new(),
             span_len: 0,
@@ -98,13 +99,7 @@ impl Diagnostic {
 
     /// `ward.toml:3:1: unknown key "restrat" in [program.api] (did you mean "restart"?)`
     pub fn one_line(&self) -> String {
-        let mut out = format!(
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        );
+        let mut out = format!("{}: {}", self.place(), self.message);
         if let Some(help) = &self.help {
             out.push_str(&format!(" ({help})"));
         }
@@ -112,16 +107,20 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// `ward.toml:3:1`, or `ward.toml` for the whole file.
+    fn place(&self) -> String {
+        if self.line == 0 {
+            self.file.display().to_string()
+        } else {
+            format!("{}:{}:{}", self.file.display(), self.line, self.col)
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "error: {}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )?;
+        writeln!(f, "error: {}: {}", self.place(), self.message)?;
         let width = self.line.to_string().len();
         if !(self.snippet.is_empty() && self.span_len == 0) {
             // Tabs are widened so that the marker lines up under them.
@@ -256,7 +255,7 @@ mod tests {
         );
         assert_eq!(
             ds.to_string(),
-            "error: ward.toml:1:1: cannot read ward.toml: gone\n"
+            "error: ward.toml: cannot read ward.toml: gone\n"
         );
     }
 }

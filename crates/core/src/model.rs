@@ -299,11 +299,18 @@ impl fmt::Display for RequestError {
                 program,
                 index,
                 instances,
-            } => write!(
-                f,
-                "program {program:?} has no instance {index} (it has {instances}: 0..={})",
-                instances.saturating_sub(1)
-            ),
+            } => match instances {
+                0 => write!(f, "{program} has no instance {index}: it has no instances"),
+                1 => write!(
+                    f,
+                    "{program} has no instance {index}: it has one instance, {program}:0"
+                ),
+                n => write!(
+                    f,
+                    "{program} has no instance {index}: it has {n} instances, {program}:0 to {program}:{}",
+                    n - 1
+                ),
+            },
             RequestError::ShuttingDown => f.write_str("ward is shutting down"),
         }
     }

@@ -75,7 +75,7 @@ fn a_fifo_config_is_refused_without_waiting_for_a_writer() {
     mkfifo(&fifo);
     let all = load_errors(&fifo);
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!((all[0].line, all[0].col), (1, 1));
+    assert_eq!((all[0].line, all[0].col), (0, 0));
     assert_eq!(
         all[0].message,
         format!("{}: not a regular file (a FIFO)", fifo.display())
@@ -319,7 +319,7 @@ fn a_socket_path_must_fit_a_unix_socket_address() {
     let d = &parse(Path::new(&file), "").unwrap_err().items[0];
     assert_eq!(
         (d.line, d.col, d.snippet.as_str(), d.span_len),
-        (1, 1, "", 0)
+        (0, 0, "", 0)
     );
     assert!(
         d.message.starts_with("the control socket path "),
@@ -416,7 +416,7 @@ fn a_state_dir_that_is_a_file_is_reported_at_state_dir() {
     std::fs::write(&config, "").unwrap();
     std::fs::write(dir.path().join(".ward"), "").unwrap();
     let d = &load_errors(&config)[0];
-    assert_eq!((d.line, d.col, d.span_len), (1, 1, 0));
+    assert_eq!((d.line, d.col, d.span_len), (0, 0, 0));
     assert_eq!(
         d.message,
         format!(
