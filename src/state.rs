@@ -169,14 +169,16 @@ impl StateLock {
                 let holder = dir.read(LOCK_FILE, 64).unwrap_or_default();
                 let holder = String::from_utf8_lossy(&holder);
                 let holder = holder.trim();
-                return Err(if holder.is_empty() || holder.parse::<u32>().is_err() {
-                    format!("another ward is already running on {}", state_dir.display())
+                let who = if holder.is_empty() || holder.parse::<u32>().is_err() {
+                    "another ward".to_string()
                 } else {
-                    format!(
-                        "another ward (pid {holder}) is already running on {}",
-                        state_dir.display()
-                    )
-                });
+                    format!("another ward (pid {holder})")
+                };
+                return Err(format!(
+                    "{who} is already running on {}; `ward status` talks to it, \
+                     `ward down` stops it",
+                    state_dir.display()
+                ));
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(format!(

@@ -599,6 +599,11 @@ backoff = { initial = "5ms", max = "10ms", jitter = 0.0 }
         )),
         "{said}"
     );
+    assert!(
+        said.contains("`ward status` talks to it, `ward down` stops it"),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
     assert!(!said.contains("x:0"), "the first ward's lines: {said}");
     for line in said.lines() {
         assert!(
