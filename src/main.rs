@@ -33,7 +33,9 @@ use cli::{Failure, Locations, Outcome};
                   the running daemon through its control socket."
 )]
 struct Cli {
-    /// The config file.
+    /// The config file (default: `ward.toml` in the current folder, or in
+    /// the nearest folder above it that has one, up to your home folder or
+    /// a file-system boundary).
     #[arg(
         long,
         short = 'c',
@@ -179,6 +181,9 @@ fn main() {
             eprintln!("{line}");
         }
         eprintln!("ward: {}", failure.message);
+        if let Some(note) = loc.search_note() {
+            eprintln!("ward: {note}");
+        }
         std::process::exit(failure.code);
     }
 }

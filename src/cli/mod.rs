@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct Locations {
     pub config: PathBuf,
     pub socket: PathBuf,
+    /// The folders searched for `ward.toml` when no `--config` named one
+    /// and none was found (empty otherwise): said when a verb fails.
+    pub searched: Vec<PathBuf>,
 }
 
 /// A failure of a verb: the one-line reason (printed as `ward: reason`),
@@ -46,17 +49,77 @@ impl From<client::CallError> for Failure {
 pub type Outcome = Result<(), Failure>;
 
 impl Locations {
+    /// The config is `--config`/`WARD_CONFIG`, else the first `ward.toml`
+    /// in the current folder or one above it (as git and cargo look for
+    /// theirs), up to the home folder (when the current one is inside it)
+    /// or a file-system boundary; else `./ward.toml`.
+    ///
     /// The socket comes from `--socket`/`WARD_SOCKET`, else from the config;
     /// a config with errors still names its socket when its `[ward]` table
     /// is readable, else the default `.ward/ward.sock` beside it is used
     /// (so `ward reload` can report the errors of a broken config).
     pub fn resolve(config: Option<PathBuf>, socket: Option<PathBuf>) -> Locations {
-        let config = absolute(&config.unwrap_or_else(|| PathBuf::from("ward.toml")));
+        let (config, searched) = match config {
+            Some(config) => (absolute(&config), Vec::new()),
+            None => find_config(),
+        };
         let socket = socket
             .map(|s| absolute(&s))
             .unwrap_or_else(|| ward_config::socket_path(&config));
-        Locations { config, socket }
+        Locations {
+            config,
+            socket,
+            searched,
+        }
     }
+
+    /// Where the search for `ward.toml` went, when it found none.
+    pub fn search_note(&self) -> Option<String> {
+        if self.searched.is_empty() {
+            return None;
+        }
+        let folders: Vec<String> = self
+            .searched
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        Some(format!(
+            "no ward.toml in {} (searched from the current folder up); ward used {} and the \
+             socket {}: run ward in the project's folder or pass --config FILE",
+            folders.join(", "),
+            self.config.display(),
+            self.socket.display()
+        ))
+    }
+}
+
+/// The first `ward.toml` from the current folder up, or `./ward.toml` and
+/// the folders searched.
+fn find_config() -> (PathBuf, Vec<PathBuf>) {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|home| home.is_absolute() && cwd.starts_with(home));
+    let mut searched = Vec::new();
+    let mut dir = cwd.clone();
+    loop {
+        let candidate = dir.join("ward.toml");
+        if candidate.is_file() {
+            return (candidate, Vec::new());
+        }
+        searched.push(dir.clone());
+        if home.as_ref() == Some(&dir) {
+            break;
+        }
+        let Some(parent) = dir.parent().map(Path::to_path_buf) else {
+            break;
+        };
+        if !crate::files::same_filesystem(&dir, &parent) {
+            break;
+        }
+        dir = parent;
+    }
+    (cwd.join("ward.toml"), searched)
 }
 
 pub fn absolute(path: &Path) -> PathBuf {

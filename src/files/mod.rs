@@ -22,7 +22,7 @@
 mod unix;
 
 #[cfg(unix)]
-pub use unix::{append_existing, open_regular, Appending, Dir, FileId};
+pub use unix::{append_existing, open_regular, same_filesystem, Appending, Dir, FileId};
 
 /// Files ward creates for itself: readable by ward's user only.
 pub const PRIVATE_FILE: u32 = 0o600;

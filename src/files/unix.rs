@@ -157,6 +157,16 @@ pub fn append_existing(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Whether `a` and `b` are on one file system (a search for a file up the
+/// directory tree stops where this is false, as git's does).
+pub fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
 fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     ensure_regular(&file, path)?;
     let mut data = Vec::new();

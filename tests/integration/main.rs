@@ -12,6 +12,7 @@ mod files;
 mod hardening_proc;
 mod lifecycle;
 mod logs;
+mod lookup;
 mod reload;
 mod signals;
 mod trees;
