@@ -127,9 +127,12 @@ enum Control {
         /// A program (`api`), an instance (`web:1`), or `all`.
         name: String,
     },
-    /// Show a program's output (from its log files).
+    /// Show a program's output (from its log files). When ward is not
+    /// running, the files are read directly (said on stderr); `-f` needs a
+    /// running ward.
     Logs {
-        /// A program (`api`; all its instances) or an instance (`web:1`).
+        /// A program (`api`; all its instances, each line prefixed with its
+        /// instance), an instance (`web:1`), or `all`.
         name: String,
         /// Keep printing new lines as they come, until ward stops (then
         /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
@@ -146,7 +149,10 @@ enum Control {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Show ward's events (state changes, exits, reloads, dropped log lines).
+    /// Show ward's events (state changes, exits, reloads, dropped log
+    /// lines, notices), one JSON object a line, from the journal
+    /// (events.jsonl). When ward is not running, the journal is read
+    /// directly (said on stderr); `-f` needs a running ward.
     Events {
         /// Keep printing events as they happen, until ward stops (then
         /// `ward stopped` on stderr, exit 0; a broken connection exits 1).

@@ -476,7 +476,7 @@ impl Follow {
     }
 }
 
-fn prefix_lines(name: &str, bytes: &[u8], prefixed: bool) -> Vec<u8> {
+pub(crate) fn prefix_lines(name: &str, bytes: &[u8], prefixed: bool) -> Vec<u8> {
     if !prefixed {
         return bytes.to_vec();
     }

@@ -25,6 +25,9 @@ pub struct CallError {
     pub message: String,
     /// Extra lines (config errors of a rejected reload).
     pub details: Vec<String>,
+    /// No daemon answers on the socket (none there, or nobody listening):
+    /// verbs that can read the files instead do.
+    pub not_running: bool,
 }
 
 impl CallError {
@@ -32,6 +35,7 @@ impl CallError {
         CallError {
             message,
             details: Vec::new(),
+            not_running: false,
         }
     }
 }
@@ -138,12 +142,18 @@ impl Client {
 
     fn connect_error(&self, e: std::io::Error) -> CallError {
         let socket = self.socket.display();
-        CallError::plain(match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                format!(
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        ) {
+            return CallError {
+                not_running: true,
+                ..CallError::plain(format!(
                     "ward is not running (no daemon answers on {socket}); start it with `ward up`"
-                )
-            }
+                ))
+            };
+        }
+        CallError::plain(match e.kind() {
             std::io::ErrorKind::PermissionDenied => {
                 format!("permission denied on {socket}: the socket belongs to another user")
             }
@@ -176,6 +186,7 @@ async fn body_error(resp: hyper::Response<Incoming>) -> CallError {
             Ok(err) => CallError {
                 message: err.error,
                 details: err.details,
+                not_running: false,
             },
             Err(_) => CallError::plain(describe_status(status, &body)),
         },

@@ -211,12 +211,22 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     let client = Client::new(&loc.socket);
     let path = format!("/v1/logs/{}?n={lines}&follow={follow}", encode(target));
     let mut stdout = std::io::stdout();
-    let end = client
+    let end = match client
         .stream(&path, |chunk| {
             // A closed stdout (`ward logs -f api | head`) ends the command.
             stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
         })
-        .await?;
+        .await
+    {
+        Err(e) if e.not_running && !follow => return super::offline::logs(loc, target, lines),
+        Err(e) if e.not_running => {
+            return Err(Failure::new(format!(
+                "{}; `logs -f` follows a running ward (without -f, ward reads the files)",
+                e.message
+            )))
+        }
+        other => other?,
+    };
     if end.as_deref() == Some("stopped") {
         eprintln!("ward stopped");
     }
@@ -227,12 +237,15 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
     let client = Client::new(&loc.socket);
     let mut stdout = std::io::stdout();
     if !follow {
-        client
+        let read = client
             .stream(&format!("/v1/events?n={lines}"), |chunk| {
                 stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
             })
-            .await?;
-        return Ok(());
+            .await;
+        return match read {
+            Err(e) if e.not_running => super::offline::events(loc, lines),
+            other => other.map(|_| ()).map_err(Failure::from),
+        };
     }
     // Server-sent events: print the `data:` of each event, one per line,
     // until ward sends its end event.

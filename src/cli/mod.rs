@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod control;
+mod offline;
 pub mod up;
 
 use std::path::{Path, PathBuf};

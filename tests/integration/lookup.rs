@@ -74,3 +74,61 @@ fn with_no_config_anywhere_ward_says_where_it_looked() {
         "{err}"
     );
 }
+
+#[test]
+fn logs_and_events_are_read_from_the_files_once_ward_is_down() {
+    let mut ward = Ward::new(
+        r#"
+[program.echo]
+command = ["{testee}", "--echo", "first", "--echo", "second", "--echo", "third", "--exit", "3"]
+restart = "never"
+[program.pair]
+command = ["{testee}", "--echo", "hello", "--forever"]
+instances = 2
+"#,
+    )
+    .up();
+    ward.wait_state("echo", 0, "exited");
+    wait_until("pair's lines", || {
+        ward.ok(&["logs", "pair", "-n", "5"]).lines().count() == 2
+    });
+    let live_pair = ward.ok(&["logs", "pair", "-n", "5"]);
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+
+    let out = ward.ward(&["logs", "echo", "-n", "2"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with("stdout second"), "{text}");
+    assert!(lines[1].ends_with("stdout third"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ward is not running; reading the files in"),
+        "{err}"
+    );
+    // Several instances: prefixed as the daemon does.
+    let offline_pair = ward.ward(&["logs", "pair", "-n", "5"]);
+    assert_eq!(String::from_utf8_lossy(&offline_pair.stdout), live_pair);
+
+    let out = ward.ward(&["events", "-n", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(events.len(), 3, "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading the files"));
+
+    // Following needs a running ward; an unknown name is still an error.
+    let out = ward.ward(&["logs", "-f", "echo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`logs -f` follows a running ward"), "{err}");
+    let out = ward.ward(&["logs", "ech"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean \"echo\""), "{err}");
+}
