@@ -312,7 +312,12 @@ impl Driver {
                     launch,
                     logs,
                 } => self.exec.spawn(id, run, launch, logs),
-                Action::Signal { id, run, signal } => self.exec.signal(&id, run, signal),
+                Action::Signal {
+                    id,
+                    run,
+                    signal,
+                    main_only,
+                } => self.exec.signal(&id, run, signal, main_only),
                 Action::SignalMain { id, run, signal } => self.exec.signal_main(&id, run, signal),
                 Action::KillTree { id, run } => self.exec.kill_tree(&id, run),
                 Action::Reply { token, result } => {

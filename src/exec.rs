@@ -49,7 +49,11 @@ struct RunRt {
 
 #[derive(Clone, Copy)]
 enum TreeOp {
-    Signal(Signal),
+    /// A stop's signal: to the whole tree, or the main process only.
+    Stop {
+        sig: Signal,
+        main_only: bool,
+    },
     SignalMain(Signal),
     Kill,
 }
@@ -139,8 +143,9 @@ impl Exec {
         }
     }
 
-    pub fn signal(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
-        self.tree_op(id, run, TreeOp::Signal(sig));
+    /// A stop's signal (and the SIGCONT after it).
+    pub fn signal(&mut self, id: &InstanceId, run: RunId, sig: Signal, main_only: bool) {
+        self.tree_op(id, run, TreeOp::Stop { sig, main_only });
     }
 
     pub fn signal_main(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
@@ -213,8 +218,17 @@ fn apply_now(tree: &Tree, op: TreeOp) {
         // A failed signal means the tree is already gone: the run task
         // reports that on its own. (The engine's tree-wide signal is the
         // stop signal: a stopped process is continued to receive it.)
-        TreeOp::Signal(sig) => {
+        TreeOp::Stop {
+            sig,
+            main_only: false,
+        } => {
             let _ = tree.signal_stop(sig);
+        }
+        TreeOp::Stop {
+            sig,
+            main_only: true,
+        } => {
+            let _ = tree.signal_stop_leader(sig);
         }
         TreeOp::SignalMain(sig) => {
             let _ = tree.signal_leader(sig);

@@ -92,6 +92,16 @@ impl Tree {
         }
     }
 
+    /// [`Tree::signal_stop`] for the main process only (`stop_mode =
+    /// "main"`): it stops the rest of its tree its own way.
+    pub fn signal_stop_leader(&self, sig: Signal) -> io::Result<()> {
+        self.signal_leader(sig)?;
+        match sig {
+            Signal::Kill | Signal::Cont | Signal::Stop | Signal::Tstp => Ok(()),
+            _ => send(self.pgid, libc::SIGCONT),
+        }
+    }
+
     /// Each of `signos` in turn to the process group, then to the members
     /// outside it. The members are found once, after the first signal has
     /// reached the group, so every signal reaches the same processes.

@@ -15,4 +15,5 @@ mod logs;
 mod lookup;
 mod reload;
 mod signals;
+mod stop_modes;
 mod trees;

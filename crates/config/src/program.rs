@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 use ward_core::{
     BackoffSpec, Condition, LaunchSpec, LogSpec, ProgramSpec, RestartPolicy, Signal, StartLimit,
+    StopMode,
 };
 
 use crate::host::is_numeric_id;
@@ -17,7 +18,7 @@ use crate::read::{did_you_mean, found, quoted_list, Ctx, Field, Section};
 use crate::settings::read_logs;
 use crate::units::format_duration;
 
-const PROGRAM_KEYS: [&str; 18] = [
+const PROGRAM_KEYS: [&str; 19] = [
     "command",
     "shell",
     "cwd",
@@ -34,12 +35,13 @@ const PROGRAM_KEYS: [&str; 18] = [
     "min_uptime",
     "stop_signal",
     "stop_timeout",
+    "stop_mode",
     "depends_on",
     "logs",
 ];
 
 /// What supervisord, PM2, systemd or Compose call our keys.
-const ALIASES: [(&str, &str); 20] = [
+const ALIASES: [(&str, &str); 22] = [
     ("autorestart", "restart"),
     ("cmd", "command"),
     ("args", "command"),
@@ -56,6 +58,8 @@ const ALIASES: [(&str, &str); 20] = [
     ("kill_signal", "stop_signal"),
     ("stopwaitsecs", "stop_timeout"),
     ("kill_timeout", "stop_timeout"),
+    ("killmode", "stop_mode"),
+    ("kill_mode", "stop_mode"),
     ("startsecs", "min_uptime"),
     ("after", "depends_on"),
     ("requires", "depends_on"),
@@ -141,6 +145,9 @@ pub(crate) fn read_program(
     let stop_timeout = get("stop_timeout")
         .and_then(|f| ctx.duration(&f))
         .unwrap_or(Duration::from_secs(10));
+    let stop_mode = get("stop_mode")
+        .and_then(|f| ctx.choice(&f, &[("tree", StopMode::Tree), ("main", StopMode::Main)]))
+        .unwrap_or_default();
     let deps = get("depends_on")
         .map(|f| depends_on(ctx, &f))
         .unwrap_or_default();
@@ -169,6 +176,7 @@ pub(crate) fn read_program(
         min_uptime,
         stop_signal,
         stop_timeout,
+        stop_mode,
         depends_on: deps
             .iter()
             .map(|(dep, condition)| (dep.name.clone(), *condition))

@@ -60,6 +60,7 @@ fn policy_differs(before: &ProgramSpec, after: &ProgramSpec) -> bool {
         min_uptime,
         stop_signal,
         stop_timeout,
+        stop_mode,
         depends_on,
     } = before;
     // Destructuring makes a new field a compile error here until someone
@@ -73,5 +74,6 @@ fn policy_differs(before: &ProgramSpec, after: &ProgramSpec) -> bool {
         || *min_uptime != after.min_uptime
         || *stop_signal != after.stop_signal
         || *stop_timeout != after.stop_timeout
+        || *stop_mode != after.stop_mode
         || *depends_on != after.depends_on
 }

@@ -226,11 +226,14 @@ pub enum Action {
         launch: Arc<LaunchSpec>,
         logs: Arc<LogSpec>,
     },
-    /// Send `signal` to every process of the run's tree.
+    /// Send a stop's `signal` to every process of the run's tree, or, with
+    /// `main_only` (`stop_mode = "main"`), to its main process only; the
+    /// shell follows it with SIGCONT, so a stopped process acts on it.
     Signal {
         id: InstanceId,
         run: RunId,
         signal: Signal,
+        main_only: bool,
     },
     /// Send `signal` to the run's main process only (a user's `ward
     /// signal`: a reload or log-reopen signal is meant for the program, not

@@ -45,6 +45,8 @@ pub struct ProgramSpec {
     pub min_uptime: Duration,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
+    /// Who gets `stop_signal`: the whole tree, or the main process only.
+    pub stop_mode: StopMode,
     /// Program name → condition it must meet before this program starts.
     pub depends_on: BTreeMap<String, Condition>,
 }
@@ -100,6 +102,19 @@ impl Default for LogAccess {
             allow_writable_dir: false,
         }
     }
+}
+
+/// Who a stop's signal goes to. Either way, every process still running at
+/// `stop_timeout` is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopMode {
+    /// Every process of the run's tree (systemd's `KillMode=control-group`).
+    #[default]
+    Tree,
+    /// The main process only, which stops the rest its own way (a
+    /// PostgreSQL postmaster, a gunicorn master): systemd's `KillMode=mixed`.
+    Main,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

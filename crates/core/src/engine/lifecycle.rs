@@ -8,7 +8,7 @@ use crate::limit;
 use crate::model::{
     Action, Desired, EventKind, ExitStatus, InstanceId, RunEnd, RunId, State, Time,
 };
-use crate::spec::RestartPolicy;
+use crate::spec::{RestartPolicy, StopMode};
 use crate::timers::{Timer, TimerKey, TimerKind};
 
 use super::Supervisor;
@@ -79,6 +79,7 @@ impl Supervisor {
             return;
         };
         let (timeout, signal) = (spec.stop_timeout, spec.stop_signal);
+        let main_only = spec.stop_mode == StopMode::Main;
         let Some(run) = self.instance_mut(id).and_then(|i| i.run.as_mut()) else {
             return;
         };
@@ -99,6 +100,7 @@ impl Supervisor {
                 id: id.clone(),
                 run: run_id,
                 signal,
+                main_only,
             });
         }
     }
@@ -130,6 +132,7 @@ impl Supervisor {
         };
         let (reset_after, min_uptime, signal) =
             (spec.backoff.reset_after, spec.min_uptime, spec.stop_signal);
+        let main_only = spec.stop_mode == StopMode::Main;
         let state = self.instance(id).map(|i| i.state);
         if state == Some(State::Starting) {
             self.transition(id, State::Running);
@@ -159,6 +162,7 @@ impl Supervisor {
                 id: id.clone(),
                 run,
                 signal,
+                main_only,
             });
         }
     }
@@ -261,10 +265,13 @@ impl Supervisor {
             self.arm_state_timer(id, after(now, timeout), TimerKind::StopDeadline(run));
         }
         if send_signal {
+            // The main process is gone: what is left gets the signal,
+            // whatever the stop mode.
             self.actions.push_back(Action::Signal {
                 id: id.clone(),
                 run,
                 signal,
+                main_only: false,
             });
         }
     }

@@ -11,7 +11,7 @@ use crate::engine::Restore;
 use crate::model::{Desired, InstanceId, RunId};
 use crate::spec::{
     BackoffSpec, Condition, LaunchSpec, LogFormat, LogSpec, ProgramSpec, RestartPolicy, Signal,
-    SpecSet, StartLimit,
+    SpecSet, StartLimit, StopMode,
 };
 
 // ----- programs -----
@@ -95,6 +95,13 @@ pub fn build(shapes: &[Shape]) -> SpecSet {
                 min_uptime: shape.min_uptime,
                 stop_signal: Signal::Term,
                 stop_timeout: shape.stop_timeout,
+                // Both modes, without a field of its own: the invariants
+                // hold whoever the stop signal reaches.
+                stop_mode: if shape.argv % 2 == 1 {
+                    StopMode::Main
+                } else {
+                    StopMode::Tree
+                },
                 depends_on,
             };
             (name, spec)

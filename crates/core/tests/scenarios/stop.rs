@@ -24,7 +24,8 @@ fn stop_signals_then_kills_at_the_deadline() {
         == Action::Signal {
             id: id("api", 0),
             run,
-            signal: Signal::Term
+            signal: Signal::Term,
+            main_only: false,
         }));
     assert_eq!(sim.sup.poll_timeout(), Some(stop_at + secs(5)));
     sim.advance(secs(4));
@@ -42,6 +43,96 @@ fn stop_signals_then_kills_at_the_deadline() {
         vec![("api:0".into(), State::Stopped)]
     );
     assert_eq!(sim.sup.poll_timeout(), None);
+}
+
+#[test]
+fn stop_mode_main_signals_the_main_process_then_kills_the_tree() {
+    let mut api = prog("api");
+    api.stop_mode = StopMode::Main;
+    let mut sim = Sim::new(set(vec![api]));
+    sim.set_world(
+        "api",
+        World {
+            exit_on_signal: None,
+            ..World::default()
+        },
+    );
+    sim.advance(secs(1));
+    let run = sim.run("api", 0).unwrap();
+    let token = sim.request(Request::Stop(Target::Program("api".into())));
+    let stop_at = sim.now;
+    let signals: Vec<&Action> = sim
+        .log
+        .iter()
+        .map(|(_, a)| a)
+        .filter(|a| matches!(a, Action::Signal { .. }))
+        .collect();
+    assert_eq!(
+        signals,
+        [&Action::Signal {
+            id: id("api", 0),
+            run,
+            signal: Signal::Term,
+            main_only: true,
+        }]
+    );
+    // The deadline is the same as in tree mode: then the whole tree goes.
+    sim.advance(secs(6));
+    let kill_at = sim
+        .log
+        .iter()
+        .find(|(_, a)| matches!(a, Action::KillTree { .. }))
+        .map(|(t, _)| *t);
+    assert_eq!(kill_at, Some(stop_at + secs(5)));
+    assert_eq!(
+        done_states(sim.reply(token)),
+        vec![("api:0".into(), State::Stopped)]
+    );
+}
+
+#[test]
+fn stop_mode_main_after_the_main_process_is_gone_signals_the_tree() {
+    let mut api = prog("api");
+    api.stop_mode = StopMode::Main;
+    let mut sim = Sim::new(set(vec![api]));
+    sim.advance(secs(5));
+    let run = sim.run("api", 0).unwrap();
+    sim.exit_leaving_tree("api", 0, 2);
+    // Nobody is left to pass the signal on: the rest of the tree gets it.
+    assert!(sim.log.iter().any(|(_, a)| *a
+        == Action::Signal {
+            id: id("api", 0),
+            run,
+            signal: Signal::Term,
+            main_only: false,
+        }));
+}
+
+#[test]
+fn a_changed_stop_mode_needs_no_restart() {
+    let mut sim = Sim::new(set(vec![prog("api")]));
+    sim.advance(secs(1));
+    let before = sim.run("api", 0).unwrap();
+    let mut api = prog("api");
+    api.stop_mode = StopMode::Main;
+    sim.request(Request::Reload {
+        specs: set(vec![api]),
+        dry_run: false,
+    });
+    sim.advance(secs(1));
+    assert_eq!(
+        sim.run("api", 0),
+        Some(before),
+        "a policy change restarts nothing"
+    );
+    sim.request(Request::Stop(Target::All));
+    assert!(sim.log.iter().any(|(_, a)| matches!(
+        a,
+        Action::Signal {
+            main_only: true,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -85,7 +176,8 @@ fn leader_exit_with_tree_alive_cleans_up_then_restarts() {
         == Action::Signal {
             id: id("api", 0),
             run,
-            signal: Signal::Term
+            signal: Signal::Term,
+            main_only: false,
         }));
     sim.tree_gone("api", 0);
     assert_eq!(sim.state("api", 0), State::Backoff);

@@ -1,0 +1,60 @@
+//! `stop_mode`: the stop signal to the whole tree, or to the main process
+//! only (which stops the rest its own way); either way the tree is killed
+//! at `stop_timeout`.
+
+use crate::harness::*;
+
+/// A main process that ignores TERM, with a child that says when it gets
+/// TERM (it inherited the trap before the main process ignored TERM).
+fn stop_with(mode: &str) -> (String, Vec<serde_json::Value>) {
+    let mut ward = Ward::new(&format!(
+        r#"
+[program.pg]
+command = ["{{testee}}", "--pidfile", "{{dir}}/pids", "--trap", "TERM", "--fork", "1", "--ignore-term", "--forever"]
+stop_mode = "{mode}"
+stop_timeout = "1s"
+"#
+    ))
+    .up();
+    ward.wait_state("pg", 0, "running");
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    ward.ok(&["stop", "pg"]);
+    let survivors = wait_gone(&pids);
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "{mode}: {survivors:?} outlived the stop"
+    );
+    let log = std::fs::read_to_string(ward.path().join(".ward/logs/pg.0.log")).unwrap_or_default();
+    let journal = ward.journal();
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+    (log, journal)
+}
+
+fn timed_out(journal: &[serde_json::Value]) -> bool {
+    journal
+        .iter()
+        .any(|e| e["event"] == "stop_timeout" && e["instance"] == "pg:0")
+}
+
+#[test]
+fn stop_mode_tree_signals_every_process() {
+    let (log, journal) = stop_with("tree");
+    assert!(
+        log.contains("trapped SIGTERM"),
+        "the child got no TERM:\n{log}"
+    );
+    // The main process ignores TERM: the tree is killed at the deadline.
+    assert!(timed_out(&journal), "{journal:#?}");
+}
+
+#[test]
+fn stop_mode_main_signals_the_main_process_only() {
+    let (log, journal) = stop_with("main");
+    assert!(
+        !log.contains("trapped SIGTERM"),
+        "the child got TERM although only the main process should:\n{log}"
+    );
+    assert!(timed_out(&journal), "{journal:#?}");
+}
