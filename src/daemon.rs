@@ -319,6 +319,7 @@ impl Driver {
                     main_only,
                 } => self.exec.signal(&id, run, signal, main_only),
                 Action::SignalMain { id, run, signal } => self.exec.signal_main(&id, run, signal),
+                Action::SignalTree { id, run, signal } => self.exec.signal_tree(&id, run, signal),
                 Action::KillTree { id, run } => self.exec.kill_tree(&id, run),
                 Action::Reply { token, result } => {
                     if let Some(reply) = self.replies.remove(&token) {

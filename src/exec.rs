@@ -55,6 +55,8 @@ enum TreeOp {
         main_only: bool,
     },
     SignalMain(Signal),
+    /// A user's signal to every process of the tree.
+    SignalTree(Signal),
     Kill,
 }
 
@@ -152,6 +154,10 @@ impl Exec {
         self.tree_op(id, run, TreeOp::SignalMain(sig));
     }
 
+    pub fn signal_tree(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
+        self.tree_op(id, run, TreeOp::SignalTree(sig));
+    }
+
     pub fn kill_tree(&mut self, id: &InstanceId, run: RunId) {
         self.tree_op(id, run, TreeOp::Kill);
     }
@@ -232,6 +238,9 @@ fn apply_now(tree: &Tree, op: TreeOp) {
         }
         TreeOp::SignalMain(sig) => {
             let _ = tree.signal_leader(sig);
+        }
+        TreeOp::SignalTree(sig) => {
+            let _ = tree.signal(sig);
         }
         TreeOp::Kill => tree.kill(),
     }

@@ -117,8 +117,9 @@ enum Control {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Send a signal to the main process of each instance (not to what it
-    /// forked: `HUP` to reload, `USR1` to reopen logs, ...).
+    /// Send a signal to the main process of each instance (`HUP` to
+    /// reload, `USR1` to reopen logs, ...): not to what it forked, unless
+    /// `--tree` says so.
     Signal {
         /// One of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT,
         /// STOP, TSTP, WINCH; with or without `SIG`, any case.
@@ -126,6 +127,9 @@ enum Control {
         signal: String,
         /// A program (`api`), an instance (`web:1`), or `all`.
         name: String,
+        /// Send it to every process of each tree, not only the main process.
+        #[arg(long)]
+        tree: bool,
     },
     /// Show a program's output (from its log files). When ward is not
     /// running, the files are read directly (said on stderr); `-f` needs a
@@ -213,7 +217,9 @@ fn control(loc: &Locations, verb: Control) -> Outcome {
             Control::Start { names } => control::act(loc, "start", &names).await,
             Control::Stop { names } => control::act(loc, "stop", &names).await,
             Control::Restart { names } => control::act(loc, "restart", &names).await,
-            Control::Signal { signal, name } => control::signal(loc, &signal, &name).await,
+            Control::Signal { signal, name, tree } => {
+                control::signal(loc, &signal, &name, tree).await
+            }
             Control::Logs {
                 name,
                 follow,

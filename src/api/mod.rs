@@ -256,9 +256,17 @@ async fn no_signal() -> Response {
     error(StatusCode::BAD_REQUEST, message)
 }
 
+#[derive(Deserialize)]
+struct SignalQuery {
+    /// Every process of each tree, not only the main process.
+    #[serde(default)]
+    tree: bool,
+}
+
 async fn signal(
     State(shared): State<Shared>,
     UrlPath((target, sig)): UrlPath<(String, String)>,
+    Query(q): Query<SignalQuery>,
 ) -> Response {
     let sig = match parse_signal(&sig) {
         Ok(sig) => sig,
@@ -268,7 +276,12 @@ async fn signal(
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match ask(&shared, Request::Signal(target, sig)).await {
+    let request = if q.tree {
+        Request::SignalTree(target, sig)
+    } else {
+        Request::Signal(target, sig)
+    };
+    match ask(&shared, request).await {
         Ok(reply) => done(&shared, reply),
         Err(resp) => resp,
     }

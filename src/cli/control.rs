@@ -100,13 +100,14 @@ pub async fn act(loc: &Locations, verb: &str, targets: &[String]) -> Outcome {
     }
 }
 
-pub async fn signal(loc: &Locations, sig: &str, target: &str) -> Outcome {
+pub async fn signal(loc: &Locations, sig: &str, target: &str, tree: bool) -> Outcome {
     let client = Client::new(&loc.socket);
     let result: ActionResult = client
         .post_quick(&format!(
-            "/v1/programs/{}/signal/{}",
+            "/v1/programs/{}/signal/{}{}",
             encode(target),
-            encode(sig)
+            encode(sig),
+            if tree { "?tree=true" } else { "" }
         ))
         .await?;
     // A signal leaves states as they are: nothing here is its failure.

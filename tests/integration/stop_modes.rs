@@ -58,3 +58,33 @@ fn stop_mode_main_signals_the_main_process_only() {
     );
     assert!(timed_out(&journal), "{journal:#?}");
 }
+
+#[test]
+fn ward_signal_reaches_the_main_process_or_with_tree_every_process() {
+    let ward = Ward::new(
+        r#"
+[program.pool]
+command = ["{testee}", "--pidfile", "{dir}/pids", "--trap", "HUP", "--fork", "1", "--ignore", "HUP", "--forever"]
+"#,
+    )
+    .up();
+    ward.wait_state("pool", 0, "running");
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    let log = ward.path().join(".ward/logs/pool.0.log");
+    let trapped = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("trapped SIGHUP")
+    };
+    // The main process ignores HUP; only the child would say it got one.
+    ward.ok(&["signal", "HUP", "pool"]);
+    ward.ok(&["status"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!trapped(), "the child got HUP without --tree");
+    ward.ok(&["signal", "--tree", "HUP", "pool"]);
+    wait_until("the child to get HUP", trapped);
+    assert!(alive(pids[0]), "the main process ignores HUP");
+    ward.down();
+    let survivors = wait_gone(&pids);
+    kill_all(&survivors);
+}

@@ -171,7 +171,10 @@ pub enum Request {
     Start(Target),
     Stop(Target),
     Restart(Target),
+    /// `ward signal`: to each target's main process.
     Signal(Target, Signal),
+    /// `ward signal --tree`: to every process of each target's tree.
+    SignalTree(Target, Signal),
     /// Replace the program set. With `dry_run`, only compute the diff.
     Reload {
         specs: crate::SpecSet,
@@ -239,6 +242,13 @@ pub enum Action {
     /// signal`: a reload or log-reopen signal is meant for the program, not
     /// for every worker it forked). Never emitted once the leader exited.
     SignalMain {
+        id: InstanceId,
+        run: RunId,
+        signal: Signal,
+    },
+    /// Send `signal` to every process of the run's tree (a user's `ward
+    /// signal --tree`), with no SIGCONT after it.
+    SignalTree {
         id: InstanceId,
         run: RunId,
         signal: Signal,

@@ -27,7 +27,8 @@ impl Supervisor {
             Request::Start(target) => self.targeted(token, &target, Self::start_target),
             Request::Stop(target) => self.targeted(token, &target, Self::stop_target),
             Request::Restart(target) => self.targeted(token, &target, Self::restart_target),
-            Request::Signal(target, signal) => self.signal(token, &target, signal),
+            Request::Signal(target, signal) => self.signal(token, &target, signal, false),
+            Request::SignalTree(target, signal) => self.signal(token, &target, signal, true),
             Request::Reload { specs, dry_run } => self.reload(token, specs, dry_run),
             Request::Shutdown => match &mut self.shutdown {
                 Some(tokens) => {
@@ -203,7 +204,8 @@ impl Supervisor {
         }
     }
 
-    fn signal(&mut self, token: Token, target: &Target, signal: Signal) {
+    /// To each target's main process, or (`tree`) to its whole tree.
+    fn signal(&mut self, token: Token, target: &Target, signal: Signal, tree: bool) {
         let targets = match self.resolve(target) {
             Ok(targets) => targets,
             Err(error) => return self.reply(token, Err(error)),
@@ -214,6 +216,17 @@ impl Supervisor {
                 continue;
             };
             views.push(self.view(inst));
+            if tree {
+                // Every process the run still has, leader gone or not.
+                if let Some(run) = inst.run.as_ref().filter(|r| r.started_at.is_some()) {
+                    self.actions.push_back(Action::SignalTree {
+                        id: id.clone(),
+                        run: run.id,
+                        signal,
+                    });
+                }
+                continue;
+            }
             // The main process only, and only while it lives: after the
             // leader's exit its pid may name another process.
             let main_alive =

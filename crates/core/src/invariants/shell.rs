@@ -149,7 +149,13 @@ impl CheckedShell {
                 self.request(Request::Restart(target(p)));
             }
             Op::Signal(p) => {
-                self.request(Request::Signal(target(p), Signal::Hup));
+                // Both scopes, without an op of their own: a whole program
+                // or everything gets the tree-wide kind.
+                if matches!(p, Pick::Instance(..) | Pick::Typo) {
+                    self.request(Request::Signal(target(p), Signal::Hup));
+                } else {
+                    self.request(Request::SignalTree(target(p), Signal::Hup));
+                }
             }
             Op::Reload(i, dry_run) => {
                 if reloads.is_empty() {
@@ -315,7 +321,7 @@ impl CheckedShell {
                     self.pending_spawns.push((id, run));
                 }
             }
-            Action::SignalMain { id, run, .. } => {
+            Action::SignalMain { id, run, .. } | Action::SignalTree { id, run, .. } => {
                 ensure_eq!(
                     self.open.get(&id),
                     Some(&run),

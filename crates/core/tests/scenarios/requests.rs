@@ -258,3 +258,21 @@ fn the_snapshot_selects_targets_as_requests_do() {
         })
     );
 }
+
+#[test]
+fn signal_tree_reaches_every_process_even_after_the_leader_left() {
+    let mut sim = Sim::new(set(vec![prog("api")]));
+    sim.advance(secs(1));
+    let run = sim.run("api", 0).unwrap();
+    sim.request(Request::SignalTree(Target::All, Signal::Hup));
+    assert!(sim.log.iter().any(|(_, a)| *a
+        == Action::SignalTree {
+            id: id("api", 0),
+            run,
+            signal: Signal::Hup,
+        }));
+    assert!(!sim
+        .log
+        .iter()
+        .any(|(_, a)| matches!(a, Action::SignalMain { .. })));
+}
