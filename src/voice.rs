@@ -82,6 +82,7 @@ fn text(event: &Event) -> Option<String> {
             None => format!("{who}gave up after {failed_starts} failed starts"),
         },
         EventKind::StopTimeout => format!("{who}did not stop in time; killing its process tree"),
+        EventKind::Daemonized => format!("{who}{}", crate::api::types::DAEMONIZED),
         EventKind::StateChanged {
             to: ward_core::State::Stopped,
             ..

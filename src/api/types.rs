@@ -23,7 +23,17 @@ pub struct InstanceStatus {
     /// starting (absent otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<WaitingOn>,
+    /// Why the last run ended as it did, when ward knows more than its
+    /// exit: `"daemonized itself: …"` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// What ward says of a program that put itself in the background.
+pub const DAEMONIZED: &str = "daemonized itself: its main process exited 0 while \
+     its other processes ran on, so ward stopped them and treats the run as \
+     ended; run it in the foreground (e.g. nginx -g 'daemon off;', \
+     redis-server --daemonize no)";
 
 /// A dependency instance a `waiting` instance waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +183,7 @@ impl InstanceStatus {
                 .iter()
                 .map(WaitingOn::from_blocker)
                 .collect(),
+            note: view.daemonized.then(|| DAEMONIZED.to_string()),
         }
     }
 }

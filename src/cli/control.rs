@@ -48,10 +48,11 @@ pub fn status_table(list: &[InstanceStatus]) -> String {
                 .map(|ms| human_duration(Duration::from_millis(ms)))
                 .unwrap_or_else(|| "-".into()),
             s.restarts.to_string(),
-            s.last_exit
-                .as_ref()
-                .map(|e| e.short())
-                .unwrap_or_else(|| "-".into()),
+            match (&s.last_exit, &s.note) {
+                (Some(e), Some(_)) => format!("{}, daemonized itself", e.short()),
+                (Some(e), None) => e.short(),
+                (None, _) => "-".into(),
+            },
         ]);
     }
     let mut widths = [0usize; 7];
@@ -326,6 +327,7 @@ mod tests {
                 restarts: 2,
                 uptime_ms: Some(192_000),
                 state_ms: 1,
+                note: None,
                 last_exit: Some(LastExit {
                     kind: "exit".into(),
                     code: Some(1),
@@ -342,6 +344,7 @@ mod tests {
                 pid: None,
                 run: None,
                 restarts: 0,
+                note: None,
                 uptime_ms: None,
                 state_ms: 1,
                 last_exit: None,

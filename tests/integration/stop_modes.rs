@@ -88,3 +88,32 @@ command = ["{testee}", "--pidfile", "{dir}/pids", "--trap", "HUP", "--fork", "1"
     let survivors = wait_gone(&pids);
     kill_all(&survivors);
 }
+
+#[test]
+fn a_program_that_daemonizes_itself_is_named_as_such() {
+    let ward = Ward::new(
+        r#"
+[program.nginx]
+command = ["{testee}", "--pidfile", "{dir}/pids", "--double-fork-setsid", "--exit", "0"]
+restart = "never"
+stop_timeout = "2s"
+"#,
+    )
+    .up();
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    let event = ward.wait_journal("the daemonized event", |e| {
+        e["event"] == "daemonized" && e["instance"] == "nginx:0"
+    });
+    assert!(event["run"].as_u64().is_some(), "{event}");
+    let status = ward.wait_state("nginx", 0, "exited");
+    let note = status["note"].as_str().unwrap_or_default();
+    assert!(note.starts_with("daemonized itself"), "{status}");
+    assert!(note.contains("foreground"), "{status}");
+    let table = ward.ok(&["status"]);
+    assert!(table.contains("exit 0, daemonized itself"), "{table}");
+    // What it left in the background is gone with the run.
+    let survivors = wait_gone(&pids);
+    kill_all(&survivors);
+    assert!(survivors.is_empty(), "{survivors:?} outlived the run");
+    ward.down();
+}

@@ -35,6 +35,9 @@ pub struct Instance {
     pub reset_timer: Option<TimerKey>,
     /// The `min_uptime` timer while running.
     pub uptime_timer: Option<TimerKey>,
+    /// The last run's main process exited successfully and left its tree
+    /// running: the program daemonized itself.
+    pub daemonized: bool,
 }
 
 /// A run the engine has asked the shell to spawn and that has not ended.
@@ -96,6 +99,7 @@ impl Instance {
             timer: None,
             reset_timer: None,
             uptime_timer: None,
+            daemonized: false,
         }
     }
 
@@ -128,6 +132,7 @@ impl Instance {
             restarts: self.restarts,
             last_end: self.last_end.clone(),
             waiting_on: Vec::new(),
+            daemonized: self.daemonized,
         }
     }
 }

@@ -399,6 +399,11 @@ pub enum EventKind {
     },
     /// The stop deadline passed: the tree is being killed.
     StopTimeout,
+    /// The main process exited successfully while other processes of its
+    /// tree ran on: the program put itself in the background (nginx
+    /// without `daemon off`, a double-forking script). ward stops what it
+    /// left and treats the run as ended; it must run in the foreground.
+    Daemonized,
     /// A reload was applied.
     Reloaded {
         diff: Diff,
@@ -435,6 +440,9 @@ pub struct InstanceView {
     /// While `waiting`: every dependency instance that does not meet its
     /// condition (empty in every other state).
     pub waiting_on: Vec<Blocker>,
+    /// The last run put itself in the background (see
+    /// [`EventKind::Daemonized`]); cleared by the next spawn.
+    pub daemonized: bool,
 }
 
 /// A dependency instance that keeps a `waiting` instance from starting.

@@ -63,6 +63,7 @@ impl Supervisor {
         inst.run = Some(Run::new(run));
         inst.last_run = Some(run);
         inst.restart_pending = false;
+        inst.daemonized = false;
         self.transition(id, State::Starting);
         self.actions.push_back(Action::Spawn {
             id: id.clone(),
@@ -258,6 +259,15 @@ impl Supervisor {
         }
         let state = self.instance(id).map(|i| i.state);
         if matches!(state, Some(State::Starting | State::Running)) {
+            if success {
+                // A clean exit that leaves processes behind is a program
+                // putting itself in the background: say so, it is the
+                // usual reason for a restart loop of a server that works.
+                if let Some(inst) = self.instance_mut(id) {
+                    inst.daemonized = true;
+                }
+                self.publish(Some(id.clone()), Some(run), EventKind::Daemonized);
+            }
             // The leader went on its own and left processes behind: clean
             // the tree up like a stop, then decide at TreeGone.
             self.transition(id, State::Stopping);

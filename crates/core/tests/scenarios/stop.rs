@@ -344,3 +344,22 @@ fn start_while_stopping_starts_afresh_once_stopped() {
     );
     assert!(sim.reply(stop).is_some());
 }
+
+#[test]
+fn a_clean_exit_that_leaves_processes_is_daemonizing_and_a_crash_is_not() {
+    let mut sim = Sim::new(set(vec![prog("nginx"), prog("crash")]));
+    sim.advance(secs(5));
+    sim.exit_leaving_tree("nginx", 0, 0);
+    sim.exit_leaving_tree("crash", 0, 1);
+    assert!(sim.event_kinds("nginx", 0).contains(&EventKind::Daemonized));
+    assert!(sim.view("nginx", 0).daemonized);
+    assert!(!sim.event_kinds("crash", 0).contains(&EventKind::Daemonized));
+    assert!(!sim.view("crash", 0).daemonized);
+    // `restart = "always"`: the next run starts with a clean slate.
+    let first = sim.run("nginx", 0);
+    sim.tree_gone("nginx", 0);
+    sim.advance(secs(5));
+    assert_eq!(sim.state("nginx", 0), State::Running);
+    assert_ne!(sim.run("nginx", 0), first);
+    assert!(!sim.view("nginx", 0).daemonized);
+}
