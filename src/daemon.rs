@@ -46,6 +46,9 @@ pub struct Options {
     /// stdout, and a hangup means the terminal is gone (stop everything).
     /// Detached (or PID 1): notices go to `ward.log`, a hangup reloads.
     pub foreground: bool,
+    /// Reloads check that each command can be run (see `ward up
+    /// --no-verify-commands`).
+    pub verify_commands: bool,
 }
 
 /// Runs the daemon until a shutdown finishes.
@@ -103,6 +106,7 @@ pub async fn run(
 
     let start = supervision.start_record();
     let mut driver = Driver {
+        verify_commands: opts.verify_commands,
         start: Some(StartRecord {
             cgroup_root: start.cgroup_root,
             marker_prefix: start.marker_prefix,
@@ -192,6 +196,8 @@ pub async fn run(
 }
 
 struct Driver {
+    /// Reloads check that each command can be run.
+    verify_commands: bool,
     /// This start, for the state file while it runs.
     start: Option<StartRecord>,
     /// The driver's own inbox, for work it hands to other tasks.
@@ -397,8 +403,10 @@ impl Driver {
         }
         let path = self.config.path.clone();
         let tx = self.tx.clone();
+        let verify_commands = self.verify_commands;
         tokio::task::spawn_blocking(move || {
-            let result = Box::new(ward_config::load_with(&path, &crate::host::LocalHost));
+            let host = crate::host::LocalHost { verify_commands };
+            let result = Box::new(ward_config::load_with(&path, &host));
             let _ = tx.send(Msg::ConfigLoaded {
                 result,
                 dry_run,

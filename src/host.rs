@@ -4,7 +4,11 @@
 /// This system, as the config sees it: the users and groups a program
 /// runs as must exist here. `check`, `up` and `reload` all load through
 /// it, so `ward check` reports what `ward up` would fail on.
-pub struct LocalHost;
+pub struct LocalHost {
+    /// Check that each command can be run (off with `--no-verify-commands`,
+    /// for commands an earlier step creates).
+    pub verify_commands: bool,
+}
 
 impl ward_config::Host for LocalHost {
     fn check_user(&self, name: &str) -> Result<(), String> {
@@ -13,5 +17,17 @@ impl ward_config::Host for LocalHost {
 
     fn check_group(&self, name: &str) -> Result<(), String> {
         crate::proc::check_group(name)
+    }
+
+    fn check_command(
+        &self,
+        program: &str,
+        cwd: &std::path::Path,
+        path: Option<&str>,
+    ) -> Result<(), String> {
+        if !self.verify_commands {
+            return Ok(());
+        }
+        crate::proc::check_command(program, cwd, path)
     }
 }

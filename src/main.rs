@@ -71,13 +71,22 @@ enum Verb {
         /// Run in the background; return once the control socket answers.
         #[arg(long, short = 'd')]
         detach: bool,
+        /// Do not check that each command can be run (for a command that an
+        /// earlier program creates); reloads then skip the check too.
+        #[arg(long)]
+        no_verify_commands: bool,
     },
     /// Validate the config, print every error with file:line:col; starts nothing.
     ///
     /// Also fails when the open-files limit cannot cover every instance
     /// (about 3 descriptors each, plus 64 for ward), as `ward up` would
     /// refuse to start.
-    Check,
+    Check {
+        /// Do not check that each command can be run (for a command that an
+        /// earlier program creates).
+        #[arg(long)]
+        no_verify_commands: bool,
+    },
     #[command(flatten)]
     Control(Control),
 }
@@ -171,10 +180,20 @@ enum Control {
 fn main() {
     let cli = Cli::parse();
     let socket_override = cli.socket.is_some();
-    let loc = Locations::resolve(cli.config, cli.socket);
+    let mut loc = Locations::resolve(cli.config, cli.socket);
+    if let Verb::Up {
+        no_verify_commands: true,
+        ..
+    }
+    | Verb::Check {
+        no_verify_commands: true,
+    } = &cli.verb
+    {
+        loc.verify_commands = false;
+    }
     let outcome = match cli.verb {
         // `up` must run before any thread exists: no runtime yet.
-        Verb::Up { detach: false } => {
+        Verb::Up { detach: false, .. } => {
             let report = cli::up::take_report_path();
             let outcome = cli::up::foreground(&loc, socket_override);
             if let (Err(failure), Some(path)) = (&outcome, report) {
@@ -182,8 +201,8 @@ fn main() {
             }
             outcome
         }
-        Verb::Up { detach: true } => cli::up::detach(&loc, socket_override),
-        Verb::Check => cli::check(&loc),
+        Verb::Up { detach: true, .. } => cli::up::detach(&loc, socket_override),
+        Verb::Check { .. } => cli::check(&loc),
         Verb::Control(verb) => control(&loc, verb),
     };
     if let Err(failure) = outcome {

@@ -16,6 +16,9 @@ pub struct Locations {
     /// The folders searched for `ward.toml` when no `--config` named one
     /// and none was found (empty otherwise): said when a verb fails.
     pub searched: Vec<PathBuf>,
+    /// Check that each command can be run when the config is read (`up`,
+    /// `check`, and the daemon's reloads); off with `--no-verify-commands`.
+    pub verify_commands: bool,
 }
 
 /// A failure of a verb: the one-line reason (printed as `ward: reason`),
@@ -71,6 +74,14 @@ impl Locations {
             config,
             socket,
             searched,
+            verify_commands: true,
+        }
+    }
+
+    /// This system, as the config is checked against.
+    pub fn host(&self) -> crate::host::LocalHost {
+        crate::host::LocalHost {
+            verify_commands: self.verify_commands,
         }
     }
 
@@ -184,7 +195,7 @@ pub fn open_files_shortfall(config: &ward_config::Config, limit: Option<u64>) ->
 
 /// `ward check`: validate the config, print every error, start nothing.
 pub fn check(loc: &Locations) -> Outcome {
-    match ward_config::load_with(&loc.config, &crate::host::LocalHost) {
+    match ward_config::load_with(&loc.config, &loc.host()) {
         Ok(config) => {
             if let Some(why) = open_files_shortfall(&config, crate::proc::open_files_limit()) {
                 return Err(Failure::new(format!(

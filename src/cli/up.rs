@@ -53,18 +53,17 @@ pub fn write_report(path: &Path, failure: &Failure) {
 
 /// Loads the config, or prints every error and fails.
 fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, Failure> {
-    let mut config =
-        ward_config::load_with(&loc.config, &crate::host::LocalHost).map_err(|diags| {
-            for d in &diags.items {
-                eprintln!("{d}");
-            }
-            Failure::new(format!(
-                "{} has {} error{}; nothing was started",
-                loc.config.display(),
-                diags.items.len(),
-                if diags.items.len() == 1 { "" } else { "s" }
-            ))
-        })?;
+    let mut config = ward_config::load_with(&loc.config, &loc.host()).map_err(|diags| {
+        for d in &diags.items {
+            eprintln!("{d}");
+        }
+        Failure::new(format!(
+            "{} has {} error{}; nothing was started",
+            loc.config.display(),
+            diags.items.len(),
+            if diags.items.len() == 1 { "" } else { "s" }
+        ))
+    })?;
     if socket_override {
         config.ward.socket = loc.socket.clone();
     }
@@ -113,7 +112,10 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
         lock.dir(),
         supervision,
         listener,
-        daemon::Options { foreground },
+        daemon::Options {
+            foreground,
+            verify_commands: loc.verify_commands,
+        },
     ));
     // Writes still under way on the blocking pool (the last log lines)
     // finish before the lock goes: a `ward up` waiting for it must not
@@ -152,6 +154,7 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
         .arg("--socket")
         .arg(&config.ward.socket)
         .arg("up")
+        .args((!loc.verify_commands).then_some("--no-verify-commands"))
         .env(DETACHED_ENV, "1")
         .env(REPORT_ENV, &report.0)
         .stdin(Stdio::null())

@@ -103,6 +103,85 @@ fn interpreter_problem(errno: i32, line: &[u8], cwd: &Path) -> Option<String> {
     }
 }
 
+/// Whether `program` can be run as a spawn would run it, asked before
+/// anything runs (`ward check`, `ward up`, a reload): a path is taken
+/// relative to `cwd`; a bare name is looked up in `path` (else ward's own
+/// PATH, else the default), as the spawn does. The reason says what is
+/// wrong, with a near name from PATH for a typo.
+pub(crate) fn check_command(program: &str, cwd: &Path, path: Option<&str>) -> Result<(), String> {
+    let check_file = |file: &Path| -> Result<(), String> {
+        let meta = fs::metadata(file).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!("{} does not exist", file.display()),
+            _ => format!("{}: {e}", file.display()),
+        })?;
+        // What EACCES would find: a directory, a file without the execute
+        // bit, an interpreter that cannot be run.
+        if let Some(why) = what_is_wrong(libc::EACCES, file, &meta, cwd) {
+            return Err(why);
+        }
+        // What ENOENT would find in a file that exists: a #! interpreter
+        // that does not. (A missing ELF loader is not looked for here.)
+        if let Some(line) = first_line(file)
+            .ok()
+            .and_then(|h| h.strip_prefix(b"#!").map(<[u8]>::to_vec))
+        {
+            if let Some(why) = interpreter_problem(libc::ENOENT, &line, cwd) {
+                return Err(why);
+            }
+        }
+        Ok(())
+    };
+    if program.contains('/') {
+        // `./job.sh` names cwd/job.sh (said without the `./`).
+        let file: PathBuf = cwd
+            .join(program)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        return check_file(&file);
+    }
+    let inherited = std::env::var("PATH").ok();
+    let path = path
+        .or(inherited.as_deref())
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let dirs: Vec<PathBuf> = path
+        .split(':')
+        .map(|d| cwd.join(if d.is_empty() { "." } else { d }))
+        .collect();
+    let mut problem = None;
+    for dir in &dirs {
+        let file = dir.join(program);
+        if fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+            match check_file(&file) {
+                Ok(()) => return Ok(()),
+                // As execvp: a later candidate may still run.
+                Err(why) => problem = problem.or(Some(format!("{} {why}", file.display()))),
+            }
+        }
+    }
+    if let Some(problem) = problem {
+        return Err(problem);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for dir in &dirs {
+        if let Ok(entries) = fs::read_dir(dir) {
+            // Bounded: a PATH directory of a few thousand names is usual.
+            names.extend(
+                entries
+                    .flatten()
+                    .take(20_000)
+                    .filter_map(|e| e.file_name().into_string().ok()),
+            );
+        }
+    }
+    let near = ward_core::suggest::closest(program, names.iter().map(String::as_str));
+    Err(match near {
+        Some(near) => format!("not found in PATH ({path}); did you mean {near:?}?"),
+        None => format!("not found in PATH ({path})"),
+    })
+}
+
 /// The first line of a regular file, at most [`FIRST_LINE`] bytes. Opened
 /// non-blocking and checked again once open, so a file swapped for a FIFO
 /// meanwhile cannot hold the spawner.

@@ -78,6 +78,18 @@ pub use self::unix::{
 /// spawn would find, asked before anything runs (`ward check`).
 #[cfg(unix)]
 pub(crate) use self::creds::{check_group, check_user};
+/// Whether a command can be run here, asked before anything runs.
+#[cfg(unix)]
+pub(crate) use self::exec_check::check_command;
+
+#[cfg(not(unix))]
+pub(crate) fn check_command(
+    _program: &str,
+    _cwd: &std::path::Path,
+    _path: Option<&str>,
+) -> Result<(), String> {
+    Ok(())
+}
 
 #[cfg(not(unix))]
 pub(crate) fn check_user(_user: &str) -> Result<(), String> {

@@ -273,3 +273,64 @@ fn check_rejects_a_state_dir_that_is_a_file() {
         "{err}"
     );
 }
+
+#[test]
+fn check_resolves_each_command_as_the_spawn_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let ward = Ward::new(
+        r#"
+[program.typo]
+command = ["tsetprog", "--serve"]
+env = { PATH = "{dir}/tools" }
+[program.missing]
+command = ["./bin/job.sh"]
+[program.plain]
+command = ["./notexec.sh"]
+[program.fine]
+command = ["testprog"]
+env = { PATH = "{dir}/tools" }
+"#,
+    );
+    let tools = ward.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let prog = tools.join("testprog");
+    std::fs::write(&prog, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(ward.path().join("notexec.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        ward.path().join("notexec.sh"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = ward.ward(&["check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let config = ward.config().display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{config}:3:11: cannot run tsetprog: not found in PATH"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"testprog\"?"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{config}:6:11: cannot run ./bin/job.sh: {}/bin/job.sh does not exist",
+            ward.path().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot run ./notexec.sh: is not executable (mode 0644)"),
+        "{err}"
+    );
+    assert!(!err.contains("cannot run testprog"), "{err}");
+    assert!(err.contains("has 3 errors"), "{err}");
+    // For a command an earlier step creates: the check can be turned off.
+    let out = ward.ward(&["check", "--no-verify-commands"]);
+    assert!(out.status.success(), "{out:?}");
+    // `up` refuses the same file, and starts nothing.
+    let out = run_bounded(ward.command(&["up"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was started"));
+}

@@ -418,7 +418,7 @@ start_limit = { burst = 1, interval = "60s", cooldown = "never" }
     std::fs::write(&script, "#!/usr/bin/pythonx\nprint('hello')\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir(ward.path().join("bin")).unwrap();
-    let ward = ward.up();
+    let ward = ward.without_command_checks().up();
     assert_eq!(
         spawn_error(&ward, "script"),
         "cannot run ./job.sh: its interpreter /usr/bin/pythonx (from its #! line) does not exist"

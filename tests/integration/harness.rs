@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub struct Ward {
     pub dir: tempfile::TempDir,
     pub daemon: Option<Child>,
+    /// Extra arguments of `ward up`.
+    pub up_args: Vec<&'static str>,
 }
 
 impl Ward {
@@ -28,7 +30,11 @@ impl Ward {
             .prefix("ward-it-")
             .tempdir()
             .expect("tempdir");
-        let ward = Ward { dir, daemon: None };
+        let ward = Ward {
+            dir,
+            daemon: None,
+            up_args: Vec::new(),
+        };
         ward.write_config(toml);
         ward
     }
@@ -38,6 +44,13 @@ impl Ward {
             .replace("{testee}", TESTEE)
             .replace("{dir}", &self.path().display().to_string());
         std::fs::write(self.config(), text).expect("write ward.toml");
+    }
+
+    /// `ward up --no-verify-commands`: for a test of what happens when a
+    /// command cannot be run.
+    pub fn without_command_checks(mut self) -> Ward {
+        self.up_args.push("--no-verify-commands");
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -87,6 +100,7 @@ impl Ward {
         cmd.arg("--config")
             .arg(self.config())
             .arg("up")
+            .args(&self.up_args)
             .current_dir(self.path())
             .env_remove("WARD_SOCKET")
             .env_remove("WARD_CONFIG")

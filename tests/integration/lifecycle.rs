@@ -150,6 +150,7 @@ cwd = "/nonexistent/dir"
 start_limit = { burst = 1, interval = "60s", cooldown = "never" }
 "#,
     )
+    .without_command_checks()
     .up();
     let ghost = ward.wait_state("ghost", 0, "fatal");
     assert_eq!(ghost["last_exit"]["kind"], "spawn_failed");

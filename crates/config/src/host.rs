@@ -17,6 +17,19 @@ pub trait Host {
     /// Whether `name`, a `group` of some program, exists. Not asked for a
     /// numeric id.
     fn check_group(&self, name: &str) -> Result<(), String>;
+    /// Whether `program`, a command's first word, can be run as a spawn
+    /// would run it: relative to `cwd` when it holds a `/`, else looked up
+    /// in `path` (the PATH the program's own environment sets, if any; the
+    /// host's otherwise). The reason says what is wrong (`not found in
+    /// PATH (…); did you mean "python3"?`). Accepts everything by default.
+    fn check_command(
+        &self,
+        _program: &str,
+        _cwd: &std::path::Path,
+        _path: Option<&str>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A host that accepts every name: the file alone decides. What [`load`]

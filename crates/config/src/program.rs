@@ -112,6 +112,23 @@ pub(crate) fn read_program(
         .and_then(|f| ctx.path(&f, dir))
         .unwrap_or_else(|| dir.to_path_buf());
     let env = environment(ctx, section, dir);
+    if let (Some(program), Some(f)) = (argv.first(), get("command")) {
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        if let Err(why) = ctx.host.check_command(program, &cwd, path) {
+            ctx.error(
+                f.value.span(),
+                format!("cannot run {program}: {why}"),
+                Some(
+                    "fix the command; if an earlier step creates it, pass --no-verify-commands"
+                        .into(),
+                ),
+            );
+        }
+    }
     let user = get("user").and_then(|f| account(ctx, &f, Account::User));
     let group = get("group").and_then(|f| account(ctx, &f, Account::Group));
     let instances = get("instances")
