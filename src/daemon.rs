@@ -83,6 +83,20 @@ pub async fn run(
         desired: state.desired_map(),
         next_run: state.next_run(),
     };
+    // Programs that would start but that the user stopped (`ward stop`),
+    // which stay stopped across restarts of ward: said, not silent.
+    let left_stopped: Vec<String> = restore
+        .desired
+        .iter()
+        .filter(|(id, desired)| {
+            **desired == Desired::Down
+                && config
+                    .specs
+                    .get(&id.program)
+                    .is_some_and(|p| p.autostart && id.index < p.instances)
+        })
+        .map(|(id, _)| id.to_string())
+        .collect();
     let seed = u64::from(std::process::id()) ^ epoch_nanos();
     let sup = Supervisor::new(config.specs.clone(), restore, seed, epoch.elapsed());
     let (snap_tx, snap_rx) = watch::channel(Arc::new(sup.snapshot()));
@@ -132,6 +146,12 @@ pub async fn run(
     };
     if let Some(note) = state_note {
         driver.notice(note);
+    }
+    if !left_stopped.is_empty() {
+        driver.notice(format!(
+            "left stopped, as `ward stop` asked before ward last ran: {}; `ward start NAME` starts one",
+            left_stopped.join(", ")
+        ));
     }
     if let Some(reason) = supervision.fallback_reason() {
         driver.notice(format!(

@@ -440,3 +440,39 @@ fn processes_in_namespace_of(unshare_pid: u32) -> usize {
         })
         .count()
 }
+
+#[test]
+fn up_says_which_programs_it_leaves_stopped_from_before() {
+    let mut ward = Ward::new(
+        r#"
+[program.api]
+command = ["{testee}", "--forever"]
+[program.worker]
+command = ["{testee}", "--forever"]
+instances = 2
+"#,
+    )
+    .up();
+    ward.wait_state("worker", 1, "running");
+    ward.ok(&["stop", "worker:1"]);
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+    ward.spawn_daemon(&[]);
+    ward.wait_answering();
+    let event = ward.wait_journal("the notice of what stays stopped", |e| {
+        e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("left stopped"))
+    });
+    let message = event["message"].as_str().unwrap();
+    assert!(message.contains("worker:1"), "{message}");
+    assert!(!message.contains("api:0"), "{message}");
+    // In the foreground, it is on the terminal too.
+    wait_until("the notice on the terminal", || {
+        ward.daemon_stdout()
+            .contains("left stopped, as `ward stop` asked")
+    });
+    assert_eq!(ward.instance("worker", 1)["state"], "stopped");
+    ward.down();
+}
