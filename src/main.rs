@@ -132,7 +132,6 @@ enum Control {
     Signal {
         /// One of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT,
         /// STOP, TSTP, WINCH; with or without `SIG`, any case.
-        #[arg(value_parser = signal_name)]
         signal: String,
         /// A program (`api`), an instance (`web:1`), or `all`.
         name: String,
@@ -210,20 +209,37 @@ fn main() {
             eprintln!("{line}");
         }
         eprintln!("ward: {}", failure.message);
-        if let Some(note) = loc.search_note() {
+        // Where the config was looked for matters unless the command line
+        // itself was wrong (a usage error, exit 2).
+        if let Some(note) = loc.search_note().filter(|_| failure.code != 2) {
             eprintln!("ward: {note}");
         }
         std::process::exit(failure.code);
     }
 }
 
-/// Checks a signal name before the daemon is asked: an unknown one is a
-/// usage error (exit 2), listing the names.
-fn signal_name(name: &str) -> Result<String, String> {
-    api::parse_signal(name).map(|sig| sig.name().to_string())
+/// Checks the signal name before the daemon is asked: an unknown one is a
+/// usage error (exit 2) that lists the names, and says the order when the
+/// two arguments came the other way round (`ward signal web HUP`).
+fn check_signal_args(signal: &str, name: &str) -> Outcome {
+    let Err(listing) = api::parse_signal(signal) else {
+        return Ok(());
+    };
+    let mut failure = Failure::new(match api::parse_signal(name) {
+        Ok(sig) => format!(
+            "the signal comes first: `ward signal {} {signal}` ({signal:?} is not a signal)",
+            sig.name()
+        ),
+        Err(_) => listing,
+    });
+    failure.code = 2;
+    Err(failure)
 }
 
 fn control(loc: &Locations, verb: Control) -> Outcome {
+    if let Control::Signal { signal, name, .. } = &verb {
+        check_signal_args(signal, name)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

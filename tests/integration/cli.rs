@@ -372,3 +372,16 @@ instances = 3
     assert!(!err.contains(":1:1"), "{err}");
     ward.down();
 }
+
+#[test]
+fn signal_arguments_the_wrong_way_round_are_told_their_order() {
+    let ward = Ward::new("[program.web]\ncommand = [\"{testee}\"]\n");
+    let out = ward.ward(&["signal", "web", "HUP"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the signal comes first: `ward signal HUP web`"),
+        "{err}"
+    );
+    assert!(!err.contains("not running"), "asked the daemon: {err}");
+}
