@@ -354,7 +354,7 @@ async fn logs(
         Ok(views) => views.iter().map(|v| v.id.clone()).collect(),
         Err(e) => return request_error(e),
     };
-    let prefixed = ids.len() > 1;
+    let prefixed = prefix_width(&ids);
     let dirs: Arc<HashMap<String, PathBuf>> = shared.log_dirs.borrow().clone();
 
     // Subscribe before reading the files, so nothing written in between is
@@ -489,14 +489,28 @@ impl Follow {
     }
 }
 
-pub(crate) fn prefix_lines(name: &str, bytes: &[u8], prefixed: bool) -> Vec<u8> {
-    if !prefixed {
+/// With several instances, each line gets its instance's name in front,
+/// padded to the longest name so the lines stay aligned (as `ward up`
+/// does); one instance's lines go as stored (`None`).
+pub(crate) fn prefix_width(ids: &[InstanceId]) -> Option<usize> {
+    (ids.len() > 1).then(|| {
+        ids.iter()
+            .map(|id| id.to_string().chars().count())
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+/// `bytes`' lines with `name | ` in front (padded to `width`), or as they
+/// are without a width.
+pub(crate) fn prefix_lines(name: &str, bytes: &[u8], width: Option<usize>) -> Vec<u8> {
+    let Some(width) = width else {
         return bytes.to_vec();
-    }
+    };
+    let prefix = format!("{name:<width$} | ");
     let mut out = Vec::with_capacity(bytes.len() + 16);
     for line in bytes.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b" | ");
+        out.extend_from_slice(prefix.as_bytes());
         out.extend_from_slice(line);
     }
     out
@@ -613,7 +627,11 @@ mod tests {
 
     #[test]
     fn prefixes_every_line() {
-        assert_eq!(prefix_lines("w:1", b"a\nb\n", true), b"w:1 | a\nw:1 | b\n");
-        assert_eq!(prefix_lines("w:1", b"a\n", false), b"a\n");
+        assert_eq!(
+            prefix_lines("w:1", b"a\nb\n", Some(3)),
+            b"w:1 | a\nw:1 | b\n"
+        );
+        assert_eq!(prefix_lines("w:1", b"a\n", Some(7)), b"w:1     | a\n");
+        assert_eq!(prefix_lines("w:1", b"a\n", None), b"a\n");
     }
 }

@@ -49,7 +49,8 @@ pub fn logs(loc: &Locations, target: &str, lines: usize) -> Outcome {
         .select(&target)
         .map_err(|e| Failure::new(e.to_string()))?;
     note(&config);
-    let prefixed = views.len() > 1;
+    let ids: Vec<_> = views.iter().map(|v| v.id.clone()).collect();
+    let prefixed = crate::api::prefix_width(&ids);
     let mut out = Vec::new();
     for view in views {
         let Some(spec) = config.specs.programs.get(&*view.id.program) else {

@@ -295,3 +295,24 @@ command = ["{testee}", "--echo", "hello from testee", "--forever"]
     std::thread::sleep(Duration::from_millis(10));
     ward.down();
 }
+
+#[test]
+fn logs_of_several_instances_are_prefixed_and_aligned() {
+    let ward = Ward::new(
+        r#"
+[program.a]
+command = ["{testee}", "--echo", "from a", "--forever"]
+[program.longer]
+command = ["{testee}", "--echo", "from longer", "--forever"]
+"#,
+    )
+    .up();
+    wait_until("both lines", || {
+        ward.ok(&["logs", "all", "-n", "5"]).lines().count() == 2
+    });
+    let out = ward.ok(&["logs", "all", "-n", "5"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.iter().any(|l| l.starts_with("a:0      | ")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("longer:0 | ")), "{out}");
+    ward.down();
+}
