@@ -173,6 +173,10 @@ enum Control {
         /// How many past events to show (without -f).
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
+        /// The journal's JSON lines as they are (the default when stdout is
+        /// not a terminal); on a terminal events are shown as sentences.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -261,7 +265,15 @@ fn control(loc: &Locations, verb: Control) -> Outcome {
                 lines,
             } => control::logs(loc, &name, follow, lines).await,
             Control::Reload { dry_run } => control::reload(loc, dry_run).await,
-            Control::Events { follow, lines } => control::events(loc, follow, lines).await,
+            Control::Events {
+                follow,
+                lines,
+                json,
+            } => {
+                use std::io::IsTerminal;
+                let human = !json && std::io::stdout().is_terminal();
+                control::events(loc, follow, lines, human).await
+            }
         }
     })
 }

@@ -235,17 +235,17 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     Ok(())
 }
 
-pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
+pub async fn events(loc: &Locations, follow: bool, lines: usize, human: bool) -> Outcome {
     let client = Client::new(&loc.socket);
-    let mut stdout = std::io::stdout();
+    let mut printer = super::events::EventPrinter::new(human);
     if !follow {
         let read = client
             .stream(&format!("/v1/events?n={lines}"), |chunk| {
-                stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
+                printer.write(chunk)
             })
             .await;
         return match read {
-            Err(e) if e.not_running => super::offline::events(loc, lines),
+            Err(e) if e.not_running => super::offline::events(loc, lines, &mut printer),
             other => other.map(|_| ()).map_err(Failure::from),
         };
     }
@@ -277,12 +277,7 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize) -> Outcome {
                         _ => {}
                     }
                     let event = std::mem::take(&mut data);
-                    if !event.is_empty()
-                        && stdout
-                            .write_all(&event)
-                            .and_then(|_| stdout.flush())
-                            .is_err()
-                    {
+                    if !event.is_empty() && !printer.write(&event) {
                         return false;
                     }
                 }

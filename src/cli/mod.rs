@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod control;
+mod events;
 mod offline;
 pub mod up;
 

@@ -74,12 +74,13 @@ pub fn logs(loc: &Locations, target: &str, lines: usize) -> Outcome {
     print(&out)
 }
 
-/// The last `lines` events of the journal, as JSON lines.
-pub fn events(loc: &Locations, lines: usize) -> Outcome {
+/// The last `lines` events of the journal, printed by `printer`.
+pub fn events(loc: &Locations, lines: usize, printer: &mut super::events::EventPrinter) -> Outcome {
     let config = config(loc)?;
     let path = config.ward.state_dir.join("events.jsonl");
     note(&config);
     let bytes = crate::bus::journal_tail(&path, lines)
         .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
-    print(&bytes)
+    printer.write(&bytes);
+    Ok(())
 }

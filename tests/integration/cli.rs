@@ -385,3 +385,46 @@ fn signal_arguments_the_wrong_way_round_are_told_their_order() {
     );
     assert!(!err.contains("not running"), "asked the daemon: {err}");
 }
+
+#[test]
+fn events_read_as_sentences_on_a_terminal_and_as_json_otherwise() {
+    let mut ward = Ward::new(
+        r#"
+[program.crash]
+command = ["{testee}", "--exit", "3"]
+restart = "never"
+"#,
+    )
+    .up();
+    ward.wait_state("crash", 0, "exited");
+    // Not a terminal: JSON lines, for tools.
+    let json = ward.ok(&["events", "-n", "50"]);
+    for line in json.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    // A terminal (script(1) gives the command one): sentences.
+    let command = format!("{} --config {} events -n 50", WARD, ward.config().display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"]);
+    let out = run_bounded(cmd);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("crash:0  exited (exit 3)"), "{text}");
+    assert!(text.contains("crash:0  started (pid "), "{text}");
+    assert!(!text.contains("{\"ts\""), "{text}");
+    // --json on a terminal too.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{command} --json"), "/dev/null"]);
+    let out = run_bounded(cmd);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("{\"ts\""));
+    // And from the files once ward is down, the same sentences.
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"]);
+    let out = run_bounded(cmd);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("crash:0  exited (exit 3)"),
+        "{out:?}"
+    );
+}
