@@ -272,6 +272,29 @@ command = "c"
 }
 
 #[test]
+fn stop_mode_lists_its_words_and_systemds_name_points_at_it() {
+    let text = "[program.a]\ncommand = \"a\"\nstop_mode = \"mixed\"\n";
+    let d = error(text);
+    assert_eq!((d.line, d.col), (3, 13));
+    assert_eq!(
+        d.message,
+        "invalid value \"mixed\" for \"stop_mode\" in [program.a]"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("expected one of \"tree\", or \"main\"")
+    );
+    let text = "[program.a]\ncommand = \"a\"\nkill_mode = \"main\"\n";
+    let d = error(text);
+    assert_eq!(d.message, "unknown key \"kill_mode\" in [program.a]");
+    assert!(
+        d.help.as_deref().unwrap_or_default().contains("stop_mode"),
+        "{:?}",
+        d.help
+    );
+}
+
+#[test]
 fn unknown_dependencies_suggest_program_names() {
     let text = r#"[program.api]
 command = "a"

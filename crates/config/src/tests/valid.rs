@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ward_core::{
     BackoffSpec, Condition, LogFormat, LogSpec, RestartPolicy, Signal, SpecSet, StartLimit,
+    StopMode,
 };
 
 use super::{ok, program};
@@ -79,6 +80,7 @@ fn a_program_with_only_a_command_gets_every_default() {
     assert_eq!(p.min_uptime, secs(1));
     assert_eq!(p.stop_signal, Signal::Term);
     assert_eq!(p.stop_timeout, secs(10));
+    assert_eq!(p.stop_mode, StopMode::Tree);
     assert!(p.depends_on.is_empty());
     assert_eq!(*p.logs, c.ward.logs);
 }
@@ -109,6 +111,7 @@ start_limit  = { burst = 3, interval = "30s", cooldown = "5m" }
 min_uptime   = "1.5s"
 stop_signal  = "SIGINT"
 stop_timeout = "20s"
+stop_mode    = "main"
 depends_on   = { db = "started", migrate = "completed" }
 logs         = { max_size = "10MB", keep = 3, format = "json", timestamps = false, dir = "logs", max_line = "32KiB" }
 "#);
@@ -150,6 +153,7 @@ logs         = { max_size = "10MB", keep = 3, format = "json", timestamps = fals
     assert_eq!(p.min_uptime, Duration::from_millis(1500));
     assert_eq!(p.stop_signal, Signal::Int);
     assert_eq!(p.stop_timeout, secs(20));
+    assert_eq!(p.stop_mode, StopMode::Main);
     assert_eq!(
         p.depends_on.iter().collect::<Vec<_>>(),
         [
