@@ -60,6 +60,43 @@ fn stop_mode_main_signals_the_main_process_only() {
 }
 
 #[test]
+fn stop_mode_main_does_reach_the_main_process() {
+    // The child ignores TERM (inherited before the trap); the main process
+    // traps it, says so and exits 0. Its child is left for the deadline,
+    // and a stop that ends this way is not a program daemonizing itself.
+    let ward = Ward::new(
+        r#"
+[program.pg]
+command = ["{testee}", "--pidfile", "{dir}/pids", "--ignore-term", "--fork", "1", "--trap", "TERM", "--forever"]
+stop_mode = "main"
+stop_timeout = "1s"
+"#,
+    )
+    .up();
+    ward.wait_state("pg", 0, "running");
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    ward.ok(&["stop", "pg"]);
+    let survivors = wait_gone(&pids);
+    kill_all(&survivors);
+    assert!(survivors.is_empty(), "{survivors:?} outlived the stop");
+    let log = std::fs::read_to_string(ward.path().join(".ward/logs/pg.0.log")).unwrap_or_default();
+    assert_eq!(
+        log.matches("trapped SIGTERM").count(),
+        1,
+        "the main process, and only it, traps TERM:\n{log}"
+    );
+    let journal = ward.journal();
+    assert!(timed_out(&journal), "{journal:#?}");
+    assert!(
+        !journal.iter().any(|e| e["event"] == "daemonized"),
+        "{journal:#?}"
+    );
+    let status = ward.wait_state("pg", 0, "stopped");
+    assert!(status.get("note").is_none(), "{status}");
+    ward.down();
+}
+
+#[test]
 fn ward_signal_reaches_the_main_process_or_with_tree_every_process() {
     let ward = Ward::new(
         r#"
