@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
-use ward_core::Event;
+use ward_core::{Event, EventKind, RunEnd};
+
+use crate::api::types::LastExit;
 
 use crate::files::{Dir, PRIVATE_FILE};
 
@@ -25,7 +27,46 @@ struct Stamped<'a> {
     ts: String,
     seq: u64,
     #[serde(flatten)]
-    event: &'a Event,
+    event: Edge<'a>,
+}
+
+/// An event as readers see it: the engine's, except that an exit has the
+/// same shape as `last_exit` in the status (`{"kind": "exit", "code": 1}`,
+/// `{"kind": "signal", "signal": "KILL"}`), not the engine's numbers.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Edge<'a> {
+    Exited {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: &'a Option<ward_core::InstanceId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run: &'a Option<ward_core::RunId>,
+        event: &'static str,
+        status: LastExit,
+        uptime_ms: u64,
+        failed_start: bool,
+    },
+    Other(&'a Event),
+}
+
+impl<'a> Edge<'a> {
+    fn of(event: &'a Event) -> Edge<'a> {
+        match &event.kind {
+            EventKind::Exited {
+                status,
+                uptime_ms,
+                failed_start,
+            } => Edge::Exited {
+                instance: &event.instance,
+                run: &event.run,
+                event: "exited",
+                status: LastExit::from_end(&RunEnd::Exited { status: *status }),
+                uptime_ms: *uptime_ms,
+                failed_start: *failed_start,
+            },
+            _ => Edge::Other(event),
+        }
+    }
 }
 
 pub struct Bus {
@@ -54,7 +95,7 @@ impl Bus {
         let stamped = Stamped {
             ts: crate::logs::rfc3339_now(),
             seq: self.seq,
-            event,
+            event: Edge::of(event),
         };
         let line: Arc<str> = match serde_json::to_string(&stamped) {
             Ok(line) => line.into(),

@@ -101,6 +101,7 @@ pub async fn run(
     let sup = Supervisor::new(config.specs.clone(), restore, seed, epoch.elapsed());
     let (snap_tx, snap_rx) = watch::channel(Arc::new(sup.snapshot()));
     let (dirs_tx, dirs_rx) = watch::channel(Arc::new(log_dirs(&config)));
+    let (specs_tx, specs_rx) = watch::channel(Arc::new(config.specs.clone()));
     let bus = Bus::new(Arc::clone(&state_dir));
     let shared = Shared {
         tx: tx.clone(),
@@ -111,6 +112,7 @@ pub async fn run(
         lock: state_dir.join(crate::state::LOCK_FILE),
         logs: hub,
         log_dirs: dirs_rx,
+        specs: specs_rx,
     };
     let (api_stop, api_stopped) = oneshot::channel::<()>();
     let limits = crate::api::Limits::from(&config.ward.api);
@@ -136,6 +138,7 @@ pub async fn run(
         state_path,
         snap_tx,
         dirs_tx,
+        specs_tx,
         replies: HashMap::new(),
         next_token: 0,
         last_saved: None,
@@ -233,6 +236,8 @@ struct Driver {
     state_path: PathBuf,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     dirs_tx: watch::Sender<Arc<HashMap<String, PathBuf>>>,
+    /// The programs as configured, for `ward status NAME`.
+    specs_tx: watch::Sender<Arc<ward_core::SpecSet>>,
     replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>>,
     next_token: u64,
     last_saved: Option<StateFile>,
@@ -472,6 +477,7 @@ impl Driver {
                 self.notice("changes to state_dir or socket take effect when ward restarts".into());
             }
             let _ = self.dirs_tx.send(Arc::new(log_dirs(&new)));
+            let _ = self.specs_tx.send(Arc::new(new.specs.clone()));
             if let Some(console) = self.voice.as_console() {
                 console.set_width(label_width(&new));
             }

@@ -66,6 +66,8 @@ pub struct Shared {
     pub logs: LogHub,
     /// Program → log dir, for reading log files.
     pub log_dirs: watch::Receiver<Arc<HashMap<String, PathBuf>>>,
+    /// The programs as configured (the last accepted reload's).
+    pub specs: watch::Receiver<Arc<ward_core::SpecSet>>,
 }
 
 impl Shared {

@@ -4,6 +4,7 @@
 //! `docs/api.md` documents every endpoint.
 
 mod conn;
+mod detail;
 mod socket;
 pub mod types;
 
@@ -84,6 +85,7 @@ fn router(shared: Shared, closing: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/v1/ping", get(ping))
         .route("/v1/status", get(status))
+        .route("/v1/instances/{target}", get(detail::instances))
         .route("/v1/programs/{target}/start", post(start))
         .route("/v1/programs/{target}/stop", post(stop))
         .route("/v1/programs/{target}/restart", post(restart))
@@ -145,9 +147,10 @@ async fn status(State(shared): State<Shared>, Query(q): Query<StatusQuery>) -> R
         Ok(views) => views,
         Err(e) => return request_error(e),
     };
+    let specs = shared.specs.borrow().clone();
     let selected: Vec<InstanceStatus> = views
         .iter()
-        .map(|v| InstanceStatus::from_view(v, now))
+        .map(|v| InstanceStatus::of(v, now, &specs))
         .collect();
     Json(selected).into_response()
 }
@@ -208,11 +211,12 @@ async fn act(shared: Shared, target: String, make: fn(Target) -> Request) -> Res
 
 fn done(shared: &Shared, reply: Reply) -> Response {
     let now = shared.now();
+    let specs = shared.specs.borrow().clone();
     match reply {
         Reply::Done { instances } => Json(ActionResult {
             instances: instances
                 .iter()
-                .map(|v| InstanceStatus::from_view(v, now))
+                .map(|v| InstanceStatus::of(v, now, &specs))
                 .collect(),
         })
         .into_response(),

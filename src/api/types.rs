@@ -11,6 +11,10 @@ pub struct InstanceStatus {
     pub instance: u32,
     pub state: String,
     pub desired: String,
+    /// Who set `desired`: `config` (autostart, a reload), `user` (a
+    /// start/stop/restart), `remembered` (a user's choice from before ward
+    /// last started), `dependency` (a program that needs it was started).
+    pub desired_by: String,
     pub pid: Option<u32>,
     pub run: Option<u64>,
     pub restarts: u32,
@@ -18,6 +22,13 @@ pub struct InstanceStatus {
     pub uptime_ms: Option<u64>,
     /// Milliseconds since the instance entered its current state.
     pub state_ms: u64,
+    /// Milliseconds until the current state's timer: the next try in
+    /// `backoff`, the end of the cool-down in `fatal`, the kill in
+    /// `stopping` (absent when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_ms: Option<u64>,
+    /// The program's `restart` policy: `always`, `on-failure`, `never`.
+    pub restart: String,
     pub last_exit: Option<LastExit>,
     /// While `waiting`: each dependency instance that keeps it from
     /// starting (absent otherwise).
@@ -114,6 +125,9 @@ pub struct LastExit {
     /// The OS error of a failed spawn.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// A signal that left a core dump (present only then, as `true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub core_dumped: bool,
 }
 
 impl LastExit {
@@ -126,9 +140,14 @@ impl LastExit {
                 code: Some(*code),
                 signal: None,
                 error: None,
+                core_dumped: false,
             },
             RunEnd::Exited {
-                status: ward_core::ExitStatus::Signal { signal, .. },
+                status:
+                    ward_core::ExitStatus::Signal {
+                        signal,
+                        core_dumped,
+                    },
             } => LastExit {
                 kind: "signal".into(),
                 code: None,
@@ -138,17 +157,83 @@ impl LastExit {
                         .unwrap_or_else(|| signal.to_string()),
                 ),
                 error: None,
+                core_dumped: *core_dumped,
             },
             RunEnd::SpawnFailed { error } => LastExit {
                 kind: "spawn_failed".into(),
                 code: None,
                 signal: None,
                 error: Some(error.clone()),
+                core_dumped: false,
             },
         }
     }
 
-    /// Short words for the status table: `exit 1`, `SIGKILL`, `spawn failed`.
+    /// The end an `exited` or `spawn_failed` event of the journal records
+    /// (also the shape older versions of ward wrote: `{"kind": "code"}`,
+    /// signal numbers).
+    pub fn from_event(event: &serde_json::Value) -> Option<LastExit> {
+        match event["event"].as_str()? {
+            "spawn_failed" => Some(LastExit {
+                kind: "spawn_failed".into(),
+                code: None,
+                signal: None,
+                error: Some(event["error"].as_str().unwrap_or_default().to_string()),
+                core_dumped: false,
+            }),
+            "exited" => {
+                let status = &event["status"];
+                match status["kind"].as_str()? {
+                    "exit" | "code" => Some(LastExit {
+                        kind: "exit".into(),
+                        code: Some(i32::try_from(status["code"].as_i64()?).ok()?),
+                        signal: None,
+                        error: None,
+                        core_dumped: false,
+                    }),
+                    "signal" => Some(LastExit {
+                        kind: "signal".into(),
+                        code: None,
+                        signal: Some(match &status["signal"] {
+                            serde_json::Value::Number(n) => {
+                                let n = i32::try_from(n.as_i64()?).ok()?;
+                                crate::proc::signal_name(n)
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| n.to_string())
+                            }
+                            other => other.as_str()?.to_string(),
+                        }),
+                        error: None,
+                        core_dumped: status["core_dumped"].as_bool().unwrap_or(false),
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// What the status table says of it: `exit 1`, `SIGKILL`, or a failed
+    /// spawn's error (`cannot run pyhton3: No such file or directory`).
+    pub fn reason(&self) -> String {
+        match &self.error {
+            // The words without what only a full report needs: the OS
+            // error number, the PATH that was searched.
+            Some(error) => {
+                let words = error
+                    .strip_suffix(')')
+                    .and_then(|e| e.rsplit_once(" (os error "))
+                    .map_or(error.as_str(), |(words, _)| words);
+                match words.split_once("not found in PATH (") {
+                    Some((head, _)) => format!("{head}not found in PATH"),
+                    None => words.to_string(),
+                }
+            }
+            None => self.short(),
+        }
+    }
+
+    /// Short words: `exit 1`, `SIGKILL`, `spawn failed`.
     pub fn short(&self) -> String {
         match (self.kind.as_str(), self.code, &self.signal) {
             ("exit", Some(code), _) => format!("exit {code}"),
@@ -169,6 +254,12 @@ impl InstanceStatus {
                 ward_core::Desired::Up => "up".into(),
                 ward_core::Desired::Down => "down".into(),
             },
+            desired_by: match view.desired_by {
+                ward_core::DesiredBy::Config => "config".into(),
+                ward_core::DesiredBy::User => "user".into(),
+                ward_core::DesiredBy::Remembered => "remembered".into(),
+                ward_core::DesiredBy::Dependency => "dependency".into(),
+            },
             pid: view.pid.filter(|_| running),
             run: view.run.map(|r| r.0),
             restarts: view.restarts,
@@ -177,6 +268,8 @@ impl InstanceStatus {
                 .filter(|_| running)
                 .map(|t| millis(now.saturating_sub(t))),
             state_ms: millis(now.saturating_sub(view.since)),
+            next_ms: view.next_at.map(|at| millis(at.saturating_sub(now))),
+            restart: String::new(),
             last_exit: view.last_end.as_ref().map(LastExit::from_end),
             waiting_on: view
                 .waiting_on
@@ -186,6 +279,122 @@ impl InstanceStatus {
             note: view.daemonized.then(|| DAEMONIZED.to_string()),
         }
     }
+}
+
+impl InstanceStatus {
+    /// The view, with what the program's spec adds (its restart policy).
+    pub fn of(view: &InstanceView, now: Time, specs: &ward_core::SpecSet) -> InstanceStatus {
+        let mut status = InstanceStatus::from_view(view, now);
+        if let Some(spec) = specs.get(&view.id.program) {
+            status.restart = match spec.restart {
+                ward_core::RestartPolicy::Always => "always",
+                ward_core::RestartPolicy::OnFailure => "on-failure",
+                ward_core::RestartPolicy::Never => "never",
+            }
+            .into();
+        }
+        status
+    }
+
+    /// `web:0`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.name, self.instance)
+    }
+
+    /// Why the instance is in its state, in a few words, for the status
+    /// table and summaries: the last error or exit, the time until the next
+    /// try, what it waits for, who stopped it. Empty when there is nothing
+    /// to say (running, never failed).
+    pub fn reason(&self) -> String {
+        let last = self.last_exit.as_ref().map(LastExit::reason);
+        let next = self
+            .next_ms
+            .map(|ms| crate::cli::human_duration(std::time::Duration::from_millis(ms)));
+        let parts: Vec<String> = match self.state.as_str() {
+            "running" | "starting" => last.map(|l| format!("last: {l}")).into_iter().collect(),
+            "backoff" => vec![
+                last.unwrap_or_else(|| "failed".into()),
+                match next {
+                    Some(next) => format!("next try in {next}"),
+                    None => "next try soon".into(),
+                },
+            ],
+            "fatal" => vec![
+                last.unwrap_or_else(|| "failed".into()),
+                match next {
+                    Some(next) => format!("gave up (start limit), tries again in {next}"),
+                    None => "gave up (start limit); `ward start` tries again".into(),
+                },
+            ],
+            "exited" if self.note.is_some() => vec![format!(
+                "{}, daemonized itself: run it in the foreground",
+                last.unwrap_or_else(|| "exit 0".into())
+            )],
+            "exited" => vec![
+                last.unwrap_or_else(|| "ended".into()),
+                format!("not restarted (restart = \"{}\")", self.restart),
+            ],
+            "stopped" | "stopping" if self.desired == "down" => {
+                let who = match self.desired_by.as_str() {
+                    "user" => "by `ward stop`".to_string(),
+                    "remembered" => "by `ward stop` before ward last started".to_string(),
+                    _ => "autostart = false".to_string(),
+                };
+                let mut parts = vec![who];
+                if let (Some(next), "stopping") = (next, self.state.as_str()) {
+                    parts.push(format!("killed in {next} unless it exits"));
+                }
+                parts
+            }
+            "stopping" => match next {
+                Some(next) => vec![format!("restarting; killed in {next} unless it exits")],
+                None => vec!["restarting".into()],
+            },
+            "waiting" => match self.waiting_on.as_slice() {
+                [] => Vec::new(),
+                [one] => vec![one.describe()],
+                [first, rest @ ..] => {
+                    vec![format!("{} (and {} more)", first.describe(), rest.len())]
+                }
+            },
+            _ => Vec::new(),
+        };
+        parts.join("; ")
+    }
+}
+
+/// One past end of a run, from the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastExit {
+    /// When ward saw it (RFC 3339, UTC).
+    pub ts: String,
+    pub run: Option<u64>,
+    pub exit: LastExit,
+    /// How long the run had been up (absent for a failed spawn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_ms: Option<u64>,
+}
+
+/// One instance in detail: `GET /v1/instances/{target}`, `ward status NAME`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceDetail {
+    #[serde(flatten)]
+    pub status: InstanceStatus,
+    /// The command as ward runs it (argv; `["sh", "-c", …]` for a shell line).
+    pub command: Vec<String>,
+    pub cwd: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The last ends of runs (up to five, oldest first), from the journal.
+    pub exits: Vec<PastExit>,
+    /// The last lines the program wrote to stderr (up to five), from its
+    /// log file; when the log format does not mark streams
+    /// (`timestamps = false`), its last lines of output instead, and
+    /// `stderr_marked` is false.
+    pub stderr: Vec<String>,
+    pub stderr_marked: bool,
+    /// The log file.
+    pub log: String,
 }
 
 fn millis(d: std::time::Duration) -> u64 {

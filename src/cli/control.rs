@@ -4,77 +4,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::client::Client;
-use super::{describe_reload, human_duration, Failure, Locations, Outcome};
+use super::{describe_reload, Failure, Locations, Outcome};
 use crate::api::types::{ActionResult, InstanceStatus, ReloadResult};
 
 pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome {
-    let client = Client::new(&loc.socket);
-    let path = match name {
-        Some(name) => format!("/v1/status?name={}", encode(name)),
-        None => "/v1/status".to_string(),
-    };
-    let list: Vec<InstanceStatus> = client.get(&path).await?;
-    if json {
-        let text = serde_json::to_string_pretty(&list)
-            .map_err(|e| Failure::new(format!("cannot print the status: {e}")))?;
-        println!("{text}");
-    } else {
-        print!("{}", status_table(&list));
-    }
-    Ok(())
-}
-
-pub fn status_table(list: &[InstanceStatus]) -> String {
-    let mut rows = vec![[
-        "NAME".to_string(),
-        "INSTANCE".to_string(),
-        "STATE".to_string(),
-        "PID".to_string(),
-        "UPTIME".to_string(),
-        "RESTARTS".to_string(),
-        "LAST EXIT".to_string(),
-    ]];
-    for s in list {
-        rows.push([
-            s.name.clone(),
-            s.instance.to_string(),
-            if s.desired == "down" && s.state != "stopped" && s.state != "stopping" {
-                format!("{} (to stop)", s.state)
-            } else {
-                s.state.clone()
-            },
-            s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            s.uptime_ms
-                .map(|ms| human_duration(Duration::from_millis(ms)))
-                .unwrap_or_else(|| "-".into()),
-            s.restarts.to_string(),
-            match (&s.last_exit, &s.note) {
-                (Some(e), Some(_)) => format!("{}, daemonized itself", e.short()),
-                (Some(e), None) => e.short(),
-                (None, _) => "-".into(),
-            },
-        ]);
-    }
-    let mut widths = [0usize; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    super::status::status(loc, name, json).await
 }
 
 /// start / stop / restart, for each target in turn. An instance left
@@ -213,8 +147,10 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     let client = Client::new(&loc.socket);
     let path = format!("/v1/logs/{}?n={lines}&follow={follow}", encode(target));
     let mut stdout = std::io::stdout();
+    let mut wrote = false;
     let end = match client
         .stream(&path, |chunk| {
+            wrote |= !chunk.is_empty();
             // A closed stdout (`ward logs -f api | head`) ends the command.
             stdout.write_all(chunk).and_then(|_| stdout.flush()).is_ok()
         })
@@ -232,7 +168,36 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     if end.as_deref() == Some("stopped") {
         eprintln!("ward stopped");
     }
+    if !wrote && !follow {
+        explain_silence(&client, target).await;
+    }
     Ok(())
+}
+
+/// Nothing in the logs: say so on stderr, and why when ward knows (a
+/// command that cannot run has no output to show, only its error).
+async fn explain_silence(client: &Client, target: &str) {
+    let path = format!("/v1/status?name={}", encode(target));
+    let Ok(list) = client.get::<Vec<InstanceStatus>>(&path).await else {
+        return;
+    };
+    for s in list {
+        let why = match &s.last_exit {
+            Some(e) if e.kind == "spawn_failed" => {
+                format!("it never started: {}", e.reason())
+            }
+            _ if s.run.is_none() => {
+                let reason = s.reason();
+                if reason.is_empty() {
+                    format!("it has not run yet ({})", s.state)
+                } else {
+                    format!("it has not run yet ({}: {reason})", s.state)
+                }
+            }
+            _ => "it has written nothing to stdout or stderr".into(),
+        };
+        eprintln!("ward: no output from {}: {why}", s.id());
+    }
 }
 
 pub async fn events(loc: &Locations, follow: bool, lines: usize, human: bool) -> Outcome {
@@ -292,7 +257,7 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize, human: bool) ->
 }
 
 /// Percent-encodes a path segment or query value.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
@@ -307,60 +272,6 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::LastExit;
-
-    #[test]
-    fn table_aligns_columns() {
-        let list = vec![
-            InstanceStatus {
-                name: "api".into(),
-                instance: 0,
-                state: "running".into(),
-                desired: "up".into(),
-                pid: Some(1234),
-                run: Some(3),
-                restarts: 2,
-                uptime_ms: Some(192_000),
-                state_ms: 1,
-                note: None,
-                last_exit: Some(LastExit {
-                    kind: "exit".into(),
-                    code: Some(1),
-                    signal: None,
-                    error: None,
-                }),
-                waiting_on: Vec::new(),
-            },
-            InstanceStatus {
-                name: "worker".into(),
-                instance: 1,
-                state: "stopped".into(),
-                desired: "down".into(),
-                pid: None,
-                run: None,
-                restarts: 0,
-                note: None,
-                uptime_ms: None,
-                state_ms: 1,
-                last_exit: None,
-                waiting_on: Vec::new(),
-            },
-        ];
-        let table = status_table(&list);
-        let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(
-            lines[0],
-            "NAME    INSTANCE  STATE    PID   UPTIME  RESTARTS  LAST EXIT"
-        );
-        assert_eq!(
-            lines[1],
-            "api     0         running  1234  3m12s   2         exit 1"
-        );
-        assert_eq!(
-            lines[2],
-            "worker  1         stopped  -     -       0         -"
-        );
-    }
 
     #[test]
     fn encodes_segments() {

@@ -61,12 +61,8 @@ pub fn describe(event: &Value) -> String {
         "spawned" => format!("started (pid {})", num("pid")),
         "spawn_failed" => format!("failed to start: {}", text("error")),
         "exited" => {
-            let status = &event["status"];
-            let how = match status["kind"].as_str() {
-                Some("code") => format!("exit {}", status["code"]),
-                Some("signal") => format!("signal {}", status["signal"]),
-                _ => status.to_string(),
-            };
+            let how = crate::api::types::LastExit::from_event(event)
+                .map_or_else(|| event["status"].to_string(), |e| e.short());
             if event["failed_start"].as_bool() == Some(true) {
                 format!("exited ({how}) before min_uptime: a failed start")
             } else {
@@ -82,7 +78,10 @@ pub fn describe(event: &Value) -> String {
             None => format!("gave up after {} failed starts", num("failed_starts")),
         },
         "state_changed" => format!("{} → {}", text("from"), text("to")),
-        "desired_changed" => format!("asked to be {}", text("to")),
+        "desired_changed" => match event["desired"].as_str() {
+            Some("down") => "asked to stop".into(),
+            _ => "asked to run".into(),
+        },
         "stop_timeout" => "did not stop in time; killing its process tree".into(),
         "daemonized" => "daemonized itself (see ward status)".into(),
         "reloaded" => "config reloaded".into(),
@@ -125,7 +124,7 @@ mod tests {
     #[test]
     fn events_read_as_sentences() {
         let e: Value = serde_json::from_str(
-            r#"{"ts":"2026-12-03T10:00:01.112Z","seq":4,"instance":"api:0","run":7,"event":"exited","status":{"kind":"code","code":1},"uptime_ms":20,"failed_start":true}"#,
+            r#"{"ts":"2026-12-03T10:00:01.112Z","seq":4,"instance":"api:0","run":7,"event":"exited","status":{"kind":"exit","code":1},"uptime_ms":20,"failed_start":true}"#,
         )
         .unwrap();
         assert_eq!(

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use console::Console;
 pub use format::rfc3339_now;
 pub use pump::{pump, PumpStats, Sinks};
+pub use rotate::log_path;
 pub use rotate::InstanceLog;
 pub use tail::{tail, tail_file};
 

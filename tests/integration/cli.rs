@@ -178,10 +178,16 @@ command = ["{testee}"]
     assert_eq!(one.len(), 1, "{one:#?}");
     assert_eq!(one[0]["name"], "web");
     assert_eq!(one[0]["instance"], 1);
-    let table = ward.ok(&["status", "db"]);
-    let rows: Vec<&str> = table.lines().skip(1).collect();
-    assert_eq!(rows.len(), 1, "{table}");
-    assert!(rows[0].starts_with("db "), "{table}");
+    // A name: each of its instances in detail, one block each.
+    let text = ward.ok(&["status", "db"]);
+    let heads: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(heads, ["db:0"], "{text}");
+    let text = ward.ok(&["status", "web"]);
+    let heads: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .collect();
+    assert_eq!(heads, ["web:0", "web:1"], "{text}");
 
     let out = ward.ward(&["status", "wev"]);
     assert!(!out.status.success());

@@ -193,7 +193,7 @@ stop_timeout = "20s"
     assert_eq!(exits.len(), 1, "{exits:#?}");
     assert_eq!(
         exits[0]["status"],
-        serde_json::json!({"kind": "code", "code": 0}),
+        serde_json::json!({"kind": "exit", "code": 0}),
         "not ended by its TERM handler: {exits:#?}"
     );
     let journal = ward.journal();

@@ -585,7 +585,7 @@ pub fn assert_stopped_gracefully(ward: &Ward, expect: &[&str]) {
     }
     for e in &exited {
         assert_eq!(e["status"]["kind"], "signal", "not ended by a signal: {e}");
-        assert_eq!(e["status"]["signal"], 15, "not ended by SIGTERM: {e}");
+        assert_eq!(e["status"]["signal"], "TERM", "not ended by SIGTERM: {e}");
     }
     assert!(
         !journal.iter().any(|e| e["event"] == "stop_timeout"),

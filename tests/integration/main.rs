@@ -14,6 +14,8 @@ mod lifecycle;
 mod logs;
 mod lookup;
 mod reload;
+mod schema;
 mod signals;
 mod stop_modes;
 mod trees;
+mod why;

@@ -46,7 +46,7 @@ stop_timeout = "60s"
     assert!(
         journal.iter().any(|e| e["event"] == "exited"
             && e["instance"] == "stubborn:0"
-            && e["status"]["signal"] == 9),
+            && e["status"]["signal"] == "KILL"),
         "stubborn:0 did not end by SIGKILL: {journal:#?}"
     );
 }

@@ -147,7 +147,10 @@ stop_timeout = "2s"
     assert!(note.starts_with("daemonized itself"), "{status}");
     assert!(note.contains("foreground"), "{status}");
     let table = ward.ok(&["status"]);
-    assert!(table.contains("exit 0, daemonized itself"), "{table}");
+    assert!(
+        table.contains("exit 0, daemonized itself: run it in the foreground"),
+        "{table}"
+    );
     // What it left in the background is gone with the run.
     let survivors = wait_gone(&pids);
     kill_all(&survivors);

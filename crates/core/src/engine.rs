@@ -146,7 +146,8 @@ use crate::deps;
 use crate::diff;
 use crate::instance::Instance;
 use crate::model::{
-    Action, Desired, Diff, Event, EventKind, Input, InstanceId, RunId, Snapshot, State, Time, Token,
+    Action, Desired, DesiredBy, Diff, Event, EventKind, Input, InstanceId, RunId, Snapshot, State,
+    Time, Token,
 };
 use crate::rng::Rng;
 use crate::spec::{ProgramSpec, SpecSet};
@@ -232,8 +233,11 @@ impl Supervisor {
             let instances = (0..spec.instances)
                 .map(|index| {
                     let id = InstanceId::new(name, index);
-                    let desired = restore.desired.get(&id).copied().unwrap_or(default);
-                    (index, Instance::new(id, desired, now))
+                    let (desired, by) = match restore.desired.get(&id) {
+                        Some(desired) => (*desired, DesiredBy::Remembered),
+                        None => (default, DesiredBy::Config),
+                    };
+                    (index, Instance::new(id, desired, by, now))
                 })
                 .collect();
             programs.insert(
@@ -442,14 +446,20 @@ impl Supervisor {
         }
     }
 
-    fn set_desired(&mut self, id: &InstanceId, desired: Desired) {
+    fn set_desired(&mut self, id: &InstanceId, desired: Desired, by: DesiredBy) {
         let Some(inst) = self.instance_mut(id) else {
             return;
         };
         if inst.desired == desired {
+            // A person asking again makes the choice theirs; being pulled
+            // up by a dependent does not take it from them.
+            if by == DesiredBy::User {
+                inst.desired_by = by;
+            }
             return;
         }
         inst.desired = desired;
+        inst.desired_by = by;
         self.publish(
             Some(id.clone()),
             None,
@@ -553,8 +563,9 @@ impl Supervisor {
             for dep in self.transitive_deps_of(&name) {
                 if let Some(p) = self.programs.get_mut(&dep) {
                     for inst in p.instances.values_mut() {
-                        if !restore.desired.contains_key(&inst.id) {
+                        if !restore.desired.contains_key(&inst.id) && inst.desired != Desired::Up {
                             inst.desired = Desired::Up;
+                            inst.desired_by = DesiredBy::Dependency;
                         }
                     }
                 }

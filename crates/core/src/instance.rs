@@ -1,7 +1,9 @@
 //! One instance's bookkeeping inside the engine.
 
 use crate::limit::FailedStarts;
-use crate::model::{Desired, ExitStatus, InstanceId, InstanceView, RunEnd, RunId, State, Time};
+use crate::model::{
+    Desired, DesiredBy, ExitStatus, InstanceId, InstanceView, RunEnd, RunId, State, Time,
+};
 use crate::spec::ProgramSpec;
 use crate::timers::TimerKey;
 
@@ -13,6 +15,8 @@ pub struct Instance {
     pub since: Time,
     /// What the user (or autostart) asked for; persisted by the shell.
     pub desired: Desired,
+    /// Who set `desired` last.
+    pub desired_by: DesiredBy,
     /// Going away: the program was removed or scaled down. Forgotten once
     /// stopped.
     pub retiring: bool,
@@ -82,12 +86,13 @@ impl Run {
 }
 
 impl Instance {
-    pub fn new(id: InstanceId, desired: Desired, now: Time) -> Instance {
+    pub fn new(id: InstanceId, desired: Desired, desired_by: DesiredBy, now: Time) -> Instance {
         Instance {
             id,
             state: State::Stopped,
             since: now,
             desired,
+            desired_by,
             retiring: false,
             restart_pending: false,
             run: None,
@@ -125,10 +130,12 @@ impl Instance {
             id: self.id.clone(),
             state: self.state,
             desired: self.desired,
+            desired_by: self.desired_by,
             run: self.event_run(),
             pid: self.run.as_ref().and_then(|r| r.pid),
             started_at: self.run.as_ref().and_then(|r| r.started_at),
             since: self.since,
+            next_at: self.timer.map(|t| t.at()),
             restarts: self.restarts,
             last_end: self.last_end.clone(),
             waiting_on: Vec::new(),

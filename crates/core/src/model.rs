@@ -109,6 +109,20 @@ pub enum Desired {
     Down,
 }
 
+/// Who set an instance's desired state last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesiredBy {
+    /// The config: `autostart` (true: up, false: down), or a reload.
+    Config,
+    /// A request while this ward runs (`ward start`, `stop`, `restart`).
+    User,
+    /// A request from before ward last started, kept in its state file.
+    Remembered,
+    /// Brought up because a program that depends on it was started.
+    Dependency,
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -429,12 +443,17 @@ pub struct InstanceView {
     pub id: InstanceId,
     pub state: State,
     pub desired: Desired,
+    /// Who set `desired`.
+    pub desired_by: DesiredBy,
     pub run: Option<RunId>,
     pub pid: Option<u32>,
     /// When the current run was spawned (for uptime), if one is live.
     pub started_at: Option<Time>,
     /// When the instance entered its current state.
     pub since: Time,
+    /// When the current state's timer is due: the next try in `backoff`,
+    /// the end of the cool-down in `fatal`, the kill in `stopping`.
+    pub next_at: Option<Time>,
     pub restarts: u32,
     pub last_end: Option<RunEnd>,
     /// While `waiting`: every dependency instance that does not meet its

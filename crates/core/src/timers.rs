@@ -35,6 +35,13 @@ pub struct TimerKey {
     seq: u64,
 }
 
+impl TimerKey {
+    /// When the timer is due.
+    pub fn at(&self) -> Time {
+        self.at
+    }
+}
+
 /// Timers ordered by due time, then by arming order, so that timers due at
 /// the same instant fire in the order they were armed.
 #[derive(Debug, Clone, Default)]

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use crate::diff;
 use crate::instance::Instance;
 use crate::model::{
-    Action, Desired, EventKind, InstanceId, InstanceView, Reply, Request, RequestError, RunId,
-    State, Target, Token,
+    Action, Desired, DesiredBy, EventKind, InstanceId, InstanceView, Reply, Request, RequestError,
+    RunId, State, Target, Token,
 };
 use crate::spec::{Condition, Signal, SpecSet};
 use crate::suggest;
@@ -105,7 +105,7 @@ impl Supervisor {
     }
 
     fn start_target(&mut self, id: &InstanceId) {
-        self.set_desired(id, Desired::Up);
+        self.set_desired(id, Desired::Up, DesiredBy::User);
         self.bring_up_dependencies(&id.program);
         match self.instance(id).map(|i| i.state) {
             Some(State::Exited | State::Fatal) => self.start_now(id, true),
@@ -118,14 +118,14 @@ impl Supervisor {
     }
 
     fn stop_target(&mut self, id: &InstanceId) {
-        self.set_desired(id, Desired::Down);
+        self.set_desired(id, Desired::Down, DesiredBy::User);
         if let Some(inst) = self.instance_mut(id) {
             inst.restart_pending = false;
         }
     }
 
     fn restart_target(&mut self, id: &InstanceId) {
-        self.set_desired(id, Desired::Up);
+        self.set_desired(id, Desired::Up, DesiredBy::User);
         self.bring_up_dependencies(&id.program);
         let Some(inst) = self.instance_mut(id) else {
             return;
@@ -167,7 +167,7 @@ impl Supervisor {
                     })
                     .collect();
                 for (id, state, succeeded) in instances {
-                    self.set_desired(&id, Desired::Up);
+                    self.set_desired(&id, Desired::Up, DesiredBy::Dependency);
                     let start_again = match state {
                         State::Fatal => true,
                         State::Exited => *cond == Condition::Started || !succeeded,
@@ -284,15 +284,15 @@ impl Supervisor {
             };
             // A new instance of a program the user has started comes up
             // too; a program new to the engine follows autostart.
-            let template = if was_retired {
-                default
+            let (template, template_by) = if was_retired {
+                (default, DesiredBy::Config)
             } else {
                 program
                     .instances
                     .values()
                     .find(|i| !i.retiring)
-                    .map(|i| i.desired)
-                    .unwrap_or(default)
+                    .map(|i| (i.desired, i.desired_by))
+                    .unwrap_or((default, DesiredBy::Config))
             };
             program.spec = spec.clone();
             program.retired = false;
@@ -304,6 +304,7 @@ impl Supervisor {
                     // again and its running stop turns into a restart.
                     inst.retiring = false;
                     inst.desired = template;
+                    inst.desired_by = template_by;
                     joined = true;
                 } else if !keep {
                     inst.retiring = true;
@@ -316,7 +317,7 @@ impl Supervisor {
             for index in 0..spec.instances {
                 program.instances.entry(index).or_insert_with(|| {
                     joined = true;
-                    Instance::new(InstanceId::new(name, index), template, now)
+                    Instance::new(InstanceId::new(name, index), template, template_by, now)
                 });
             }
             if joined && template == Desired::Up {

@@ -276,3 +276,42 @@ fn signal_tree_reaches_every_process_even_after_the_leader_left() {
         .iter()
         .any(|(_, a)| matches!(a, Action::SignalMain { .. })));
 }
+
+#[test]
+fn views_say_who_set_the_desired_state_and_when_the_next_try_is() {
+    let mut web = needs(prog("web"), "db", Condition::Started);
+    web.autostart = false;
+    let mut db = prog("db");
+    db.autostart = false;
+    let restore = Restore {
+        desired: [(id("cache", 0), Desired::Down)].into_iter().collect(),
+        ..Restore::default()
+    };
+    let mut sim = Sim::restored(set(vec![web, db, prog("cache"), prog("api")]), restore);
+    sim.advance(secs(1));
+    assert_eq!(sim.view("api", 0).desired_by, DesiredBy::Config);
+    assert_eq!(sim.view("web", 0).desired_by, DesiredBy::Config);
+    assert_eq!(sim.view("cache", 0).desired_by, DesiredBy::Remembered);
+    assert_eq!(sim.view("cache", 0).desired, Desired::Down);
+
+    sim.request(Request::Start(Target::Program("web".into())));
+    sim.advance(secs(1));
+    assert_eq!(sim.view("web", 0).desired_by, DesiredBy::User);
+    assert_eq!(sim.view("db", 0).desired_by, DesiredBy::Dependency);
+    // Asking for what it already has makes the choice the user's.
+    sim.request(Request::Start(Target::Program("db".into())));
+    assert_eq!(sim.view("db", 0).desired_by, DesiredBy::User);
+
+    sim.request(Request::Stop(Target::Program("api".into())));
+    sim.advance(secs(1));
+    assert_eq!(sim.view("api", 0).desired_by, DesiredBy::User);
+    assert_eq!(sim.view("api", 0).next_at, None);
+
+    // A crash: backoff, with the time of the next try.
+    sim.advance(secs(5));
+    sim.exit("web", 0, 1);
+    let view = sim.view("web", 0);
+    assert_eq!(view.state, State::Backoff);
+    let next = view.next_at.expect("a backoff has a next try");
+    assert!(next > view.since, "{view:?}");
+}
