@@ -127,13 +127,15 @@ pub fn detail(d: &InstanceDetail) -> String {
     if let Some(note) = &s.note {
         field("note", note.clone());
     }
-    let by = match s.desired_by.as_str() {
-        "user" => "by `ward start`/`stop`/`restart`".to_string(),
-        "remembered" => {
-            "by `ward start`/`stop` before ward last started (kept in state.json)".into()
-        }
-        "dependency" => "because a program that depends on it was started".into(),
-        _ => "by the config (autostart)".into(),
+    let up = s.desired == "up";
+    let by = match (s.desired_by.as_str(), up) {
+        ("user", true) => "by `ward start` or `ward restart`",
+        ("user", false) => "by `ward stop`",
+        ("remembered", true) => "by `ward start` before ward last started",
+        ("remembered", false) => "by `ward stop` before ward last started",
+        ("dependency", _) => "a program that needs it was started",
+        (_, true) => "autostart",
+        (_, false) => "autostart = false",
     };
     field("desired", format!("{} ({by})", s.desired));
     field(

@@ -97,7 +97,7 @@ fn status_of_a_name_shows_the_instance_in_detail() {
         "{text}"
     );
     assert!(
-        text.contains("  desired    up (by the config (autostart))"),
+        text.contains("  desired    up (autostart)"),
         "{text}"
     );
     assert!(text.contains("  restarts   "), "{text}");
