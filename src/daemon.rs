@@ -31,6 +31,9 @@ use crate::voice::Voice;
 /// How long, once everything is down, the API may take to finish the
 /// answers it is writing (the reply to `ward down` among them).
 const API_DRAIN: Duration = Duration::from_secs(2);
+/// How long processes ward adopted get between SIGTERM and SIGKILL when
+/// ward ends.
+const STRAY_GRACE: Duration = Duration::from_secs(2);
 
 /// state.json is rewritten at most this often for changes of the live
 /// runs (a crash loop changes them hundreds of times a second); the user's
@@ -113,6 +116,7 @@ pub async fn run(
         logs: hub,
         log_dirs: dirs_rx,
         specs: specs_rx,
+        trees_fallback: supervision.fallback_reason().map(str::to_string),
     };
     let (api_stop, api_stopped) = oneshot::channel::<()>();
     let limits = crate::api::Limits::from(&config.ward.api);
@@ -194,6 +198,23 @@ pub async fn run(
     driver.persist();
 
     driver.run(rx, hangup_stops).await?;
+    // Every run is over. What ward adopted and no run owns any more (a
+    // descendant that left its group and cleared its environment, then
+    // lost its parent) goes too: ward leaves nothing behind.
+    let sentinel = supervision.sentinel_pid();
+    if let Ok(strays) =
+        tokio::task::spawn_blocking(move || crate::proc::end_adopted(sentinel, STRAY_GRACE)).await
+    {
+        if strays > 0 {
+            driver.notice(if strays == 1 {
+                "stopped 1 process that had left its program's tree (it was re-parented to ward)".into()
+            } else {
+                format!(
+                    "stopped {strays} processes that had left their program's tree (they were re-parented to ward)"
+                )
+            });
+        }
+    }
     // What was deferred is written now: the runs are all over, and this
     // start leaves nothing for the next one to sweep.
     driver.start = None;

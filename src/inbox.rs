@@ -68,6 +68,8 @@ pub struct Shared {
     pub log_dirs: watch::Receiver<Arc<HashMap<String, PathBuf>>>,
     /// The programs as configured (the last accepted reload's).
     pub specs: watch::Receiver<Arc<ward_core::SpecSet>>,
+    /// Why process trees are tracked without cgroups, when they are.
+    pub trees_fallback: Option<String>,
 }
 
 impl Shared {

@@ -31,6 +31,8 @@
 //! | `--raise SIG` | send SIG to itself (`--raise KILL`, `--raise SEGV`: a crash) |
 //! | `--fork N` | fork N children that sleep until killed (same process group, same pipes) |
 //! | `--double-fork-setsid` | fork a child that forks again and exits; the grandchild calls `setsid()` (leaving the process group) and sleeps until killed, keeping the pipes; its pid goes to the pidfile once it exists |
+//! | `--hide` | fork a child that calls `setsid()` and executes `testee` again with an empty environment (no `WARD_TREE` marker) and its output to /dev/null: the child stays testee's child; its pid goes to the pidfile once it has executed |
+//! | `--hide-orphan` | as `--hide`, but from a middle child that exits at once: the hidden grandchild is re-parented to the subreaper (ward) or PID 1 |
 //! | `--orphans N` | N times: fork a child that forks again and exits at once; the grandchild (an orphan, reparented to the subreaper or PID 1) has its pid put in the pidfile, then exits: a zombie until its new parent reaps it. testee reaps the middle children itself |
 //! | `--stdout`, `--stderr` | where the output steps that follow write (default stdout) |
 //! | `--echo TEXT` | print TEXT and a newline |
@@ -95,6 +97,7 @@ mod unix {
         Raise(c_int),
         Fork(u32),
         DoubleForkSetsid,
+        Hide { orphan: bool },
         Orphans(u32),
         Target(Target),
         Echo(String),
@@ -207,6 +210,8 @@ mod unix {
                 "--raise" => Step::Raise(signal(&text()?)?),
                 "--fork" => Step::Fork(number(&flag, &text()?)? as u32),
                 "--double-fork-setsid" => Step::DoubleForkSetsid,
+                "--hide" => Step::Hide { orphan: false },
+                "--hide-orphan" => Step::Hide { orphan: true },
                 "--orphans" => Step::Orphans(number(&flag, &text()?)? as u32),
                 "--stdout" => Step::Target(Target::Stdout),
                 "--stderr" => Step::Target(Target::Stderr),
@@ -306,6 +311,7 @@ mod unix {
                 }
             }
             Step::DoubleForkSetsid => double_fork(plan, Grandchild::Escapee),
+            Step::Hide { orphan } => hide(plan, *orphan),
             Step::Orphans(n) => {
                 for _ in 0..*n {
                     double_fork(plan, Grandchild::Orphan);
@@ -510,6 +516,62 @@ mod unix {
             eprintln!("testee: a grandchild did not report its pid");
             exit(2);
         }
+        record(plan, libc::pid_t::from_ne_bytes(pid));
+    }
+
+    /// `--hide`/`--hide-orphan`: a process that leaves the process group
+    /// and clears its environment, the two ways out of a tree without
+    /// cgroups. Its pid is reported once it has executed, so a reader of the
+    /// pidfile knows its environment is already empty.
+    fn hide(plan: &Plan, orphan: bool) {
+        let (mut reader, mut writer) = match UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("testee: socketpair: {e}");
+                exit(2);
+            }
+        };
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("testee"));
+        let middle = if orphan { fork() } else { 0 };
+        if middle == 0 {
+            let child = fork();
+            if child == 0 {
+                drop(reader);
+                // SAFETY: setsid has no preconditions.
+                unsafe { libc::setsid() };
+                // The report goes out at exec: the socket is close-on-exec,
+                // so the reader sees EOF once the new program runs.
+                let pid = std::process::id().to_ne_bytes();
+                let _ = writer.write_all(&pid);
+                use std::os::unix::process::CommandExt;
+                let e = std::process::Command::new(&exe)
+                    .env_clear()
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .exec();
+                eprintln!("testee: --hide: cannot execute {}: {e}", exe.display());
+                // SAFETY: leaves the forked copy without running handlers.
+                unsafe { libc::_exit(2) };
+            }
+            if orphan {
+                // SAFETY: as above.
+                unsafe { libc::_exit(0) };
+            }
+        }
+        drop(writer);
+        if orphan {
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(middle, &mut status, 0) };
+        }
+        let mut pid = [0u8; 4];
+        if reader.read_exact(&mut pid).is_err() {
+            eprintln!("testee: a hidden process did not report its pid");
+            exit(2);
+        }
+        // EOF: it has executed (or died trying).
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
         record(plan, libc::pid_t::from_ne_bytes(pid));
     }
 

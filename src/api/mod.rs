@@ -127,6 +127,10 @@ async fn ping(State(shared): State<Shared>) -> Json<serde_json::Value> {
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
         "lock": shared.lock,
+        "trees": match &shared.trees_fallback {
+            None => serde_json::json!({"mode": "cgroup"}),
+            Some(reason) => serde_json::json!({"mode": "process-group", "reason": reason}),
+        },
     }))
 }
 

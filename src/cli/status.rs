@@ -16,6 +16,12 @@ pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome 
                 print_json(&list)?;
             } else {
                 print!("{}", table(&list));
+                // Said where people look, as `ward up` says it at start.
+                if let Ok(ping) = client.get::<serde_json::Value>("/v1/ping").await {
+                    if let Some(line) = trees_line(&ping["trees"]) {
+                        println!("{line}");
+                    }
+                }
             }
         }
         Some(name) => {
@@ -96,6 +102,18 @@ pub fn table(list: &[InstanceStatus]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The line under the table when process trees are tracked without
+/// cgroups (what escapes then is in docs/usage.md); nothing otherwise.
+fn trees_line(trees: &serde_json::Value) -> Option<String> {
+    if trees["mode"] != "process-group" {
+        return None;
+    }
+    Some(format!(
+        "process trees: tracked by process group and environment marker, not cgroups ({}); see \"Process trees\" in docs/usage.md",
+        trees["reason"].as_str().unwrap_or("no reason given")
+    ))
 }
 
 /// One instance, a field a line.

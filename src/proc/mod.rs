@@ -64,7 +64,7 @@ pub use self::fds::close_inherited as close_inherited_fds;
 #[allow(unused_imports)]
 pub use self::spawn::Child;
 #[cfg(unix)]
-pub use self::sweep::sweep_starts;
+pub use self::sweep::{end_adopted, sweep_starts};
 #[cfg(unix)]
 pub use self::tree::{start_time, sweep, Tree};
 #[cfg(unix)]

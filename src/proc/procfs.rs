@@ -10,6 +10,7 @@ pub(crate) struct ProcStat {
     pub pid: u32,
     /// One letter: `R`, `S`, `D`, `Z`, `T`, ...
     pub state: u8,
+    pub ppid: u32,
     pub pgrp: i32,
     /// Clock ticks since boot (field 22). Together with the pid it names a
     /// process uniquely: a recycled pid has a later start time.
@@ -33,12 +34,13 @@ pub(crate) fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
     // cminflt, majflt, cmajflt, utime, stime, cutime, cstime, priority, nice,
     // num_threads, itrealvalue, starttime.
     let state = *fields.next()?.as_bytes().first()?;
-    let _ppid = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
     let start_time = fields.nth(16)?.parse().ok()?;
     Some(ProcStat {
         pid,
         state,
+        ppid,
         pgrp,
         start_time,
     })
@@ -133,6 +135,7 @@ mod tests {
         let st = parse_stat(4242, text).unwrap();
         assert_eq!(st.state, b'S');
         assert_eq!(st.pgrp, 4242);
+        assert_eq!(st.ppid, 1);
         assert_eq!(st.start_time, 987654);
         assert!(st.is_live());
     }

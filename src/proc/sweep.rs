@@ -122,6 +122,61 @@ fn members(dir: &Path) -> Vec<u32> {
     pids
 }
 
+/// At the end of a ward's life, once every run is over: ends the processes
+/// ward adopted as subreaper that belong to no run any more (a descendant
+/// that left its process group, cleared its environment, and whose parent
+/// then exited), and what they started. SIGTERM first, then SIGKILL after
+/// `grace`; `keep` (the sentinel) is left alone. Returns how many there
+/// were. Nothing to do where ward is no subreaper.
+pub fn end_adopted(keep: Option<u32>, grace: std::time::Duration) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let strays = adopted(keep);
+        if strays.is_empty() {
+            return 0;
+        }
+        for &pid in &strays {
+            super::tree::kill_pid(pid, libc::SIGTERM);
+            super::tree::kill_pid(pid, libc::SIGCONT);
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline && !adopted(keep).is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for pid in adopted(keep) {
+            super::tree::kill_pid(pid, libc::SIGKILL);
+        }
+        strays.len()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (keep, grace);
+        0
+    }
+}
+
+/// The live children of ward but `keep`, and all their descendants.
+#[cfg(target_os = "linux")]
+fn adopted(keep: Option<u32>) -> Vec<u32> {
+    let Ok(all) = super::procfs::live_processes() else {
+        return Vec::new();
+    };
+    let mut found: std::collections::HashSet<u32> = [std::process::id()].into();
+    let mut strays = Vec::new();
+    loop {
+        let before = strays.len();
+        for p in &all {
+            if Some(p.pid) != keep && !found.contains(&p.pid) && found.contains(&p.ppid) {
+                found.insert(p.pid);
+                strays.push(p.pid);
+            }
+        }
+        if strays.len() == before {
+            return strays;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,9 +20,11 @@ pub(crate) const KILL_ROUNDS: u32 = 16;
 
 /// Every process of one run.
 ///
-/// Without a cgroup, a process that both leaves the process group (setsid)
-/// and clears or replaces its environment cannot be found; with a cgroup,
-/// nothing short of a privileged move escapes.
+/// Without a cgroup, a process that leaves the process group (setsid),
+/// clears or replaces its environment, and whose parent is no longer in
+/// the tree cannot be found (it is re-parented to ward, the subreaper, and
+/// ended when ward ends); with a cgroup, nothing short of a privileged move
+/// escapes.
 #[derive(Clone, Debug)]
 pub struct Tree {
     pgid: i32,
@@ -104,8 +106,11 @@ impl Tree {
 
     /// Each of `signos` in turn to the process group, then to the members
     /// outside it. The members are found once, after the first signal has
-    /// reached the group, so every signal reaches the same processes.
+    /// reached the group, so every signal reaches the same processes;
+    /// without a cgroup also once before it, while the descendants of the
+    /// group still have their parents (see [`Tree::members`]).
     fn send_all(&self, signos: &[i32]) -> io::Result<()> {
+        let before = self.members_by_parent();
         let mut outside: Option<Vec<Member>> = None;
         let mut result = Ok(());
         for &signo in signos {
@@ -117,10 +122,15 @@ impl Tree {
             keep(send(-self.pgid, signo));
             if outside.is_none() {
                 // Members that cannot be listed got no signal: an error.
-                let listed = self.members().unwrap_or_else(|e| {
+                let mut listed = self.members().unwrap_or_else(|e| {
                     keep(Err(e));
                     Vec::new()
                 });
+                for m in &before {
+                    if !listed.contains(m) {
+                        listed.push(*m);
+                    }
+                }
                 outside = Some(listed.into_iter().filter(|m| m.pgrp != self.pgid).collect());
             }
             for m in outside.iter().flatten() {
@@ -147,8 +157,14 @@ impl Tree {
                 return;
             }
         }
+        let before = self.members_by_parent();
         let _ = send(-self.pgid, libc::SIGKILL);
         let mut hit = HashSet::new();
+        for m in before {
+            if m.pgrp != self.pgid && hit.insert(m.pid) {
+                let _ = send(m.pid as i32, libc::SIGKILL);
+            }
+        }
         for _ in 0..KILL_ROUNDS {
             // A tree that cannot be listed now is not taken for empty: the
             // run task keeps watching it (see `gone`).
@@ -237,9 +253,22 @@ impl Tree {
         }
     }
 
+    /// Without a cgroup, the members as seen before the group is signalled:
+    /// a descendant found only through its parent (see [`Tree::members`])
+    /// is lost from view once a signal has ended that parent. Empty with a
+    /// cgroup (it sees every process anyway) or when /proc cannot be read
+    /// (the listing after the signal reports that).
+    fn members_by_parent(&self) -> Vec<Member> {
+        #[cfg(target_os = "linux")]
+        if self.leaf.is_none() {
+            return self.members().unwrap_or_default();
+        }
+        Vec::new()
+    }
+
     /// The live processes of the tree: its cgroup's when it has one, else
-    /// its process group's and the marked ones. A list that cannot be read
-    /// whole is an error, never a shorter list.
+    /// its process group's, the marked ones, and every descendant of those.
+    /// A list that cannot be read whole is an error, never a shorter list.
     #[cfg(target_os = "linux")]
     fn members(&self) -> io::Result<Vec<Member>> {
         use super::procfs;
@@ -258,9 +287,30 @@ impl Tree {
         }
         let entry = marker_entry(&self.marker);
         let mut members = Vec::new();
+        let mut others = Vec::new();
         for p in procfs::live_processes()? {
             if p.pgrp == self.pgid || carries(p.pid, |e| e == entry.as_slice())? {
                 members.push(member(p));
+            } else {
+                others.push(p);
+            }
+        }
+        // And every descendant of a member, whatever it did to its group
+        // and environment: while its parent is in the tree, so is it.
+        let mut known: std::collections::HashSet<u32> = members.iter().map(|m| m.pid).collect();
+        loop {
+            let before = members.len();
+            others.retain(|p| {
+                if known.contains(&p.ppid) {
+                    known.insert(p.pid);
+                    members.push(member(*p));
+                    false
+                } else {
+                    true
+                }
+            });
+            if members.len() == before {
+                break;
             }
         }
         Ok(members)
@@ -288,6 +338,17 @@ impl Tree {
         } else {
             Vec::new()
         })
+    }
+}
+
+/// kill(2) to one process, for the end of adopted strays; one that is gone
+/// (or not ours) is not an error there.
+#[cfg(target_os = "linux")]
+pub(crate) fn kill_pid(pid: u32, signo: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 1 {
+            let _ = send(pid, signo);
+        }
     }
 }
 

@@ -145,7 +145,10 @@ pub fn open_files_limit() -> Option<u64> {
 #[cfg(target_os = "linux")]
 fn cgroup_root(opts: &InitOptions) -> (Option<PathBuf>, Option<String>) {
     if opts.no_cgroup {
-        return (None, Some("cgroups are disabled".into()));
+        return (
+            None,
+            Some("WARD_NO_CGROUP is set in ward's environment".into()),
+        );
     }
     match super::cgroup::setup(&opts.name) {
         Ok(root) => (Some(root), None),
@@ -228,7 +231,6 @@ impl Supervision {
         &self.ctx.prefix
     }
 
-    #[allow(dead_code)] // for tests and diagnostics
     pub fn sentinel_pid(&self) -> Option<u32> {
         self.sentinel_pid
     }

@@ -276,3 +276,144 @@ fn ward_removes_empty_cgroup_roots_of_dead_wards_at_start() {
     );
     ward.down();
 }
+
+/// The process is in its own session and has no `WARD_TREE` in its
+/// environment: invisible to a process-group-and-marker search.
+fn assert_hidden(pid: u32) {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    assert!(
+        !env.split(|b| *b == 0).any(|e| e.starts_with(b"WARD_TREE=")),
+        "{pid} still carries the marker"
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    assert_eq!(
+        fields.get(3),
+        Some(&pid.to_string().as_str()),
+        "{pid} is not a session leader: {stat}"
+    );
+}
+
+/// A descendant that left the process group *and* cleared its environment
+/// is found through its parent while that lives: `ward stop` ends it, with
+/// cgroups (its cgroup) and without (the parent chain).
+fn hidden_descendant_stopped(env: &[(&str, &str)]) {
+    let mut ward = Ward::new(
+        r#"
+[program.hider]
+command = ["{testee}", "--pidfile", "{dir}/pids", "--hide", "--forever"]
+"#,
+    );
+    ward.spawn_daemon(env);
+    ward.wait_answering();
+    ward.wait_state("hider", 0, "running");
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    assert_hidden(pids[1]);
+    ward.ok(&["stop", "hider"]);
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    kill_all(&survivors);
+    assert!(
+        survivors.is_empty(),
+        "alive after stop returned: {survivors:?}"
+    );
+    ward.down();
+}
+
+#[test]
+fn a_hidden_descendant_is_stopped_with_its_tree() {
+    hidden_descendant_stopped(&[]);
+}
+
+#[test]
+fn a_hidden_descendant_is_stopped_with_its_tree_without_cgroups() {
+    hidden_descendant_stopped(&[("WARD_NO_CGROUP", "1")]);
+}
+
+/// Without cgroups, a descendant that left the group, cleared its
+/// environment *and* lost its parent belongs to no tree ward can see: it
+/// outlives `ward stop` of its program (documented), but it is re-parented
+/// to ward (the subreaper), and `ward down` ends it and says so.
+#[test]
+fn without_cgroups_ward_down_ends_what_ward_adopted() {
+    let mut ward = Ward::new(
+        r#"
+[program.hider]
+command = ["{testee}", "--pidfile", "{dir}/pids", "--hide-orphan", "--forever"]
+"#,
+    );
+    ward.spawn_daemon(&[("WARD_NO_CGROUP", "1")]);
+    ward.wait_answering();
+    ward.wait_state("hider", 0, "running");
+    let pids = wait_pids(&ward.path().join("pids"), 2);
+    let hidden = pids[1];
+    assert_hidden(hidden);
+    let stat = std::fs::read_to_string(format!("/proc/{hidden}/stat")).unwrap_or_default();
+    let ppid = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_string);
+    assert_eq!(
+        ppid,
+        Some(ward.daemon_pid().to_string()),
+        "not adopted by ward: {stat}"
+    );
+    ward.ok(&["stop", "hider"]);
+    let stopped_alive = alive(hidden);
+    ward.ok(&["down"]);
+    let status = ward.wait_daemon_exit();
+    let survivors = wait_gone(&[hidden]);
+    kill_all(&survivors);
+    assert!(status.success());
+    assert!(survivors.is_empty(), "{hidden} outlived ward");
+    assert!(
+        stopped_alive,
+        "the limit of this mode is documented: it should have escaped the stop"
+    );
+    let journal = ward.journal();
+    assert!(
+        journal.iter().any(|e| e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("1 process that had left its program's tree"))),
+        "{journal:#?}"
+    );
+}
+
+/// Which mode is in effect is said at start and under `ward status`, with
+/// why; in the cgroup mode the status table has no such line.
+#[test]
+fn the_tracking_mode_is_named_where_people_look() {
+    let config = "[program.web]\ncommand = [\"{testee}\", \"--forever\"]\n";
+    let mut ward = Ward::new(config);
+    ward.spawn_daemon(&[("WARD_NO_CGROUP", "1")]);
+    ward.wait_answering();
+    ward.wait_state("web", 0, "running");
+    let table = ward.ok(&["status"]);
+    assert!(
+        table.lines().last().unwrap().starts_with(
+            "process trees: tracked by process group and environment marker, not cgroups (WARD_NO_CGROUP is set in ward's environment)"
+        ),
+        "{table}"
+    );
+    let journal = ward.journal();
+    assert!(
+        journal.iter().any(|e| e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("process trees are tracked by process group"))),
+        "{journal:#?}"
+    );
+    ward.down();
+
+    let ward = Ward::new(config).up();
+    ward.wait_state("web", 0, "running");
+    let table = ward.ok(&["status"]);
+    let cgroups = !ward.journal().iter().any(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("process trees are tracked by process group"))
+    });
+    assert_eq!(!table.contains("process trees:"), cgroups, "{table}");
+    ward.down();
+}

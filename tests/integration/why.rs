@@ -96,10 +96,7 @@ fn status_of_a_name_shows_the_instance_in_detail() {
         text.contains("  why        exit 3; gave up (start limit)"),
         "{text}"
     );
-    assert!(
-        text.contains("  desired    up (autostart)"),
-        "{text}"
-    );
+    assert!(text.contains("  desired    up (autostart)"), "{text}");
     assert!(text.contains("  restarts   "), "{text}");
     // Both failed runs, newest first, each with its time and run.
     let exits: Vec<&str> = text
