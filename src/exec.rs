@@ -414,13 +414,19 @@ async fn run_task(ctx: RunCtx) {
 
 /// Opens the instance's log file (if it is not open) on the blocking pool,
 /// and says so when it cannot be: the run starts anyway, and its output is
-/// dropped (and counted) until the file can be opened.
+/// dropped (and counted) until the file can be opened. A file that is open
+/// already (every restart but the first) costs no hop to the pool; a log
+/// whose lock is busy (a pump writing) is checked on the pool, where
+/// waiting for it blocks nothing else.
 async fn open_log(
     log: &Arc<Mutex<InstanceLog>>,
     id: &InstanceId,
     run: RunId,
     tx: &mpsc::UnboundedSender<Msg>,
 ) {
+    if log.try_lock().is_ok_and(|log| log.is_open()) {
+        return;
+    }
     let log = Arc::clone(log);
     let failed = tokio::task::spawn_blocking(move || {
         let mut log = logs::lock(&log);

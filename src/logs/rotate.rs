@@ -112,6 +112,11 @@ impl InstanceLog {
         &self.path
     }
 
+    /// The file is open: [`InstanceLog::ensure_open`] has nothing to do.
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// Why the file could not be opened, while it cannot.
     pub fn error(&self) -> Option<&io::Error> {
         self.error.as_ref()
