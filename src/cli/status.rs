@@ -178,11 +178,29 @@ pub fn detail(d: &InstanceDetail) -> String {
     if d.stderr.is_empty() {
         field(what, format!("none in {}", d.log));
     } else {
-        for (i, line) in d.stderr.iter().enumerate() {
-            field(if i == 0 { what } else { "" }, line.clone());
+        for (i, line) in collapse(&d.stderr).into_iter().enumerate() {
+            field(if i == 0 { what } else { "" }, line);
         }
     }
     out
+}
+
+/// Runs of the same line (a crash loop says the same thing every run) as
+/// one line with a count.
+fn collapse(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for line in lines {
+        match out.last_mut() {
+            Some((last, n)) if last == line => *n += 1,
+            _ => out.push((line.clone(), 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(line, n)| match n {
+            1 => line,
+            n => format!("{line}  ({n} times)"),
+        })
+        .collect()
 }
 
 /// `2026-12-03T10:00:01.112Z` → `2026-12-03 10:00:01`.
@@ -295,6 +313,12 @@ mod tests {
             lines[5],
             "db       0         fatal    -     -       0         exit 3; gave up (start limit); `ward start` tries again"
         );
+    }
+
+    #[test]
+    fn repeated_lines_collapse() {
+        let lines = ["a", "b", "b", "b", "a"].map(String::from);
+        assert_eq!(collapse(&lines), ["a", "b  (3 times)", "a"]);
     }
 
     #[test]
