@@ -112,7 +112,7 @@ fn status_of_a_name_shows_the_instance_in_detail() {
         "{text}"
     );
     assert!(
-        text.contains("  stderr     Address already in use\n"),
+        text.contains("  stderr     Address already in use  (2 times)\n"),
         "{text}"
     );
 
