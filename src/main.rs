@@ -96,11 +96,19 @@ enum Verb {
 enum Control {
     /// Stop every program in reverse dependency order, then the daemon.
     Down,
-    /// Show every instance: state, pid, uptime, restarts, last exit.
+    /// Show every instance: state, pid, uptime, restarts, and why it is in
+    /// its state (the error of a command that cannot run, the last exit,
+    /// the time until the next try, what it waits for, who stopped it).
+    ///
+    /// With a NAME, each of its instances in detail: command, folder,
+    /// state and since when, desired state and who set it, restarts, the
+    /// last exits with their times, the last lines it wrote to stderr.
     Status {
-        /// A program (`api`), an instance (`web:1`), or nothing for all.
+        /// A program (`api`), an instance (`web:1`), `all`, or nothing for
+        /// the table of all.
         name: Option<String>,
-        /// Print a JSON array instead of the table.
+        /// Print JSON instead: an array of instance objects (with a NAME,
+        /// with their details); see docs/api.md.
         #[arg(long)]
         json: bool,
     },
