@@ -23,14 +23,30 @@ use clap::{Parser, Subcommand};
 
 use cli::{Failure, Locations, Outcome};
 
+/// The exit codes, as every `--help` shows them (docs/usage.md has the
+/// same table).
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:\n  \
+         0  done: what was asked happened\n  \
+         1  not done: an instance did not get up, a program was given up on,\n     \
+         the config has errors, a follow stream broke\n  \
+         2  wrong command line: bad arguments, an unknown signal, no such program\n  \
+         3  ward is not running (no daemon answers on the control socket)"
+    };
+}
+
 #[derive(Parser)]
 #[command(
     name = "ward",
     version,
     about = "Keeps long-running programs alive: starts them in dependency order, restarts them \
              with backoff when they crash, stops whole process trees, captures and rotates their logs.",
-    after_help = "Run `ward up` in a folder with a ward.toml. Every verb but `up` and `check` talks to \
-                  the running daemon through its control socket."
+    after_help = concat!(
+        "Run `ward up` in a folder with a ward.toml. Every verb but `up` and `check` talks to \
+         the running daemon through its control socket.\n\n",
+        exit_codes!()
+    )
 )]
 struct Cli {
     /// The config file (default: `ward.toml` in the current folder, or in
@@ -67,10 +83,18 @@ enum Verb {
     ///
     /// Refuses to start when the open-files limit cannot cover every
     /// instance (see `ward check`).
+    #[command(after_help = exit_codes!())]
     Up {
-        /// Run in the background; return once the control socket answers.
+        /// Run in the background. Returns once the daemon answers and its
+        /// programs have settled (each running past its `min_uptime`,
+        /// waiting on a dependency, failed, or stopped) or --wait has
+        /// passed; prints a line for each instance that is not running,
+        /// with why; exits 1 if one was given up on (`fatal`).
         #[arg(long, short = 'd')]
         detach: bool,
+        /// With --detach: how long at most to wait for programs to settle.
+        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = duration_arg)]
+        wait: std::time::Duration,
         /// Do not check that each command can be run (for a command that an
         /// earlier program creates); reloads then skip the check too.
         #[arg(long)]
@@ -81,6 +105,7 @@ enum Verb {
     /// Also fails when the open-files limit cannot cover every instance
     /// (about 3 descriptors each, plus 64 for ward), as `ward up` would
     /// refuse to start.
+    #[command(after_help = exit_codes!())]
     Check {
         /// Do not check that each command can be run (for a command that an
         /// earlier program creates).
@@ -95,6 +120,7 @@ enum Verb {
 #[derive(Subcommand)]
 enum Control {
     /// Stop every program in reverse dependency order, then the daemon.
+    #[command(after_help = exit_codes!())]
     Down,
     /// Show every instance: state, pid, uptime, restarts, and why it is in
     /// its state (the error of a command that cannot run, the last exit,
@@ -103,6 +129,7 @@ enum Control {
     /// With a NAME, each of its instances in detail: command, folder,
     /// state and since when, desired state and who set it, restarts, the
     /// last exits with their times, the last lines it wrote to stderr.
+    #[command(after_help = exit_codes!())]
     Status {
         /// A program (`api`), an instance (`web:1`), `all`, or nothing for
         /// the table of all.
@@ -112,31 +139,48 @@ enum Control {
         #[arg(long)]
         json: bool,
     },
-    /// Start programs (and what they depend on); waits until each is running or has failed.
+    /// Start programs (and what they depend on); waits until each is up.
     ///
-    /// Exits 1 if a program is left waiting on a dependency that failed (a
-    /// `completed` dependency that exited with an error, one given up on),
-    /// naming that dependency.
+    /// "Up" means running and still running after its `min_uptime` (1s by
+    /// default), or, for a one-shot program, exited with a success code.
+    /// Each instance that waits on a dependency still on its way (a
+    /// migration that is running) is waited for, up to --timeout. Prints a
+    /// line per instance; exits 1 naming each instance that did not get
+    /// up, with why (the error of a command that cannot run, its exit, a
+    /// dependency that failed).
+    #[command(after_help = exit_codes!())]
     Start {
         /// Programs (`api`), instances (`web:1`), or `all`.
         #[arg(required = true)]
         names: Vec<String>,
+        /// How long to wait for dependencies that are on their way.
+        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = duration_arg)]
+        timeout: std::time::Duration,
     },
     /// Stop programs; waits until every process of each tree is gone.
+    ///
+    /// What you stop stays stopped (across `ward down`/`ward up` too) until
+    /// you start it again.
+    #[command(after_help = exit_codes!())]
     Stop {
         /// Programs (`api`), instances (`web:1`), or `all`.
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Stop, then start programs.
+    /// Stop, then start programs; waits and fails as `ward start` does.
+    #[command(after_help = exit_codes!())]
     Restart {
         /// Programs (`api`), instances (`web:1`), or `all`.
         #[arg(required = true)]
         names: Vec<String>,
+        /// How long to wait for dependencies that are on their way.
+        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = duration_arg)]
+        timeout: std::time::Duration,
     },
     /// Send a signal to the main process of each instance (`HUP` to
     /// reload, `USR1` to reopen logs, ...): not to what it forked, unless
     /// `--tree` says so.
+    #[command(after_help = exit_codes!())]
     Signal {
         /// One of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT,
         /// STOP, TSTP, WINCH; with or without `SIG`, any case.
@@ -150,6 +194,7 @@ enum Control {
     /// Show a program's output (from its log files). When ward is not
     /// running, the files are read directly (said on stderr); `-f` needs a
     /// running ward.
+    #[command(after_help = exit_codes!())]
     Logs {
         /// A program (`api`; all its instances, each line prefixed with its
         /// instance), an instance (`web:1`), or `all`.
@@ -164,6 +209,7 @@ enum Control {
     },
     /// Re-read the config and apply it: restarts only what changed.
     /// A config with errors is rejected whole; nothing changes.
+    #[command(after_help = exit_codes!())]
     Reload {
         /// Print what would change, change nothing.
         #[arg(long)]
@@ -173,6 +219,7 @@ enum Control {
     /// lines, notices), one JSON object a line, from the journal
     /// (events.jsonl). When ward is not running, the journal is read
     /// directly (said on stderr); `-f` needs a running ward.
+    #[command(after_help = exit_codes!())]
     Events {
         /// Keep printing events as they happen, until ward stops (then
         /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
@@ -212,7 +259,9 @@ fn main() {
             }
             outcome
         }
-        Verb::Up { detach: true, .. } => cli::up::detach(&loc, socket_override),
+        Verb::Up {
+            detach: true, wait, ..
+        } => cli::up::detach(&loc, socket_override, wait),
         Verb::Check { .. } => cli::check(&loc),
         Verb::Control(verb) => control(&loc, verb),
     };
@@ -223,11 +272,19 @@ fn main() {
         eprintln!("ward: {}", failure.message);
         // Where the config was looked for matters unless the command line
         // itself was wrong (a usage error, exit 2).
-        if let Some(note) = loc.search_note().filter(|_| failure.code != 2) {
+        if let Some(note) = loc
+            .search_note()
+            .filter(|_| failure.code != cli::EXIT_USAGE)
+        {
             eprintln!("ward: {note}");
         }
         std::process::exit(failure.code);
     }
+}
+
+/// A `--timeout` value: `30s`, `2m`, `1m30s`.
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    ward_config::parse_duration(s)
 }
 
 /// Checks the signal name before the daemon is asked: an unknown one is a
@@ -244,7 +301,7 @@ fn check_signal_args(signal: &str, name: &str) -> Outcome {
         ),
         Err(_) => listing,
     });
-    failure.code = 2;
+    failure.code = cli::EXIT_USAGE;
     Err(failure)
 }
 
@@ -261,9 +318,11 @@ fn control(loc: &Locations, verb: Control) -> Outcome {
         match verb {
             Control::Down => control::down(loc).await,
             Control::Status { name, json } => control::status(loc, name.as_deref(), json).await,
-            Control::Start { names } => control::act(loc, "start", &names).await,
-            Control::Stop { names } => control::act(loc, "stop", &names).await,
-            Control::Restart { names } => control::act(loc, "restart", &names).await,
+            Control::Start { names, timeout } => cli::start(loc, "start", &names, timeout).await,
+            Control::Stop { names } => control::stop(loc, &names).await,
+            Control::Restart { names, timeout } => {
+                cli::start(loc, "restart", &names, timeout).await
+            }
             Control::Signal { signal, name, tree } => {
                 control::signal(loc, &signal, &name, tree).await
             }

@@ -29,7 +29,13 @@ pub struct InstanceStatus {
     pub next_ms: Option<u64>,
     /// The program's `restart` policy: `always`, `on-failure`, `never`.
     pub restart: String,
+    /// The program's `min_uptime`: a run that ends sooner is a failed start.
+    pub min_uptime_ms: u64,
     pub last_exit: Option<LastExit>,
+    /// The last run ended with one of the program's `success_exit_codes`
+    /// (what a `completed` dependency needs; how `ward start` tells a
+    /// one-shot program that did its work from one that failed).
+    pub last_exit_ok: bool,
     /// While `waiting`: each dependency instance that keeps it from
     /// starting (absent otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -270,7 +276,9 @@ impl InstanceStatus {
             state_ms: millis(now.saturating_sub(view.since)),
             next_ms: view.next_at.map(|at| millis(at.saturating_sub(now))),
             restart: String::new(),
+            min_uptime_ms: 0,
             last_exit: view.last_end.as_ref().map(LastExit::from_end),
+            last_exit_ok: false,
             waiting_on: view
                 .waiting_on
                 .iter()
@@ -292,8 +300,25 @@ impl InstanceStatus {
                 ward_core::RestartPolicy::Never => "never",
             }
             .into();
+            status.min_uptime_ms = millis(spec.min_uptime);
+            status.last_exit_ok = matches!(
+                &view.last_end,
+                Some(RunEnd::Exited {
+                    status: ward_core::ExitStatus::Code { code },
+                }) if spec.success_exit_codes.contains(code)
+            );
         }
         status
+    }
+
+    /// On its way somewhere: `starting`, `stopping`, or running but not
+    /// yet for its `min_uptime` (an end now would be a failed start).
+    pub fn unsettled(&self) -> bool {
+        match self.state.as_str() {
+            "starting" | "stopping" => true,
+            "running" => self.uptime_ms.unwrap_or(0) < self.min_uptime_ms,
+            _ => false,
+        }
     }
 
     /// `web:0`.

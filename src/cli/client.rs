@@ -28,6 +28,9 @@ pub struct CallError {
     /// No daemon answers on the socket (none there, or nobody listening):
     /// verbs that can read the files instead do.
     pub not_running: bool,
+    /// The daemon refused the question itself (400, 404: a name that does
+    /// not exist, a malformed target): the caller's mistake, exit 2.
+    pub refused: bool,
 }
 
 impl CallError {
@@ -36,6 +39,7 @@ impl CallError {
             message,
             details: Vec::new(),
             not_running: false,
+            refused: false,
         }
     }
 }
@@ -187,6 +191,7 @@ async fn body_error(resp: hyper::Response<Incoming>) -> CallError {
                 message: err.error,
                 details: err.details,
                 not_running: false,
+                refused: matches!(status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND),
             },
             Err(_) => CallError::plain(describe_status(status, &body)),
         },

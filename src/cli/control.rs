@@ -11,28 +11,19 @@ pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome 
     super::status::status(loc, name, json).await
 }
 
-/// start / stop / restart, for each target in turn. An instance left
-/// waiting on a dependency that failed did not start and will not by
-/// itself: that fails the verb, naming the dependency.
-pub async fn act(loc: &Locations, verb: &str, targets: &[String]) -> Outcome {
+/// `ward stop`, for each target in turn: answered once every process of
+/// each tree is gone.
+pub async fn stop(loc: &Locations, targets: &[String]) -> Outcome {
     let client = Client::new(&loc.socket);
-    let mut stuck = Vec::new();
     for target in targets {
         let result: ActionResult = client
-            .post(&format!("/v1/programs/{}/{verb}", encode(target)))
+            .post(&format!("/v1/programs/{}/stop", encode(target)))
             .await?;
-        stuck.extend(report(&result));
-    }
-    match stuck.len() {
-        0 => Ok(()),
-        1 => Err(Failure::new(stuck.remove(0))),
-        n => {
-            let mut failure =
-                Failure::new(format!("{n} instances wait on dependencies that failed"));
-            failure.details = stuck;
-            Err(failure)
+        for line in report(&result) {
+            println!("{line}");
         }
     }
+    Ok(())
 }
 
 pub async fn signal(loc: &Locations, sig: &str, target: &str, tree: bool) -> Outcome {
@@ -45,42 +36,30 @@ pub async fn signal(loc: &Locations, sig: &str, target: &str, tree: bool) -> Out
             if tree { "?tree=true" } else { "" }
         ))
         .await?;
-    // A signal leaves states as they are: nothing here is its failure.
     for line in report(&result) {
         println!("{line}");
     }
     Ok(())
 }
 
-/// Prints a line per instance, except for those waiting on a dependency
-/// that failed: their lines are returned, for the caller to fail with.
+/// A line per instance: `web:0 running (pid 4242)`, with the reason for a
+/// state that has one.
 fn report(result: &ActionResult) -> Vec<String> {
-    let mut stuck = Vec::new();
-    for s in &result.instances {
-        let mut line = format!("{}:{} {}", s.name, s.instance, s.state);
-        if let Some(pid) = s.pid {
-            line.push_str(&format!(" (pid {pid})"));
-        }
-        if s.state == "waiting" {
-            if let Some(failed) = s.waiting_on.iter().find(|w| w.failed) {
-                stuck.push(format!("{line}: {}", failed.describe()));
-                continue;
+    result
+        .instances
+        .iter()
+        .map(|s| {
+            let mut line = format!("{} {}", s.id(), s.state);
+            if let Some(pid) = s.pid {
+                line.push_str(&format!(" (pid {pid})"));
             }
-            if let Some(first) = s.waiting_on.first() {
-                line.push_str(&format!(" {}", first.describe()));
+            let reason = s.reason();
+            if !reason.is_empty() && s.state != "stopped" {
+                line.push_str(&format!(": {reason}"));
             }
-        }
-        if matches!(s.state.as_str(), "fatal" | "backoff" | "exited") {
-            if let Some(e) = &s.last_exit {
-                match &e.error {
-                    Some(err) => line.push_str(&format!(": {err}")),
-                    None => line.push_str(&format!(": {}", e.short())),
-                }
-            }
-        }
-        println!("{line}");
-    }
-    stuck
+            line
+        })
+        .collect()
 }
 
 pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
@@ -100,12 +79,7 @@ pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
             }
             Ok(())
         }
-        Err(e) => {
-            for d in &e.details {
-                eprintln!("{d}");
-            }
-            Err(Failure::new(e.message))
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -158,10 +132,13 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
     {
         Err(e) if e.not_running && !follow => return super::offline::logs(loc, target, lines),
         Err(e) if e.not_running => {
-            return Err(Failure::new(format!(
-                "{}; `logs -f` follows a running ward (without -f, ward reads the files)",
-                e.message
-            )))
+            return Err(Failure {
+                message: format!(
+                    "{}; `logs -f` follows a running ward (without -f, ward reads the files)",
+                    e.message
+                ),
+                ..Failure::from(e)
+            })
         }
         other => other?,
     };

@@ -5,8 +5,11 @@ pub mod client;
 pub mod control;
 mod events;
 mod offline;
+mod start;
 mod status;
 pub mod up;
+
+pub use start::start;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,17 +40,32 @@ impl Failure {
         Failure {
             message: message.into(),
             details: Vec::new(),
-            code: 1,
+            code: EXIT_FAILED,
         }
     }
 }
 
+/// Exit codes (docs/usage.md has the table): what was asked did not
+/// happen.
+pub const EXIT_FAILED: i32 = 1;
+/// The command line was wrong: bad arguments, a program that does not
+/// exist, an unknown signal.
+pub const EXIT_USAGE: i32 = 2;
+/// No daemon answers on the control socket.
+pub const EXIT_NOT_RUNNING: i32 = 3;
+
 impl From<client::CallError> for Failure {
     fn from(e: client::CallError) -> Failure {
         Failure {
+            code: if e.not_running {
+                EXIT_NOT_RUNNING
+            } else if e.refused {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILED
+            },
             message: e.message,
             details: e.details,
-            code: 1,
         }
     }
 }

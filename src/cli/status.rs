@@ -248,7 +248,9 @@ mod tests {
             state_ms: 1,
             next_ms: None,
             restart: "on-failure".into(),
+            min_uptime_ms: 1000,
             last_exit: None,
+            last_exit_ok: false,
             waiting_on: Vec::new(),
             note: None,
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::client::Client;
 use super::{Failure, Locations, Outcome};
+use crate::api::types::InstanceStatus;
 use crate::daemon;
 use crate::files::{Dir, DirPolicy, PRIVATE_FILE};
 use crate::state::{state_dir_mode, StateLock};
@@ -127,8 +128,13 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     result.map_err(|e| Failure::new(format!("ward failed: {e}")))
 }
 
-/// Starts the daemon in the background and returns once it answers.
-pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
+/// How often `up --detach` looks at the programs while they settle.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+
+/// Starts the daemon in the background, returns once it answers and its
+/// programs have settled (or `wait` has passed), and says which are not
+/// running and why. Fails when one was given up on (`fatal`).
+pub fn detach(loc: &Locations, socket_override: bool, wait: Duration) -> Outcome {
     let config = load(loc, socket_override)?;
     // The state dir and ward.log as the daemon itself opens them: checked,
     // private, never through a link.
@@ -184,7 +190,7 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
                 Some(reason) => Failure {
                     message: reason,
                     details: lines,
-                    code: 1,
+                    code: super::EXIT_FAILED,
                 },
                 None => Failure::new(format!(
                     "the daemon exited at once ({status}) without saying why; see {}",
@@ -201,7 +207,7 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
                     config.ward.socket.display(),
                     log_path.display()
                 );
-                return Ok(());
+                return runtime.block_on(settle(&client, wait));
             }
         }
         if Instant::now() > deadline {
@@ -214,6 +220,41 @@ pub fn detach(loc: &Locations, socket_override: bool) -> Outcome {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits up to `wait` for every instance to settle (running past its
+/// `min_uptime`, waiting, failed, stopped), then prints a line for each
+/// that is not running, with why. Fails if one is `fatal`.
+async fn settle(client: &Client, wait: Duration) -> Outcome {
+    let deadline = Instant::now() + wait;
+    let list = loop {
+        let list: Vec<InstanceStatus> = client.get("/v1/status").await?;
+        if Instant::now() >= deadline || !list.iter().any(InstanceStatus::unsettled) {
+            break list;
+        }
+        tokio::time::sleep(SETTLE_POLL.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
+    };
+    let mut fatal = Vec::new();
+    for s in list.iter().filter(|s| s.state != "running") {
+        let reason = s.reason();
+        if reason.is_empty() {
+            println!("{} {}", s.id(), s.state);
+        } else {
+            println!("{} {}: {reason}", s.id(), s.state);
+        }
+        if s.state == "fatal" {
+            fatal.push(s.id());
+        }
+    }
+    if fatal.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(format!(
+        "ward is up, but gave up on {} (fatal): see `ward status {}`",
+        fatal.join(", "),
+        fatal[0]
+    )))
 }
 
 /// The file a detached daemon writes its start-up failure to: made by `up

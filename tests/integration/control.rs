@@ -29,8 +29,9 @@ depends_on = { migrate = "completed" }
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr.trim_end(),
-        "ward: web:0 waiting: dependency migrate:0 failed (exit 1); \
-         it will not start until migrate completes",
+        "web:0 waiting: dependency migrate:0 failed (exit 1); \
+         it will not start until migrate completes\n\
+         ward: 1 instance did not start: web:0",
         "stdout: {stdout}"
     );
     // The same through the API: the waiting instance names its blocker.
@@ -89,12 +90,12 @@ fn an_empty_or_unknown_signal_is_a_usage_error_before_the_daemon_is_asked() {
         assert!(err.contains("signal"), "{err}");
         assert_lists_signal_names(&err);
     }
-    // Names still work in every spelling (the daemon answers they are
-    // valid by getting as far as "not running").
+    // Names still work in every spelling (the CLI shows they are valid by
+    // getting as far as "not running", exit 3).
     for good in ["hup", "SIGUSR1", "Term"] {
         let out = ward.ward(&["signal", good, "api"]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "signal {good:?}: {err}");
+        assert_eq!(out.status.code(), Some(3), "signal {good:?}: {err}");
         assert!(err.contains("not running"), "{err}");
     }
 }

@@ -5,8 +5,19 @@ use std::path::Path;
 
 use crate::harness::*;
 
-/// Every line of an instance's log files, oldest first.
+/// Every line of an instance's log files, oldest first. A rotation while
+/// the files are read (one renamed between listing and reading) makes it
+/// read them all again.
 fn all_log_lines(dir: &Path, name: &str) -> Vec<String> {
+    for _ in 0..100 {
+        if let Some(lines) = try_all_log_lines(dir, name) {
+            return lines;
+        }
+    }
+    panic!("the log files of {name} kept changing while read");
+}
+
+fn try_all_log_lines(dir: &Path, name: &str) -> Option<Vec<String>> {
     let mut files: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -21,16 +32,15 @@ fn all_log_lines(dir: &Path, name: &str) -> Vec<String> {
         })
         .collect();
     files.sort_by_key(|f| std::cmp::Reverse(f.0));
-    files
-        .iter()
-        .flat_map(|(_, path)| {
-            std::fs::read_to_string(path)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut lines = Vec::new();
+    for (_, path) in &files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => lines.extend(text.lines().map(str::to_string)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+    Some(lines)
 }
 
 #[test]
@@ -38,10 +48,12 @@ fn down_then_up_at_once_loses_no_line_and_mixes_no_writers() {
     let ward = Ward::new(
         r#"
 [program.flood]
-command = ["{testee}", "--lines", "100000000", "--size", "100", "--pace", "2ms"]
+command = ["{testee}", "--lines", "100000000", "--size", "100", "--pace", "20ms"]
 logs = { max_size = "4MB", keep = 50 }
 "#,
     );
+    // About 12 MB/s (a 256 KiB block every 20 ms): the 50 files hold every
+    // line of the three runs, so none is rotated away before it is read.
     let logs = ward.path().join(".ward/logs");
     let mut firsts = Vec::new();
     for round in 0..3 {

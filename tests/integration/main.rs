@@ -7,6 +7,7 @@ mod cli;
 mod config_errors;
 mod control;
 mod edges;
+mod exit_codes;
 mod faults;
 mod files;
 mod hardening_proc;

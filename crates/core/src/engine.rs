@@ -87,7 +87,10 @@
 //! # Requests
 //!
 //! Every request gets exactly one `Reply`. Start, Stop and Restart reply
-//! once every target (that still exists) is *settled*: not `starting` or
+//! once every target (that still exists) is *settled*, and Start and
+//! Restart once each `running` target has also been up for its
+//! `min_uptime` (so a program that dies at once is answered as failed, not
+//! as running). *Settled*: not `starting` or
 //! `stopping`, not live and due to stop, and not `waiting` on a dependency
 //! instance that fails its condition and is *progressing* (starting,
 //! stopping, due to stop, or itself waiting on something progressing), or
@@ -186,6 +189,9 @@ struct Program {
 struct Pending {
     token: Token,
     targets: Vec<InstanceId>,
+    /// A Start or Restart: its running targets must also be past their
+    /// `min_uptime` before the answer.
+    proven: bool,
 }
 
 /// The supervision engine. Its rules are in the [`crate::engine`] module

@@ -122,7 +122,7 @@ impl Supervisor {
     /// `inst` runs, but not yet for its `min_uptime`: an end now would be a
     /// failed start. A dependency that exits at once (a failing migration)
     /// is thus seen to fail before a request waiting on it is answered.
-    fn unproven(&self, inst: &Instance) -> bool {
+    pub(super) fn unproven(&self, inst: &Instance) -> bool {
         let started = inst.run.as_ref().and_then(|r| r.started_at);
         match (inst.state, started, self.spec_of(&inst.id)) {
             (State::Running, Some(at), Some(spec)) => self.now < at.saturating_add(spec.min_uptime),

@@ -24,9 +24,9 @@ impl Supervisor {
             return;
         }
         match request {
-            Request::Start(target) => self.targeted(token, &target, Self::start_target),
-            Request::Stop(target) => self.targeted(token, &target, Self::stop_target),
-            Request::Restart(target) => self.targeted(token, &target, Self::restart_target),
+            Request::Start(target) => self.targeted(token, &target, Self::start_target, true),
+            Request::Stop(target) => self.targeted(token, &target, Self::stop_target, false),
+            Request::Restart(target) => self.targeted(token, &target, Self::restart_target, true),
             Request::Signal(target, signal) => self.signal(token, &target, signal, false),
             Request::SignalTree(target, signal) => self.signal(token, &target, signal, true),
             Request::Reload { specs, dry_run } => self.reload(token, specs, dry_run),
@@ -40,14 +40,25 @@ impl Supervisor {
         }
     }
 
-    /// Applies `each` to every target, then waits for them to settle.
-    fn targeted(&mut self, token: Token, target: &Target, each: fn(&mut Self, &InstanceId)) {
+    /// Applies `each` to every target, then waits for them to settle (and,
+    /// if `proven`, for running ones to pass their `min_uptime`).
+    fn targeted(
+        &mut self,
+        token: Token,
+        target: &Target,
+        each: fn(&mut Self, &InstanceId),
+        proven: bool,
+    ) {
         match self.resolve(target) {
             Ok(targets) => {
                 for id in &targets {
                     each(self, id);
                 }
-                self.pending.push(Pending { token, targets });
+                self.pending.push(Pending {
+                    token,
+                    targets,
+                    proven,
+                });
             }
             Err(error) => self.reply(token, Err(error)),
         }

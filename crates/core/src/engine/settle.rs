@@ -110,7 +110,7 @@ impl Supervisor {
         let pending = std::mem::take(&mut self.pending);
         for request in pending {
             let settled = request.targets.iter().all(|id| match self.instance(id) {
-                Some(inst) => self.settled(inst),
+                Some(inst) => self.settled(inst) && !(request.proven && self.unproven(inst)),
                 None => true,
             });
             if settled {

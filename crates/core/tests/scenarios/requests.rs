@@ -11,7 +11,7 @@ fn restart_stops_then_starts_and_counts() {
     let first = sim.run("api", 0).unwrap();
     let token = sim.request(Request::Restart(Target::Program("api".into())));
     assert_eq!(sim.state("api", 0), State::Stopping);
-    sim.advance(secs(1));
+    sim.advance(secs(2));
     assert_eq!(
         done_states(sim.reply(token)),
         vec![("api:0".into(), State::Running)]
@@ -34,7 +34,10 @@ fn restart_of_a_stopped_instance_just_starts_it() {
     api.autostart = false;
     let mut sim = Sim::new(set(vec![api]));
     let token = sim.request(Request::Restart(Target::Instance("api".into(), 0)));
+    // Answered once the new run has been up for its min_uptime (1 s).
     sim.advance(secs(1));
+    assert_eq!(sim.reply(token), None);
+    sim.advance(ms(100));
     assert_eq!(
         done_states(sim.reply(token)),
         vec![("api:0".into(), State::Running)]

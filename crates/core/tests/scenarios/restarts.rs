@@ -221,7 +221,7 @@ fn fatal_without_cooldown_stays_until_started() {
     assert_eq!(sim.state("api", 0), State::Fatal);
     sim.set_world("api", World::default());
     let token = sim.request(Request::Start(Target::Program("api".into())));
-    sim.advance(secs(1));
+    sim.advance(ms(1_100));
     assert_eq!(
         done_states(sim.reply(token)),
         vec![("api:0".into(), State::Running)]

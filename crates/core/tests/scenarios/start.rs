@@ -79,6 +79,10 @@ fn start_request_starts_dependencies_and_waits_for_the_target() {
     // db is running, api just spawned.
     assert_eq!(sim.reply(token), None);
     sim.advance(ms(15));
+    // api runs, but has not been up for its min_uptime (1 s) yet.
+    assert_eq!(sim.state("api", 0), State::Running);
+    assert_eq!(sim.reply(token), None);
+    sim.advance(secs(1));
     assert_eq!(
         done_states(sim.reply(token)),
         vec![("api:0".into(), State::Running)]
@@ -133,7 +137,7 @@ fn start_does_not_rerun_a_completed_dependency() {
     sim.exit("migrate", 0, 0);
     assert_eq!(sim.state("migrate", 0), State::Exited);
     let t = sim.request(Request::Start(Target::Program("api".into())));
-    sim.advance(secs(1));
+    sim.advance(ms(1_100));
     assert_eq!(
         done_states(sim.reply(t)),
         vec![("api:0".into(), State::Running)]
@@ -152,7 +156,7 @@ fn start_reruns_an_exited_started_dependency() {
     sim.exit("db", 0, 0);
     assert_eq!(sim.state("db", 0), State::Exited);
     let t = sim.request(Request::Start(Target::Program("api".into())));
-    sim.advance(secs(1));
+    sim.advance(ms(1_100));
     assert_eq!(
         done_states(sim.reply(t)),
         vec![("api:0".into(), State::Running)]
@@ -171,7 +175,7 @@ fn start_during_backoff_starts_now() {
     assert_eq!(sim.state("api", 0), State::Backoff);
     let t = sim.request(Request::Start(Target::All));
     assert_eq!(sim.state("api", 0), State::Starting);
-    sim.advance(ms(20));
+    sim.advance(ms(1_020));
     assert_eq!(
         done_states(sim.reply(t)),
         vec![("api:0".into(), State::Running)]
@@ -337,4 +341,28 @@ fn a_start_is_answered_once_a_long_completed_dependency_has_proven_itself() {
     assert_eq!(instances[0].waiting_on.len(), 1);
     assert_eq!(instances[0].waiting_on[0].state, State::Running);
     assert!(!instances[0].waiting_on[0].failed);
+}
+
+#[test]
+fn start_is_answered_once_the_run_outlives_min_uptime_or_fails() {
+    let mut api = prog("api");
+    api.autostart = false;
+    let mut sim = Sim::new(set(vec![api]));
+    let token = sim.request(Request::Start(Target::All));
+    sim.advance(ms(500));
+    // Running, but a death now would be a failed start: no answer yet.
+    assert_eq!(sim.state("api", 0), State::Running);
+    assert_eq!(sim.reply(token), None);
+    sim.exit("api", 0, 1);
+    // The answer says what became of it: not "running".
+    let reply = sim.reply(token);
+    assert_eq!(done_states(reply), vec![("api:0".into(), State::Backoff)]);
+    // A Stop is answered as soon as it is stopped: no uptime to wait for.
+    sim.advance(secs(5));
+    let stop = sim.request(Request::Stop(Target::All));
+    sim.advance(secs(1));
+    assert_eq!(
+        done_states(sim.reply(stop)),
+        vec![("api:0".into(), State::Stopped)]
+    );
 }

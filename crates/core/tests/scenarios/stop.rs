@@ -337,7 +337,7 @@ fn start_while_stopping_starts_afresh_once_stopped() {
     // Straight from stopping to starting: no backoff, no restart decision.
     assert_eq!(sim.state("api", 0), State::Starting);
     assert!(sim.backoffs("api", 0).is_empty());
-    sim.advance(ms(100));
+    sim.advance(ms(1_100));
     assert_eq!(
         done_states(sim.reply(start)),
         vec![("api:0".into(), State::Running)]
