@@ -224,9 +224,11 @@ fn done(shared: &Shared, reply: Reply) -> Response {
                 .collect(),
         })
         .into_response(),
-        Reply::Reloaded { diff, dry_run } => {
-            Json(ReloadResult::from_diff(&diff, dry_run)).into_response()
-        }
+        Reply::Reloaded {
+            diff,
+            dry_run,
+            instances,
+        } => Json(ReloadResult::from_reply(&diff, dry_run, &instances)).into_response(),
     }
 }
 

@@ -260,12 +260,7 @@ impl InstanceStatus {
                 ward_core::Desired::Up => "up".into(),
                 ward_core::Desired::Down => "down".into(),
             },
-            desired_by: match view.desired_by {
-                ward_core::DesiredBy::Config => "config".into(),
-                ward_core::DesiredBy::User => "user".into(),
-                ward_core::DesiredBy::Remembered => "remembered".into(),
-                ward_core::DesiredBy::Dependency => "dependency".into(),
-            },
+            desired_by: desired_by_name(view.desired_by),
             pid: view.pid.filter(|_| running),
             run: view.run.map(|r| r.0),
             restarts: view.restarts,
@@ -451,10 +446,124 @@ pub struct ReloadResult {
     pub updated: Vec<String>,
     /// `[name, old count, new count]`.
     pub rescaled: Vec<(String, u32, u32)>,
+    /// Each program the reload adds, removes, changes or rescales: what
+    /// changed in it, and what happens to each of its instances.
+    #[serde(default)]
+    pub programs: Vec<ProgramReload>,
+}
+
+/// One program in a reload's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramReload {
+    pub name: String,
+    /// `added`, `removed`, `restarted` (launch or log settings changed),
+    /// `updated` (policy only) or `rescaled` (the count only).
+    pub change: String,
+    /// Every setting that differs, by config key (absent for added and
+    /// removed programs).
+    pub fields: Vec<FieldChange>,
+    pub instances: Vec<InstanceReload>,
+}
+
+/// One setting a reload changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The config key: `command`, `backoff.initial`, `env.PORT`.
+    pub key: String,
+    /// The values as a config writes them; environment values are not
+    /// shown (`(a value)`, `(another value)`, `(unset)`).
+    pub old: String,
+    pub new: String,
+}
+
+/// What a reload does to one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReload {
+    /// `web:0`.
+    pub instance: String,
+    /// Its state before the reload (`stopped` for a new one).
+    pub state: String,
+    /// Who set its desired state (see the instance object).
+    pub desired_by: String,
+    /// `restarts`, `keeps_running`, `revived` (it was `fatal`: started
+    /// afresh now), `stays_stopped`, `next_start` (not running now: the new
+    /// settings apply from its next start), `starts`, `stops`.
+    pub outcome: String,
+}
+
+fn desired_by_name(by: ward_core::DesiredBy) -> String {
+    match by {
+        ward_core::DesiredBy::Config => "config",
+        ward_core::DesiredBy::User => "user",
+        ward_core::DesiredBy::Remembered => "remembered",
+        ward_core::DesiredBy::Dependency => "dependency",
+    }
+    .into()
 }
 
 impl ReloadResult {
+    /// The categories alone (a reload's event, which has no instances).
     pub fn from_diff(diff: &ward_core::Diff, dry_run: bool) -> ReloadResult {
+        ReloadResult::from_reply(diff, dry_run, &[])
+    }
+
+    pub fn from_reply(
+        diff: &ward_core::Diff,
+        dry_run: bool,
+        instances: &[ward_core::ReloadedInstance],
+    ) -> ReloadResult {
+        let mut programs: Vec<ProgramReload> = Vec::new();
+        let categories = [
+            ("added", &diff.added),
+            ("removed", &diff.removed),
+            ("restarted", &diff.restarted),
+            ("updated", &diff.updated),
+        ];
+        let rescaled_only: Vec<String> = diff
+            .rescaled
+            .keys()
+            .filter(|name| !diff.restarted.contains(name) && !diff.updated.contains(name))
+            .cloned()
+            .collect();
+        for (change, names) in categories.into_iter().chain([("rescaled", &rescaled_only)]) {
+            for name in names.iter() {
+                programs.push(ProgramReload {
+                    name: name.clone(),
+                    change: change.into(),
+                    fields: diff
+                        .fields
+                        .get(name)
+                        .into_iter()
+                        .flatten()
+                        .map(|f| FieldChange {
+                            key: f.key.clone(),
+                            old: f.old.clone(),
+                            new: f.new.clone(),
+                        })
+                        .collect(),
+                    instances: instances
+                        .iter()
+                        .filter(|i| *i.id.program == **name)
+                        .map(|i| InstanceReload {
+                            instance: i.id.to_string(),
+                            state: i.state.name().to_string(),
+                            desired_by: desired_by_name(i.desired_by),
+                            outcome: match i.outcome {
+                                ward_core::ReloadOutcome::Restarts => "restarts",
+                                ward_core::ReloadOutcome::KeepsRunning => "keeps_running",
+                                ward_core::ReloadOutcome::Revived => "revived",
+                                ward_core::ReloadOutcome::StaysStopped => "stays_stopped",
+                                ward_core::ReloadOutcome::NextStart => "next_start",
+                                ward_core::ReloadOutcome::Starts => "starts",
+                                ward_core::ReloadOutcome::Stops => "stops",
+                            }
+                            .into(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        programs.sort_by(|a, b| a.name.cmp(&b.name));
         ReloadResult {
             dry_run,
             added: diff.added.clone(),
@@ -466,6 +575,7 @@ impl ReloadResult {
                 .iter()
                 .map(|(name, (old, new))| (name.clone(), *old, *new))
                 .collect(),
+            programs,
         }
     }
 

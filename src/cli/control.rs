@@ -69,18 +69,17 @@ pub async fn reload(loc: &Locations, dry_run: bool) -> Outcome {
     } else {
         "/v1/reload"
     };
-    match client.post_quick::<ReloadResult>(path).await {
-        Ok(result) => {
-            let what = describe_reload(&result);
-            if dry_run {
-                println!("would change: {what}");
-            } else {
-                println!("reloaded: {what}");
-            }
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
+    let result = client.post_quick::<ReloadResult>(path).await?;
+    let what = describe_reload(&result);
+    if dry_run {
+        println!("would change: {what}");
+    } else {
+        println!("reloaded: {what}");
     }
+    for line in super::reload::details(&result) {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// How long `down` waits, once every program is down, for the daemon to

@@ -5,6 +5,7 @@ pub mod client;
 pub mod control;
 mod events;
 mod offline;
+mod reload;
 mod start;
 mod status;
 pub mod up;

@@ -114,3 +114,60 @@ fn a_bad_config_is_rejected_and_changes_nothing() {
     assert!(events.contains("reload_rejected"), "{events}");
     ward.down();
 }
+
+#[test]
+fn reload_revives_what_it_fixed_and_says_what_happened_to_each_instance() {
+    let config = r#"
+[program.db]
+command = ["{testee}", "--exit", "3"]
+start_limit = { burst = 1, interval = "1m" }
+
+[program.worker]
+command = ["{testee}"]
+env = { TOKEN = "s3cret" }
+"#;
+    let ward = Ward::new(config).up();
+    ward.wait_state("db", 0, "fatal");
+    ward.ok(&["stop", "worker"]);
+    // The fix for db; a change to worker, which the user had stopped.
+    ward.write_config(
+        &config
+            .replace(r#"["{testee}", "--exit", "3"]"#, r#"["{testee}"]"#)
+            .replace("s3cret", "hunter2"),
+    );
+    let dry = ward.ok(&["reload", "--dry-run"]);
+    let testee = TESTEE;
+    assert_eq!(
+        dry,
+        format!(
+            "would change: restarted db, worker\n\
+             \x20 db: command [{testee:?}, \"--exit\", \"3\"] → [{testee:?}]\n\
+             \x20 db: would start again now (it is given up on: fatal)\n\
+             \x20 worker: env.TOKEN (a value) → (another value)\n\
+             \x20 worker: would stay stopped (stopped by `ward stop`)\n"
+        )
+    );
+    assert_eq!(
+        ward.instance("db", 0)["state"],
+        "fatal",
+        "a dry run changed db"
+    );
+    let done = ward.ok(&["reload"]);
+    assert!(
+        done.contains("  db: starts again now (it had been given up on: fatal)\n"),
+        "{done}"
+    );
+    assert!(
+        done.contains("  worker: stays stopped (stopped by `ward stop`)\n"),
+        "{done}"
+    );
+    assert!(
+        !done.contains("s3cret") && !done.contains("hunter2"),
+        "{done}"
+    );
+    // db runs now, at once (no cool-down is set: it would have stayed
+    // fatal for ever); worker is still stopped.
+    ward.wait_state("db", 0, "running");
+    assert_eq!(ward.instance("worker", 0)["state"], "stopped");
+    ward.down();
+}

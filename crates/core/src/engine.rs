@@ -131,7 +131,14 @@
 //! the new spec from their next start. Policy changes (including
 //! `autostart`) apply in place. More instances: new ones take the desired
 //! state of the program's first instance (else `autostart`). Fewer: the
-//! highest indexes retire. Timers already armed keep their due times.
+//! highest indexes retire. Timers already armed keep their due times. An
+//! instance in `fatal` whose program's settings changed (anything but the
+//! count) gets a fresh start at once: the change is most likely its fix.
+//!
+//! The reply lists, for each instance of a program that was added,
+//! removed, changed or rescaled, its state before and what the reload does
+//! to it ([`ReloadOutcome`](crate::ReloadOutcome)), decided before the
+//! specs are applied, so a dry run says the same.
 //!
 //! # Run ids
 //!

@@ -288,8 +288,13 @@ pub enum Reply {
     /// The request was carried out; these instances were affected, and this
     /// is where they ended up.
     Done { instances: Vec<InstanceView> },
-    /// A reload (or its dry run) with the changes it made (would make).
-    Reloaded { diff: Diff, dry_run: bool },
+    /// A reload (or its dry run) with the changes it made (would make),
+    /// and what it does to each instance of a changed program.
+    Reloaded {
+        diff: Diff,
+        dry_run: bool,
+        instances: Vec<ReloadedInstance>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -356,6 +361,49 @@ pub struct Diff {
     pub updated: Vec<String>,
     /// Instance count changed: `program → (old, new)`.
     pub rescaled: BTreeMap<String, (u32, u32)>,
+    /// `program → every setting that differs`, for programs in both sets.
+    pub fields: BTreeMap<String, Vec<FieldChange>>,
+}
+
+/// One setting a reload changes: its config key (`command`,
+/// `backoff.initial`, `env.PORT`) and its old and new values as a config
+/// would write them (environment values are not shown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub key: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// What a reload does (or, dry, would do) to one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// Running (or on its way): restarts with the new launch or log settings.
+    Restarts,
+    /// Running: keeps running; the new policy applies at once.
+    KeepsRunning,
+    /// Given up on (`fatal`): the give-up is cleared and it starts now.
+    Revived,
+    /// Meant to be down: stays stopped (`desired_by` says who stopped it).
+    StaysStopped,
+    /// Not running now (`backoff`, `waiting`, `exited`): the new settings
+    /// apply from its next start.
+    NextStart,
+    /// New (an added program, or an instance past the old count): starts.
+    Starts,
+    /// Gone from the config (or past the new count): stops and is forgotten.
+    Stops,
+}
+
+/// One instance a reload touches, as it was, and what the reload does to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadedInstance {
+    pub id: InstanceId,
+    /// Its state before the reload (`stopped` for a new one).
+    pub state: State,
+    pub desired_by: DesiredBy,
+    pub outcome: ReloadOutcome,
 }
 
 impl Diff {

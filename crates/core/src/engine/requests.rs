@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use crate::diff;
 use crate::instance::Instance;
 use crate::model::{
-    Action, Desired, DesiredBy, EventKind, InstanceId, InstanceView, Reply, Request, RequestError,
-    RunId, State, Target, Token,
+    Action, Desired, DesiredBy, EventKind, InstanceId, InstanceView, ReloadOutcome,
+    ReloadedInstance, Reply, Request, RequestError, RunId, State, Target, Token,
 };
 use crate::spec::{Condition, Signal, SpecSet};
 use crate::suggest;
@@ -256,11 +256,106 @@ impl Supervisor {
 
     fn reload(&mut self, token: Token, specs: SpecSet, dry_run: bool) {
         let diff = self.diff(&specs);
+        let instances = self.reload_outcomes(&specs, &diff);
         if !dry_run {
             self.apply(specs);
+            // A program given up on whose settings were just changed (its
+            // fix, most likely) gets a fresh start now rather than at the
+            // end of a cool-down that may never come.
+            // (Unless applying started it already: a dependency of a
+            // program the reload brought up.)
+            for revived in &instances {
+                let still_fatal = self
+                    .instance(&revived.id)
+                    .is_some_and(|i| i.state == State::Fatal);
+                if revived.outcome == ReloadOutcome::Revived && still_fatal {
+                    self.start_now(&revived.id, true);
+                }
+            }
             self.publish(None, None, EventKind::Reloaded { diff: diff.clone() });
         }
-        self.reply(token, Ok(Reply::Reloaded { diff, dry_run }));
+        self.reply(
+            token,
+            Ok(Reply::Reloaded {
+                diff,
+                dry_run,
+                instances,
+            }),
+        );
+    }
+
+    /// What applying `new` does to each instance of a program it adds,
+    /// removes, changes or rescales, decided before it is applied (so a
+    /// dry run says the same).
+    fn reload_outcomes(&self, new: &SpecSet, diff: &crate::model::Diff) -> Vec<ReloadedInstance> {
+        let mut out = Vec::new();
+        for (name, program) in self.programs.iter().filter(|(_, p)| !p.retired) {
+            let spec = new.programs.get(name);
+            let relaunch = diff.restarted.contains(name);
+            let changed = relaunch || diff.updated.contains(name);
+            for inst in program.instances.values().filter(|i| !i.retiring) {
+                let outcome = match spec {
+                    Some(spec) if inst.id.index < spec.instances => {
+                        if !changed {
+                            continue;
+                        }
+                        match inst.state {
+                            _ if inst.desired == Desired::Down => ReloadOutcome::StaysStopped,
+                            State::Fatal => ReloadOutcome::Revived,
+                            State::Starting | State::Running | State::Stopping if relaunch => {
+                                ReloadOutcome::Restarts
+                            }
+                            State::Starting | State::Running | State::Stopping => {
+                                ReloadOutcome::KeepsRunning
+                            }
+                            _ => ReloadOutcome::NextStart,
+                        }
+                    }
+                    _ => ReloadOutcome::Stops,
+                };
+                out.push(ReloadedInstance {
+                    id: inst.id.clone(),
+                    state: inst.state,
+                    desired_by: inst.desired_by,
+                    outcome,
+                });
+            }
+        }
+        for (name, spec) in &new.programs {
+            let program = self.programs.get(name).filter(|p| !p.retired);
+            // New instances take the desired state of the program's first
+            // (as `apply` does), else autostart.
+            let (desired, desired_by) = program
+                .and_then(|p| p.instances.values().find(|i| !i.retiring))
+                .map(|i| (i.desired, i.desired_by))
+                .unwrap_or((
+                    if spec.autostart {
+                        Desired::Up
+                    } else {
+                        Desired::Down
+                    },
+                    DesiredBy::Config,
+                ));
+            for index in 0..spec.instances {
+                let exists = program
+                    .and_then(|p| p.instances.get(&index))
+                    .is_some_and(|i| !i.retiring);
+                if exists {
+                    continue;
+                }
+                out.push(ReloadedInstance {
+                    id: InstanceId::new(name, index),
+                    state: State::Stopped,
+                    desired_by,
+                    outcome: match desired {
+                        Desired::Up => ReloadOutcome::Starts,
+                        Desired::Down => ReloadOutcome::StaysStopped,
+                    },
+                });
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
     }
 
     /// Replaces the specs in force; settling then does the stopping and

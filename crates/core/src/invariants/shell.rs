@@ -177,20 +177,39 @@ impl CheckedShell {
                 });
                 // A reload is answered at once: with the diff, or refused
                 // while shutting down.
-                let expected = if refused {
-                    Err(RequestError::ShuttingDown)
-                } else {
-                    Ok(Reply::Reloaded {
-                        diff,
-                        dry_run: *dry_run,
-                    })
-                };
                 self.drain_actions()?;
-                ensure_eq!(
-                    self.answers.remove(&token),
-                    Some(expected),
-                    "the reply to reload {token:?}"
-                );
+                match self.answers.remove(&token) {
+                    Some(Ok(Reply::Reloaded {
+                        diff: answered,
+                        dry_run: answered_dry,
+                        instances,
+                    })) if !refused => {
+                        ensure_eq!(answered, diff, "the diff of reload {token:?}");
+                        ensure_eq!(answered_dry, *dry_run, "the reply to reload {token:?}");
+                        // What the reply says it does to each instance is
+                        // checked in the scenario tests; here, that it names
+                        // only instances of programs the reload touches.
+                        for i in &instances {
+                            let name = &*i.id.program;
+                            ensure!(
+                                diff.added
+                                    .iter()
+                                    .chain(&diff.removed)
+                                    .chain(&diff.restarted)
+                                    .chain(&diff.updated)
+                                    .any(|n| n == name)
+                                    || diff.rescaled.contains_key(name),
+                                "reload {token:?} names {} of an untouched program",
+                                i.id
+                            );
+                        }
+                    }
+                    other => ensure_eq!(
+                        other,
+                        Some(Err(RequestError::ShuttingDown)),
+                        "the reply to reload {token:?} (refused: {refused})"
+                    ),
+                }
                 let in_force = if *dry_run || refused { &before } else { &specs };
                 ensure!(
                     self.sup.specs() == in_force,

@@ -40,6 +40,24 @@ fn reload_diff_covers_every_category() {
         restarted: vec!["api".into(), "logs".into()],
         updated: vec!["db".into()],
         rescaled: [("worker".to_string(), (2, 3))].into_iter().collect(),
+        fields: [
+            ("api", "command", r#"["./api"]"#, r#"["./api", "--v2"]"#),
+            ("db", "stop_timeout", r#""5s""#, r#""30s""#),
+            ("logs", "logs.keep", "3", "9"),
+            ("worker", "instances", "2", "3"),
+        ]
+        .into_iter()
+        .map(|(program, key, old, new)| {
+            (
+                program.to_string(),
+                vec![FieldChange {
+                    key: key.into(),
+                    old: old.into(),
+                    new: new.into(),
+                }],
+            )
+        })
+        .collect(),
     };
     assert_eq!(sim.sup.diff(&new), expected);
 
@@ -47,11 +65,25 @@ fn reload_diff_covers_every_category() {
         specs: new.clone(),
         dry_run: false,
     });
+    let outcome = |name: &str, index: u32, state: State, outcome: ReloadOutcome| ReloadedInstance {
+        id: id(name, index),
+        state,
+        desired_by: DesiredBy::Config,
+        outcome,
+    };
     assert_eq!(
         sim.reply(t),
         Some(Ok(Reply::Reloaded {
             diff: expected.clone(),
-            dry_run: false
+            dry_run: false,
+            instances: vec![
+                outcome("api", 0, State::Running, ReloadOutcome::Restarts),
+                outcome("db", 0, State::Running, ReloadOutcome::KeepsRunning),
+                outcome("fresh", 0, State::Stopped, ReloadOutcome::Starts),
+                outcome("gone", 0, State::Running, ReloadOutcome::Stops),
+                outcome("logs", 0, State::Running, ReloadOutcome::Restarts),
+                outcome("worker", 2, State::Stopped, ReloadOutcome::Starts),
+            ],
         }))
     );
     assert!(sim.events().iter().any(|(_, e)| e.kind
@@ -101,6 +133,16 @@ fn reload_count_change_alone_is_only_rescaled() {
         diff,
         Diff {
             rescaled: [("web".to_string(), (3, 1))].into_iter().collect(),
+            fields: [(
+                "web".to_string(),
+                vec![FieldChange {
+                    key: "instances".into(),
+                    old: "3".into(),
+                    new: "1".into()
+                }]
+            )]
+            .into_iter()
+            .collect(),
             ..Diff::default()
         }
     );
@@ -181,7 +223,27 @@ fn dry_run_changes_nothing() {
             token: t,
             result: Ok(Reply::Reloaded {
                 diff: sim.sup.diff(&new),
-                dry_run: true
+                dry_run: true,
+                instances: vec![
+                    ReloadedInstance {
+                        id: id("api", 0),
+                        state: State::Running,
+                        desired_by: DesiredBy::Config,
+                        outcome: ReloadOutcome::Stops,
+                    },
+                    ReloadedInstance {
+                        id: id("db", 0),
+                        state: State::Running,
+                        desired_by: DesiredBy::Config,
+                        outcome: ReloadOutcome::Stops,
+                    },
+                    ReloadedInstance {
+                        id: id("web", 0),
+                        state: State::Stopped,
+                        desired_by: DesiredBy::Config,
+                        outcome: ReloadOutcome::Starts,
+                    },
+                ],
             })
         }]
     );
@@ -256,11 +318,101 @@ fn diff_lists_a_count_change_next_to_other_changes() {
             rescaled: [("a".to_string(), (1, 2)), ("b".to_string(), (1, 3))]
                 .into_iter()
                 .collect(),
+            fields: diff.fields.clone(),
             ..Diff::default()
         }
     );
+    // Every changed setting, by its config key, old → new.
+    let keys = |p: &str| -> Vec<(String, String, String)> {
+        diff.fields[p]
+            .iter()
+            .map(|f| (f.key.clone(), f.old.clone(), f.new.clone()))
+            .collect()
+    };
+    let row = |k: &str, o: &str, n: &str| (k.to_string(), o.to_string(), n.to_string());
+    assert_eq!(
+        keys("a"),
+        vec![
+            row("command", r#"["./a"]"#, r#"["./a2"]"#),
+            row("instances", "1", "2")
+        ]
+    );
+    assert_eq!(
+        keys("b"),
+        vec![
+            row("instances", "1", "3"),
+            row("min_uptime", r#""1s""#, r#""9s""#)
+        ]
+    );
+    assert!(!diff.fields.contains_key("c"));
     assert!(sim
         .sup
         .diff(&set(vec![prog("a"), prog("b"), prog("c")]))
         .is_empty());
+}
+
+#[test]
+fn a_reload_that_changes_a_program_given_up_on_starts_it_now() {
+    let mut db = prog("db");
+    db.start_limit.burst = 1;
+    db.start_limit.cooldown = None;
+    let mut sim = Sim::new(set(vec![db.clone(), prog("worker")]));
+    sim.advance(ms(100));
+    sim.exit("db", 0, 3);
+    assert_eq!(sim.state("db", 0), State::Fatal);
+    // The user stops worker, then fixes both in the config.
+    let stop = sim.request(Request::Stop(Target::Program("worker".into())));
+    sim.advance(secs(1));
+    assert!(sim.reply(stop).is_some());
+    let fix = |mut p: ProgramSpec| {
+        p.launch = std::sync::Arc::new(LaunchSpec {
+            argv: vec!["./fixed".into()],
+            ..(*p.launch).clone()
+        });
+        p
+    };
+    let new = set(vec![fix(db.clone()), fix(prog("worker"))]);
+    // A dry run says so, and does nothing.
+    let dry = sim.request(Request::Reload {
+        specs: new.clone(),
+        dry_run: true,
+    });
+    let outcomes = |reply| match reply {
+        Some(Ok(Reply::Reloaded { instances, .. })) => instances
+            .into_iter()
+            .map(|i: ReloadedInstance| (i.id.to_string(), i.outcome, i.desired_by))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let expected = vec![
+        (
+            "db:0".to_string(),
+            ReloadOutcome::Revived,
+            DesiredBy::Config,
+        ),
+        (
+            "worker:0".to_string(),
+            ReloadOutcome::StaysStopped,
+            DesiredBy::User,
+        ),
+    ];
+    assert_eq!(outcomes(sim.reply(dry)), expected);
+    assert_eq!(sim.state("db", 0), State::Fatal);
+    let t = sim.request(Request::Reload {
+        specs: new,
+        dry_run: false,
+    });
+    assert_eq!(outcomes(sim.reply(t)), expected);
+    // db starts at once with the new command, afresh; worker stays down.
+    assert_eq!(sim.state("db", 0), State::Starting);
+    sim.advance(secs(2));
+    assert_eq!(sim.state("db", 0), State::Running);
+    assert_eq!(sim.state("worker", 0), State::Stopped);
+    let argv = sim.log.iter().rev().find_map(|(_, a)| match a {
+        Action::Spawn { id, launch, .. } if id.program.as_ref() == "db" => {
+            Some(launch.argv.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(argv, Some(vec!["./fixed".to_string()]));
 }
