@@ -69,24 +69,76 @@ impl<'a> Edge<'a> {
     }
 }
 
+/// How many of the latest events the feed keeps in memory, for a follower
+/// that asks for the past first (`ward events -f -n 20`).
+pub const RECENT: usize = 1024;
+
+/// The live events, and the latest of them: a follower takes the ones it
+/// wants from the past and subscribes in one step, so that it sees each
+/// event once, with none missing between the two (the journal may lag:
+/// it is written once per turn of the driver loop).
+#[derive(Clone)]
+pub struct Feed(Arc<std::sync::Mutex<FeedInner>>);
+
+struct FeedInner {
+    live: broadcast::Sender<Arc<str>>,
+    recent: std::collections::VecDeque<Arc<str>>,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        let (live, _) = broadcast::channel(1024);
+        Feed(Arc::new(std::sync::Mutex::new(FeedInner {
+            live,
+            recent: std::collections::VecDeque::with_capacity(RECENT),
+        })))
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, FeedInner> {
+        // A panic while holding the lock leaves plain data behind.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, line: Arc<str>) {
+        let mut inner = self.inner();
+        if inner.recent.len() == RECENT {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(line.clone());
+        // No subscriber is not an error.
+        let _ = inner.live.send(line);
+    }
+
+    /// The last `n` events this ward published (up to [`RECENT`], oldest
+    /// first), and every event after them.
+    pub fn subscribe_with_recent(
+        &self,
+        n: usize,
+    ) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+        let inner = self.inner();
+        let skip = inner.recent.len().saturating_sub(n);
+        let past = inner.recent.iter().skip(skip).cloned().collect();
+        (past, inner.live.subscribe())
+    }
+}
+
 pub struct Bus {
     seq: u64,
-    live: broadcast::Sender<Arc<str>>,
+    feed: Feed,
     journal: LineFile,
 }
 
 impl Bus {
     pub fn new(state_dir: Arc<Dir>) -> Bus {
-        let (live, _) = broadcast::channel(1024);
         Bus {
             seq: 0,
-            live,
+            feed: Feed::new(),
             journal: LineFile::open(state_dir, "events.jsonl", JOURNAL_MAX),
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Sender<Arc<str>> {
-        self.live.clone()
+    pub fn subscribe(&self) -> Feed {
+        self.feed.clone()
     }
 
     /// Stamps, journals and broadcasts one event; returns the JSON line.
@@ -106,8 +158,7 @@ impl Bus {
             .into(),
         };
         self.journal.append(&line);
-        // No subscriber is not an error.
-        let _ = self.live.send(line.clone());
+        self.feed.send(line.clone());
         line
     }
 
@@ -254,7 +305,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
         let mut bus = Bus::new(Arc::new(dir));
-        let mut rx = bus.subscribe().subscribe();
+        let (_, mut rx) = bus.subscribe().subscribe_with_recent(0);
         let event = Event {
             instance: Some(InstanceId::new("api", 0)),
             run: Some(RunId(3)),

@@ -58,7 +58,7 @@ pub struct Shared {
     pub tx: mpsc::UnboundedSender<Msg>,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub epoch: Instant,
-    pub events: tokio::sync::broadcast::Sender<Arc<str>>,
+    pub events: crate::bus::Feed,
     pub journal: PathBuf,
     /// The state dir's lock file: the daemon lets go of it last, so a
     /// client that can take it knows the daemon is gone.

@@ -225,7 +225,7 @@ enum Control {
         /// `ward stopped` on stderr, exit 0; a broken connection exits 1).
         #[arg(long, short = 'f')]
         follow: bool,
-        /// How many past events to show (without -f).
+        /// How many past events to show (then, with -f, the new ones).
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
         /// The journal's JSON lines as they are (the default when stdout is

@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
 
 use crate::inbox::{ApiError, Msg, Shared};
-use types::{ActionResult, ErrorBody, InstanceStatus, ReloadResult};
+use types::{ActionResult, ErrorBody, InstanceStatus, LastExit, ReloadResult};
 
 pub use conn::Limits;
 pub use socket::{bind, Listener};
@@ -343,10 +343,24 @@ struct LogsQuery {
     n: usize,
     #[serde(default)]
     follow: bool,
+    /// With `follow`: a line where each new run begins, for a terminal
+    /// (never written to the files): `plain`, or `dim` (ANSI faint).
+    #[serde(default)]
+    marks: Option<Marks>,
 }
 
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Marks {
+    Plain,
+    Dim,
+}
+
+/// Past lines or events shown when a query does not say how many.
+const DEFAULT_LINES: usize = 20;
+
 fn default_lines() -> usize {
-    20
+    DEFAULT_LINES
 }
 
 async fn logs(
@@ -434,6 +448,25 @@ async fn logs(
             }
         });
     }
+    if let (Some(marks), true) = (q.marks, q.follow) {
+        let last_exits: HashMap<InstanceId, String> = snapshot
+            .instances
+            .iter()
+            .filter(|v| ids.contains(&v.id))
+            .filter_map(|v| {
+                let end = v.last_end.as_ref()?;
+                Some((v.id.clone(), LastExit::from_end(end).short()))
+            })
+            .collect();
+        let (_, events) = shared.events.subscribe_with_recent(0);
+        tokio::spawn(run_marks(
+            ids.clone(),
+            marks,
+            last_exits,
+            events,
+            tx.clone(),
+        ));
+    }
     drop(tx);
     let follow = Follow {
         head: Some(head),
@@ -451,6 +484,58 @@ async fn logs(
         Body::new(http_body_util::StreamBody::new(stream)),
     )
         .into_response()
+}
+
+/// For a terminal following logs: a dim line as each instance of `ids`
+/// begins a new run, `— web:0 restarted (exit 1), run 7 —`.
+async fn run_marks(
+    ids: Vec<InstanceId>,
+    marks: Marks,
+    mut last_exits: HashMap<InstanceId, String>,
+    mut events: broadcast::Receiver<Arc<str>>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    loop {
+        let line = tokio::select! {
+            received = events.recv() => match received {
+                Ok(line) => line,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = tx.closed() => return,
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let Some(id) = event["instance"]
+            .as_str()
+            .and_then(|s| ids.iter().find(|id| id.to_string() == s))
+        else {
+            continue;
+        };
+        if let Some(exit) = LastExit::from_event(&event) {
+            last_exits.insert(id.clone(), exit.short());
+            continue;
+        }
+        if event["event"] != "spawned" {
+            continue;
+        }
+        let run = event["run"]
+            .as_u64()
+            .map(|r| format!(", run {r}"))
+            .unwrap_or_default();
+        let what = match last_exits.remove(id) {
+            Some(exit) => format!("restarted ({exit})"),
+            None => "started".into(),
+        };
+        let mark = match marks {
+            Marks::Dim => format!("\x1b[2m— {id} {what}{run} —\x1b[22m\n"),
+            Marks::Plain => format!("— {id} {what}{run} —\n"),
+        };
+        if tx.send(Bytes::from(mark)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Chunks a log follower's stream queues between the per-instance tasks
@@ -528,8 +613,8 @@ pub(crate) fn prefix_lines(name: &str, bytes: &[u8], width: Option<usize>) -> Ve
 
 #[derive(Deserialize)]
 struct EventsQuery {
-    #[serde(default = "default_lines")]
-    n: usize,
+    /// How many past events: 20 by default without `follow`, none with it.
+    n: Option<usize>,
     #[serde(default)]
     follow: bool,
 }
@@ -540,8 +625,32 @@ async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Response {
     if q.follow {
+        let n = q.n.unwrap_or(0);
+        let (mut past, rx) = shared.events.subscribe_with_recent(n);
+        if past.len() < n {
+            // Older than what this ward keeps in memory: from the journal
+            // (earlier runs of ward, or past the in-memory window). The
+            // journal may lag behind the feed: a line both hold is taken
+            // from the feed.
+            let path = shared.journal.clone();
+            let want = n - past.len();
+            let known: std::collections::HashSet<Arc<str>> = past.iter().cloned().collect();
+            let older = tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let older: Vec<Arc<str>> = String::from_utf8_lossy(&older)
+                .lines()
+                .map(Arc::from)
+                .filter(|line| !known.contains(line))
+                .collect();
+            let skip = older.len().saturating_sub(want);
+            past.splice(0..0, older.into_iter().skip(skip));
+        }
         let follow = EventFollow {
-            rx: shared.events.subscribe(),
+            past: past.into(),
+            rx,
             closing,
             stopping: None,
             ended: false,
@@ -552,7 +661,7 @@ async fn events(
             .into_response();
     }
     let path = shared.journal.clone();
-    let n = q.n;
+    let n = q.n.unwrap_or(DEFAULT_LINES);
     match tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n)).await {
         Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
         Ok(Err(e)) => error(
@@ -566,6 +675,8 @@ async fn events(
 /// An `events?follow` stream: live events; when ward stops, what is
 /// queued and the end event.
 struct EventFollow {
+    /// Past events asked for (`n`), sent first.
+    past: std::collections::VecDeque<Arc<str>>,
     rx: broadcast::Receiver<Arc<str>>,
     closing: Closing,
     /// Once ward stops: how many queued events may still go out.
@@ -577,6 +688,9 @@ impl EventFollow {
     async fn next(mut self) -> Option<(Result<SseEvent, Infallible>, EventFollow)> {
         if self.ended {
             return None;
+        }
+        if let Some(line) = self.past.pop_front() {
+            return Some((Ok(SseEvent::default().data(&*line)), self));
         }
         let received = match self.stopping {
             Some(_) => None,

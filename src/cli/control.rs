@@ -118,7 +118,20 @@ pub async fn down(loc: &Locations) -> Outcome {
 
 pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> Outcome {
     let client = Client::new(&loc.socket);
-    let path = format!("/v1/logs/{}?n={lines}&follow={follow}", encode(target));
+    use std::io::IsTerminal;
+    // On a terminal, a (dim) line marks where each new run begins.
+    let marks = match (
+        follow && std::io::stdout().is_terminal(),
+        crate::logs::stdout_colour(),
+    ) {
+        (false, _) => "",
+        (true, true) => "&marks=dim",
+        (true, false) => "&marks=plain",
+    };
+    let path = format!(
+        "/v1/logs/{}?n={lines}&follow={follow}{marks}",
+        encode(target)
+    );
     let mut stdout = std::io::stdout();
     let mut wrote = false;
     let end = match client
@@ -197,7 +210,7 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize, human: bool) ->
     let mut data: Vec<u8> = Vec::new();
     let mut stopped = false;
     client
-        .stream("/v1/events?follow=true", |chunk| {
+        .stream(&format!("/v1/events?follow=true&n={lines}"), |chunk| {
             pending.extend_from_slice(chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();

@@ -89,14 +89,17 @@ fn colour_of(program: &str) -> u8 {
     PALETTE[hash as usize % PALETTE.len()]
 }
 
+/// Colour on stdout: it is a terminal and `NO_COLOR` is unset or empty.
+pub fn stdout_colour() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 impl Console {
     /// Starts the printing thread. `width` is the length of the longest
     /// `name:idx` label, so that the `|` separators line up. Colour is on
     /// when stdout is a terminal and `NO_COLOR` is unset or empty.
     pub fn start(width: usize) -> Console {
-        let colour =
-            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Console::with_output(width, colour, Box::new(io::stdout()))
+        Console::with_output(width, stdout_colour(), Box::new(io::stdout()))
     }
 
     pub(crate) fn with_output(width: usize, colour: bool, out: Box<dyn Write + Send>) -> Console {

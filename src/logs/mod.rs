@@ -16,7 +16,7 @@ mod tail;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use console::Console;
+pub use console::{stdout_colour, Console};
 pub use format::rfc3339_now;
 pub use pump::{pump, PumpStats, Sinks};
 pub use rotate::log_path;

@@ -207,10 +207,51 @@ command = ["{testee}"]
 }
 
 #[test]
+fn events_follow_shows_the_last_n_first_then_every_new_one_once() {
+    let ward = Ward::new("[program.x]\ncommand = [\"{testee}\"]\n").up();
+    ward.wait_state("x", 0, "running");
+    ward.ok(&["restart", "x"]);
+    let past = ward.ok(&["events", "-n", "3"]);
+    let past: Vec<&str> = past.lines().collect();
+    assert_eq!(past.len(), 3, "{past:?}");
+    let follower = Follower::start(&ward, &["events", "-f", "-n", "3"]);
+    let deadline = Instant::now() + WAIT;
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        let line = follower
+            .next_line(deadline)
+            .unwrap_or_else(|| panic!("events -f -n 3 showed only {lines:?}"));
+        lines.push(line);
+    }
+    assert_eq!(lines, past, "the past events, as `events -n 3` shows them");
+    // Then the new ones: each once, none missing (sequence numbers count
+    // up by one from the last past event).
+    ward.ok(&["restart", "x"]);
+    let seq = |line: &str| -> u64 {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        event["seq"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no seq: {line}"))
+    };
+    let mut last = seq(&lines[2]);
+    let mut spawned = false;
+    while !spawned {
+        let line = follower
+            .next_line(deadline)
+            .unwrap_or_else(|| panic!("no new event after {lines:?}"));
+        assert_eq!(seq(&line), last + 1, "{line} after {lines:?}");
+        last += 1;
+        spawned = line.contains("\"spawned\"");
+        lines.push(line);
+    }
+    ward.down();
+}
+
+#[test]
 fn events_follow_streams_new_events() {
     let ward = Ward::new("[program.x]\ncommand = [\"{testee}\"]\n").up();
     let first = pid_of(&ward.wait_state("x", 0, "running"));
-    let follower = Follower::start(&ward, &["events", "-f"]);
+    let follower = Follower::start(&ward, &["events", "-f", "-n", "0"]);
     // The follower may not be subscribed yet when a restart happens: restart
     // until one of the spawns it caused comes through the stream.
     let deadline = Instant::now() + WAIT;

@@ -485,7 +485,11 @@ pub struct Follower {
 
 impl Follower {
     pub fn start(ward: &Ward, args: &[&str]) -> Follower {
-        let mut cmd = ward.command(args);
+        Follower::spawn(ward.command(args))
+    }
+
+    /// Any command, followed the same way.
+    pub fn spawn(mut cmd: Command) -> Follower {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -316,3 +316,74 @@ command = ["{testee}", "--echo", "from longer", "--forever"]
     assert!(lines.iter().any(|l| l.starts_with("longer:0 | ")), "{out}");
     ward.down();
 }
+
+/// `ward logs -f` with its output on a terminal (`script` gives it one).
+fn follow_on_a_terminal(ward: &Ward, target: &str, colour: bool) -> Follower {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let line = format!(
+        "{} --config {} logs -f -n 0 {target}",
+        quote(WARD),
+        quote(&ward.config().display().to_string())
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &line, "/dev/null"])
+        .current_dir(ward.path())
+        .env_remove("WARD_SOCKET")
+        .env_remove("WARD_CONFIG");
+    if colour {
+        cmd.env_remove("NO_COLOR");
+    } else {
+        cmd.env("NO_COLOR", "1");
+    }
+    Follower::spawn(cmd)
+}
+
+#[test]
+fn logs_follow_marks_each_new_run_on_a_terminal_only() {
+    let ward = Ward::new(
+        r#"
+[program.x]
+command = ["{testee}", "--echo", "hello", "--exit", "1", "--after", "300ms"]
+backoff = { initial = "300ms", max = "300ms" }
+start_limit = { burst = 1000 }
+"#,
+    )
+    .up();
+    let piped = Follower::start(&ward, &["logs", "-f", "-n", "0", "x"]);
+    for colour in [true, false] {
+        let tty = follow_on_a_terminal(&ward, "x", colour);
+        let deadline = Instant::now() + WAIT;
+        let mark = loop {
+            let line = tty
+                .next_line(deadline)
+                .expect("a restart mark on the terminal");
+            if line.contains("restarted") {
+                break line;
+            }
+        };
+        let mark = mark.trim_end_matches('\r');
+        let (start, end) = if colour {
+            ("\x1b[2m", "\x1b[22m")
+        } else {
+            ("", "")
+        };
+        let text = mark
+            .strip_prefix(start)
+            .and_then(|m| m.strip_suffix(end))
+            .unwrap_or_else(|| panic!("colour {colour}: {mark:?}"));
+        let run = text
+            .strip_prefix("— x:0 restarted (exit 1), run ")
+            .and_then(|r| r.strip_suffix(" —"))
+            .unwrap_or_else(|| panic!("{text:?}"));
+        assert!(run.parse::<u64>().is_ok(), "{text:?}");
+    }
+    // Piped output and the files have the program's lines only.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Some(line) = piped.next_line(deadline) {
+        assert!(!line.contains("restarted"), "{line:?}");
+        assert!(line.ends_with("hello"), "{line:?}");
+    }
+    let file = std::fs::read_to_string(ward.path().join(".ward/logs/x.0.log")).unwrap();
+    assert!(!file.contains("restarted"), "{file}");
+    ward.down();
+}
