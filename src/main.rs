@@ -60,8 +60,10 @@ struct Cli {
         value_name = "FILE"
     )]
     config: Option<PathBuf>,
-    /// The daemon's control socket (default: from the config, `.ward/ward.sock` beside it).
-    #[arg(long, global = true, env = "WARD_SOCKET", value_name = "PATH")]
+    /// The daemon's control socket, for the verbs that talk to it, given
+    /// before the verb: `ward --socket PATH status` (default: from the
+    /// config, `.ward/ward.sock` beside it).
+    #[arg(long, env = "WARD_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
     #[command(subcommand)]
     verb: Verb,
@@ -236,7 +238,7 @@ enum Control {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse();
     let socket_override = cli.socket.is_some();
     let mut loc = Locations::resolve(cli.config, cli.socket);
     if let Verb::Up {
@@ -280,6 +282,24 @@ fn main() {
         }
         std::process::exit(failure.code);
     }
+}
+
+/// The command line. `--socket` on `ward check`, which reads the config
+/// only, is a usage error (`WARD_SOCKET` in the environment is not).
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    if matches.subcommand_name() == Some("check")
+        && matches.value_source("socket") == Some(clap::parser::ValueSource::CommandLine)
+    {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "`ward check` reads the config only; --socket is for the verbs that talk to the daemon",
+            )
+            .exit();
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// A `--timeout` value: `30s`, `2m`, `1m30s`.

@@ -475,3 +475,34 @@ restart = "never"
         "{out:?}"
     );
 }
+
+#[test]
+fn socket_is_offered_only_where_a_daemon_is_talked_to() {
+    let ward = Ward::new("[program.api]\ncommand = [\"{testee}\"]\n");
+    let help = ward.ok(&["check", "--help"]);
+    assert!(!help.contains("--socket"), "{help}");
+    for args in [
+        &["check", "--socket", "/x"][..],
+        &["--socket", "/x", "check"],
+    ] {
+        let out = ward.ward(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    }
+    // In the environment (set for a whole shell) it does not stop `check`.
+    let out = run_bounded({
+        let mut cmd = ward.command(&["check"]);
+        cmd.env("WARD_SOCKET", "/x");
+        cmd
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Where it means something, it is used.
+    let out = ward.ward(&["--socket", "/nonexistent/ward.sock", "status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("/nonexistent/ward.sock"), "{err}");
+}
