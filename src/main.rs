@@ -114,6 +114,28 @@ enum Verb {
         #[arg(long)]
         no_verify_commands: bool,
     },
+    /// Write a commented starter ward.toml in the current folder (or at
+    /// --config FILE); never over an existing file. It passes `ward check`
+    /// as it is.
+    #[command(after_help = exit_codes!())]
+    Init,
+    /// Print shell completions: `ward completions bash > /etc/bash_completion.d/ward`,
+    /// `ward completions zsh > "${fpath[1]}/_ward"`, `ward completions fish >
+    /// ~/.config/fish/completions/ward.fish`, `ward completions powershell >> $PROFILE`.
+    #[command(after_help = exit_codes!())]
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page ward(1), or write it and one page per verb
+    /// (ward-up.1, ward-status.1, ...) into a folder: `ward man --dir
+    /// /usr/local/share/man/man1`.
+    #[command(after_help = exit_codes!())]
+    Man {
+        /// Write ward.1 and ward-VERB.1 here instead of printing ward(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     #[command(flatten)]
     Control(Control),
 }
@@ -240,6 +262,10 @@ enum Control {
 fn main() {
     let cli = parse();
     let socket_override = cli.socket.is_some();
+    let init_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("ward.toml"));
     let mut loc = Locations::resolve(cli.config, cli.socket);
     if let Verb::Up {
         no_verify_commands: true,
@@ -265,6 +291,9 @@ fn main() {
             detach: true, wait, ..
         } => cli::up::detach(&loc, socket_override, wait),
         Verb::Check { .. } => cli::check(&loc),
+        Verb::Init => cli::init::init(&init_path),
+        Verb::Completions { shell } => cli::generate::completions(command(), shell),
+        Verb::Man { dir } => cli::generate::man(command(), dir.as_deref()),
         Verb::Control(verb) => control(&loc, verb),
     };
     if let Err(failure) = outcome {
@@ -300,6 +329,12 @@ fn parse() -> Cli {
             .exit();
     }
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The command line's definition, for completions and manual pages.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
 }
 
 /// A `--timeout` value: `30s`, `2m`, `1m30s`.

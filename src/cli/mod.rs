@@ -4,6 +4,8 @@
 pub mod client;
 pub mod control;
 mod events;
+pub mod generate;
+pub mod init;
 mod offline;
 mod reload;
 mod start;

@@ -506,3 +506,109 @@ fn socket_is_offered_only_where_a_daemon_is_talked_to() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("/nonexistent/ward.sock"), "{err}");
 }
+
+#[test]
+fn init_writes_a_starter_that_checks_and_runs_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let ward = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(WARD);
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env_remove("WARD_CONFIG")
+            .env_remove("WARD_SOCKET");
+        run_bounded(cmd)
+    };
+    let out = ward(&["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("ward.toml");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("[program.hello]"), "{written}");
+    // It passes check as it is, commands verified.
+    let out = ward(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second init leaves the file alone, and says so.
+    std::fs::write(&config, "# mine\n").unwrap();
+    let out = ward(&["init"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+    // Nor does it write through a link left under that name.
+    std::fs::remove_file(&config).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, &config).unwrap();
+    let out = ward(&["init"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!elsewhere.exists(), "init wrote through a symlink");
+    // The starter runs: its program says hello.
+    std::fs::remove_file(&config).unwrap();
+    let other = dir.path().join("other.toml");
+    let out = ward(&["--config", other.to_str().unwrap(), "init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ward = Ward::new(&std::fs::read_to_string(&other).unwrap()).up();
+    ward.wait_state("hello", 0, "running");
+    wait_until("hello to say hello", || {
+        ward.ok(&["logs", "hello"]).contains("hello from hello:0")
+    });
+    ward.down();
+}
+
+#[test]
+fn completions_and_manual_pages_cover_every_verb() {
+    let ward = Ward::new("[program.api]\ncommand = [\"{testee}\"]\n");
+    let verbs = [
+        "up", "check", "init", "status", "start", "stop", "restart", "signal", "logs", "reload",
+        "events", "down",
+    ];
+    let bash = ward.ok(&["completions", "bash"]);
+    for verb in verbs {
+        assert!(bash.contains(verb), "bash completions miss {verb}");
+    }
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let text = ward.ok(&["completions", shell]);
+        assert!(text.contains("reload"), "{shell}: {text}");
+    }
+    let out = ward.ward(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let page = ward.ok(&["man"]);
+    assert!(page.contains(".TH ward 1"), "{page}");
+    let dir = ward.path().join("man1");
+    std::fs::create_dir(&dir).unwrap();
+    // A link under a page's name is replaced, not written through.
+    let target = ward.path().join("not-a-page");
+    std::os::unix::fs::symlink(&target, dir.join("ward-up.1")).unwrap();
+    for _ in 0..2 {
+        let said = ward.ok(&["man", "--dir", dir.to_str().unwrap()]);
+        assert!(said.starts_with("wrote "), "{said}");
+    }
+    assert!(!target.exists(), "man wrote through a symlink");
+    for verb in verbs {
+        let page = std::fs::read_to_string(dir.join(format!("ward-{verb}.1")))
+            .unwrap_or_else(|e| panic!("ward-{verb}.1: {e}"));
+        assert!(page.contains(&format!(".TH ward-{verb} 1")), "{page}");
+    }
+    assert!(!dir.join("ward-help.1").exists());
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".1") && !n.starts_with('.')),
+        "{names:?}"
+    );
+}

@@ -108,7 +108,9 @@ pub fn load_with(path: &Path, host: &dyn Host) -> Result<Config, Diagnostics> {
         }
         Err(ReadError::Io(e)) => {
             let help = match e.kind() {
-                std::io::ErrorKind::NotFound => Some("create one, or pass --config FILE".into()),
+                std::io::ErrorKind::NotFound => {
+                    Some("create one with `ward init`, or pass --config FILE".into())
+                }
                 _ => None,
             };
             Err(Diagnostics::whole_file(

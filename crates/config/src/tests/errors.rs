@@ -599,11 +599,14 @@ fn a_missing_file_is_one_plain_diagnostic() {
             path.display()
         )
     );
-    assert_eq!(d.help.as_deref(), Some("create one, or pass --config FILE"));
+    assert_eq!(
+        d.help.as_deref(),
+        Some("create one with `ward init`, or pass --config FILE")
+    );
     assert_eq!(
         all.to_string(),
         format!(
-            "error: {}: {}\n  = help: create one, or pass --config FILE\n",
+            "error: {}: {}\n  = help: create one with `ward init`, or pass --config FILE\n",
             path.display(),
             d.message
         )
