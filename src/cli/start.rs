@@ -6,8 +6,8 @@
 //! for its `min_uptime`, has failed (`backoff`, `fatal`, an `exited` run
 //! that failed), has completed (`exited` with a success code), or waits on
 //! a dependency. An instance still waiting on a dependency that is on its
-//! way (a migration that is running) is asked again until it gets
-//! somewhere or `--timeout` passes.
+//! way (a migration that is running) is watched (its status, which changes
+//! nothing) until it gets somewhere or `--timeout` passes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use super::control::encode;
 use super::{Failure, Locations, Outcome};
 use crate::api::types::{ActionResult, InstanceStatus};
 
-/// How often an instance waiting on a dependency on its way is asked again.
+/// How often an instance waiting on a dependency on its way is looked at.
 const POLL: Duration = Duration::from_millis(200);
 
 /// Where one instance got to.
@@ -42,6 +42,8 @@ fn verdict(s: &InstanceStatus) -> Verdict {
         format!("{head}: {reason}")
     };
     match s.state.as_str() {
+        // Not yet up for its `min_uptime`: an end now would be a failure.
+        "running" if s.unsettled() => Verdict::OnItsWay(with_reason),
         "running" => Verdict::Arrived(head),
         "exited" if s.last_exit_ok && s.note.is_none() => Verdict::Arrived(format!(
             "{head}: completed ({})",
@@ -63,11 +65,11 @@ fn verdict(s: &InstanceStatus) -> Verdict {
 
 /// Keeps the latest status of each instance, in the order first named.
 fn record(
-    result: ActionResult,
+    instances: Vec<InstanceStatus>,
     order: &mut Vec<String>,
     latest: &mut BTreeMap<String, InstanceStatus>,
 ) {
-    for s in result.instances {
+    for s in instances {
         let id = s.id();
         if !latest.contains_key(&id) {
             order.push(id.clone());
@@ -87,7 +89,7 @@ pub async fn start(loc: &Locations, verb: &str, targets: &[String], timeout: Dur
         let result: ActionResult = client
             .post(&format!("/v1/programs/{}/{verb}", encode(target)))
             .await?;
-        record(result, &mut order, &mut latest);
+        record(result.instances, &mut order, &mut latest);
     }
     let deadline = Instant::now() + timeout;
     let mut told: Vec<String> = Vec::new();
@@ -109,13 +111,13 @@ pub async fn start(loc: &Locations, verb: &str, targets: &[String], timeout: Dur
             }
         }
         tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
-        // Asking again is a start of an instance already meant to run: it
-        // changes nothing, and is answered as the first ask was.
+        // Only looking: asking to start again would retry a dependency
+        // that failed meanwhile.
         for id in on_its_way {
-            let result: ActionResult = client
-                .post(&format!("/v1/programs/{}/start", encode(&id)))
+            let now: Vec<InstanceStatus> = client
+                .get(&format!("/v1/status?name={}", encode(&id)))
                 .await?;
-            record(result, &mut order, &mut latest);
+            record(now, &mut order, &mut latest);
         }
     }
     let mut failed = Vec::new();
