@@ -95,7 +95,13 @@ enum Verb {
         #[arg(long, short = 'd')]
         detach: bool,
         /// With --detach: how long at most to wait for programs to settle.
-        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = duration_arg)]
+        #[arg(
+            long,
+            default_value = "5s",
+            value_name = "DURATION",
+            value_parser = duration_arg,
+            requires = "detach"
+        )]
         wait: std::time::Duration,
         /// Do not check that each command can be run (for a command that an
         /// earlier program creates); reloads then skip the check too.
