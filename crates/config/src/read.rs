@@ -456,24 +456,13 @@ pub(crate) fn quoted_list(names: &[&str]) -> String {
     }
 }
 
-/// The candidate closest to `word`, when it is close enough to be a typo.
+/// The candidate closest to `word`, when it is close enough to be a typo
+/// (ward's one rule: [`ward_core::suggest::closest`]).
 pub(crate) fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
-    let lower = word.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| {
-            let distance = strsim::damerau_levenshtein(&lower, &c.to_lowercase());
-            let similarity = strsim::normalized_damerau_levenshtein(&lower, &c.to_lowercase());
-            (c, distance, similarity)
-        })
-        .filter(|&(_, distance, similarity)| {
-            (distance <= 2 && similarity >= 0.5) || similarity >= 0.7
-        })
-        .min_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)))
-        .map(|(c, _, _)| c)
+    ward_core::suggest::closest(word, candidates)
 }
 
 #[cfg(test)]

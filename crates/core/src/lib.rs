@@ -14,6 +14,9 @@ pub mod deps;
 mod diff;
 pub mod engine;
 mod instance;
+/// The invariants harness for property tests and fuzzing: not part of the
+/// engine's API (the `testkit` feature).
+#[cfg(feature = "testkit")]
 pub mod invariants;
 mod limit;
 mod model;

@@ -1,27 +1,33 @@
-//! "Did you mean …?" for a mistyped program name.
+//! "Did you mean …?": the one rule ward uses for every name it may
+//! suggest (program names, config keys, commands on PATH, signal names).
 
-/// The closest of `names` to `wanted`: a case-insensitive match first, else
-/// the nearest within a third of the shorter name's length (at least one
-/// edit, at most two), so short names do not suggest unrelated ones (ties go
-/// to the first in `names`' order).
+/// The closest of `names` to `wanted`, ignoring case: an exact match first;
+/// else the nearest (fewest edits, then most alike, then first in `names`'
+/// order) among those close enough to be a typo: at most two edits when
+/// that leaves at least half of the longer name alike, or any number of
+/// edits that leave 70 % alike (`depends` → `depends_on`). So short names
+/// do not suggest unrelated ones (`x` never suggests `y`).
 pub fn closest<'a, I>(wanted: &str, names: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let wanted_lower = wanted.to_lowercase();
-    let mut best: Option<(usize, &str)> = None;
+    let wanted = wanted.to_lowercase();
+    let mut best: Option<(usize, f64, &str)> = None;
     for name in names {
-        if name.to_lowercase() == wanted_lower {
+        let candidate = name.to_lowercase();
+        if candidate == wanted {
             return Some(name);
         }
-        let d = levenshtein(wanted, name);
-        let shorter = wanted.chars().count().min(name.chars().count());
-        let limit = (shorter / 3).clamp(1, 2);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, name));
+        let d = levenshtein(&wanted, &candidate);
+        let longer = wanted.chars().count().max(candidate.chars().count()).max(1);
+        let alike = 1.0 - d as f64 / longer as f64;
+        let close = (d <= 2 && alike >= 0.5) || alike >= 0.7;
+        let better = best.is_none_or(|(bd, ba, _)| d < bd || (d == bd && alike > ba));
+        if close && better {
+            best = Some((d, alike, name));
         }
     }
-    best.map(|(_, name)| name)
+    best.map(|(_, _, name)| name)
 }
 
 /// Edit distance over chars: insertions, deletions, substitutions, and
@@ -80,6 +86,12 @@ mod tests {
         assert_eq!(closest("zz", ["a", "b"]), None);
         assert_eq!(closest("wroker", names), Some("worker"));
         assert_eq!(closest("wbe", ["web", "db"]), Some("web"));
+        assert_eq!(closest("x", ["y"]), None);
+        assert_eq!(
+            closest("depends", ["depends_on", "env"]),
+            Some("depends_on")
+        );
+        assert_eq!(closest("Restrat", ["restart"]), Some("restart"));
     }
 
     #[test]

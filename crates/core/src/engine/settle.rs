@@ -38,6 +38,7 @@ impl Supervisor {
 
     /// Settles as if everything had changed. For the invariant checks: the
     /// settle after each input must already have done all of this.
+    #[cfg(feature = "testkit")]
     pub(crate) fn settle_everything(&mut self) {
         self.all_dirty = true;
         self.settle();
