@@ -29,11 +29,10 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use super::socket::{Peer, PeerListener};
+use super::transport::{Acceptor, Peer, Stream, UserId};
 use super::types::ErrorBody;
 
 /// How long ward waits for its clients, and how many connections each
@@ -69,7 +68,7 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// (follow streams end on it), every connection finishes its answer under
 /// way and closes, and this returns once they all have.
 pub async fn serve(
-    mut listener: PeerListener,
+    mut listener: Acceptor,
     app: Router,
     limits: Limits,
     closing: watch::Sender<bool>,
@@ -87,10 +86,10 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
         };
-        let Some(slot) = slots.take(peer.uid()) else {
+        let Some(slot) = slots.take(peer.user) else {
             if Arc::strong_count(&refusing) <= REFUSALS_AT_ONCE {
                 let token = refusing.clone();
-                let message = slots.refusal(peer.uid());
+                let message = slots.refusal(peer.user);
                 tokio::spawn(async move {
                     refuse(stream, &message).await;
                     drop(token);
@@ -117,7 +116,7 @@ pub async fn serve(
 /// One connection, until the client leaves, a timeout closes it, or ward
 /// stops (then after the answer under way).
 async fn connection(
-    stream: UnixStream,
+    stream: Stream,
     peer: Peer,
     app: Router,
     limits: Limits,
@@ -127,7 +126,7 @@ async fn connection(
     let io = TokioIo::new(Watched::new(stream, clock.clone(), limits));
     let tower = TowerToHyperService::new(app);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(ConnectInfo(peer.clone()));
         let answering = Answering::begin(&clock);
         let call = hyper::service::Service::call(&tower, request);
         async move {
@@ -163,7 +162,7 @@ async fn connection(
 /// closes it. The answer goes out once the client's request head is in (or
 /// a short while has passed): an HTTP client takes an answer that comes
 /// before its request for a broken connection.
-async fn refuse(mut stream: UnixStream, message: &str) {
+async fn refuse(mut stream: Stream, message: &str) {
     let body = serde_json::to_string(&ErrorBody {
         error: message.to_string(),
         details: Vec::new(),
@@ -205,16 +204,16 @@ async fn refuse(mut stream: UnixStream, message: &str) {
     .await;
 }
 
-/// Connections open per peer uid.
+/// Connections open per peer user.
 struct Slots {
     max: usize,
-    open: Arc<Mutex<HashMap<Option<u32>, usize>>>,
+    open: Arc<Mutex<HashMap<Option<UserId>, usize>>>,
 }
 
-/// One open connection's place in its uid's count; given back on drop.
+/// One open connection's place in its user's count; given back on drop.
 struct Slot {
-    uid: Option<u32>,
-    open: Arc<Mutex<HashMap<Option<u32>, usize>>>,
+    user: Option<UserId>,
+    open: Arc<Mutex<HashMap<Option<UserId>, usize>>>,
 }
 
 impl Slots {
@@ -225,22 +224,22 @@ impl Slots {
         }
     }
 
-    fn take(&self, uid: Option<u32>) -> Option<Slot> {
+    fn take(&self, user: Option<UserId>) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(uid).or_insert(0);
+        let count = open.entry(user).or_insert(0);
         if *count >= self.max {
             return None;
         }
         *count += 1;
         Some(Slot {
-            uid,
+            user,
             open: self.open.clone(),
         })
     }
 
-    fn refusal(&self, uid: Option<u32>) -> String {
-        let who = uid
-            .map(|u| format!("uid {u}"))
+    fn refusal(&self, user: Option<UserId>) -> String {
+        let who = user
+            .map(|u| u.to_string())
             .unwrap_or_else(|| "a peer of unknown uid".into());
         format!(
             "too many connections: {who} already has {} open to this ward, its limit \
@@ -253,10 +252,10 @@ impl Slots {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.uid) {
+        if let Some(count) = open.get_mut(&self.user) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.uid);
+                open.remove(&self.user);
             }
         }
     }
@@ -369,7 +368,7 @@ impl hyper::body::Body for Tracked {
 /// that would wait past the deadline fails with `TimedOut`, which ends the
 /// connection.
 struct Watched {
-    stream: UnixStream,
+    stream: Stream,
     clock: Arc<Mutex<Clock>>,
     limits: Limits,
     sleep: Pin<Box<Sleep>>,
@@ -377,7 +376,7 @@ struct Watched {
 }
 
 impl Watched {
-    fn new(stream: UnixStream, clock: Arc<Mutex<Clock>>, limits: Limits) -> Watched {
+    fn new(stream: Stream, clock: Arc<Mutex<Clock>>, limits: Limits) -> Watched {
         Watched {
             stream,
             clock,
@@ -475,15 +474,21 @@ mod tests {
     #[test]
     fn slots_are_counted_per_uid_and_given_back() {
         let slots = Slots::new(2);
-        let a = slots.take(Some(1000)).expect("first");
-        let _b = slots.take(Some(1000)).expect("second");
-        assert!(slots.take(Some(1000)).is_none(), "a third for the same uid");
+        let a = slots.take(Some(UserId(1000))).expect("first");
+        let _b = slots.take(Some(UserId(1000))).expect("second");
+        assert!(
+            slots.take(Some(UserId(1000))).is_none(),
+            "a third for the same uid"
+        );
         // Another user is not held up by the first one's connections.
-        let _c = slots.take(Some(1001)).expect("another uid");
-        let _d = slots.take(Some(0)).expect("root");
+        let _c = slots.take(Some(UserId(1001))).expect("another uid");
+        let _d = slots.take(Some(UserId(0))).expect("root");
         drop(a);
-        assert!(slots.take(Some(1000)).is_some(), "a slot given back");
-        assert!(slots.refusal(Some(1000)).contains("uid 1000"));
+        assert!(
+            slots.take(Some(UserId(1000))).is_some(),
+            "a slot given back"
+        );
+        assert!(slots.refusal(Some(UserId(1000))).contains("uid 1000"));
     }
 
     #[test]

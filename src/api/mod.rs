@@ -5,7 +5,7 @@
 
 mod conn;
 mod detail;
-mod socket;
+pub mod transport;
 pub mod types;
 
 use std::collections::HashMap;
@@ -31,7 +31,7 @@ use crate::inbox::{ApiError, Msg, Shared};
 use types::{ActionResult, ErrorBody, InstanceStatus, LastExit, ReloadResult};
 
 pub use conn::Limits;
-pub use socket::{bind, Listener};
+pub use transport::{bind, Listener};
 
 /// The trailer that ends a follow stream ward ended itself, and why
 /// (`stopped`: ward is shutting down). The CLI asks for it with
@@ -61,8 +61,8 @@ pub async fn serve(
     limits: Limits,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let (listener, access) = match socket::PeerListener::new(listener) {
-        Ok(pair) => pair,
+    let acceptor = match listener.into_acceptor() {
+        Ok(acceptor) => acceptor,
         Err(e) => {
             let _ = shared.tx.send(Msg::Event(ward_core::Event {
                 instance: None,
@@ -75,9 +75,21 @@ pub async fn serve(
         }
     };
     let (closing, closing_rx) = watch::channel(false);
-    let app = router(shared, closing_rx)
-        .layer(axum::middleware::from_fn_with_state(access, socket::admit));
-    conn::serve(listener, app, limits, closing, stop).await;
+    let app = router(shared, closing_rx).layer(axum::middleware::from_fn(admit));
+    conn::serve(acceptor, app, limits, closing, stop).await;
+}
+
+/// Middleware: a peer the transport did not admit gets a plain 403 with
+/// the transport's words, which the CLI shows as they are.
+async fn admit(
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<transport::Peer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match peer.refused {
+        None => next.run(request).await,
+        Some(why) => error(StatusCode::FORBIDDEN, why),
+    }
 }
 
 /// Every endpoint; follow streams end once `closing` turns true.

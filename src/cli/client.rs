@@ -123,7 +123,7 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<hyper::Response<Incoming>, CallError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
+        let stream = crate::api::transport::connect(&self.socket)
             .await
             .map_err(|e| self.connect_error(e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

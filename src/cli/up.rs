@@ -123,7 +123,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     // meet this daemon's writes. Bounded, for a disk that hangs.
     runtime.shutdown_timeout(RUNTIME_DRAIN);
     // The socket is ours while we hold the lock; the lock goes last.
-    let _ = std::fs::remove_file(&socket);
+    crate::api::transport::release(&socket);
     drop(lock);
     result.map_err(|e| Failure::new(format!("ward failed: {e}")))
 }

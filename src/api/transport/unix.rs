@@ -1,21 +1,31 @@
-//! The control socket: binding it safely, and deciding who may use it.
+//! The control socket on Unix: binding it safely, and deciding who may
+//! use it.
 //!
 //! The file mode is the first gate. The second is the peer's credentials
-//! (`SO_PEERCRED`) on every connection: ward's own uid and root are always
-//! served; other users only as far as the socket's mode grants them (its
-//! group, or everyone), so loosening the mode is the one way to share.
+//! on every connection (`SO_PEERCRED` on Linux, `getpeereid` elsewhere,
+//! through tokio): ward's own uid and root are always served; other users
+//! only as far as the socket's mode grants them (its group, or everyone),
+//! so loosening the mode is the one way to share.
 
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use super::{Peer, UserId};
 
-use super::types::ErrorBody;
+/// A connection to the control socket.
+pub type Stream = tokio::net::UnixStream;
+
+/// Connects to the daemon's socket (the CLI's side).
+pub async fn connect(path: &Path) -> io::Result<Stream> {
+    tokio::net::UnixStream::connect(path).await
+}
+
+/// Removes the socket file of a daemon that stops (it holds the state
+/// dir's lock, so the file is its own).
+pub fn release(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
 
 /// The bound control socket, made before the runtime starts.
 pub struct Listener {
@@ -87,35 +97,29 @@ pub fn bind(path: &Path, mode: u32) -> Result<Listener, String> {
     })
 }
 
-/// The effective uid of this process (the owner of `/proc/self`).
-pub fn own_uid() -> Option<u32> {
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+/// The effective uid of this process.
+fn own_uid() -> Option<u32> {
+    Some(rustix::process::geteuid().as_raw())
 }
 
-/// Who is on the other end of a connection.
+/// A peer's credentials.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer {
+struct Credentials {
     uid: Option<u32>,
     gid: Option<u32>,
     pid: Option<i32>,
 }
 
-impl Peer {
-    pub fn uid(&self) -> Option<u32> {
-        self.uid
-    }
-}
-
 /// What the socket's owner and mode allow.
 #[derive(Debug, Clone, Copy)]
-pub struct Access {
+struct Access {
     owner: Option<u32>,
     group: u32,
     mode: u32,
 }
 
 impl Access {
-    fn admits(&self, peer: &Peer) -> bool {
+    fn admits(&self, peer: &Credentials) -> bool {
         let Some(uid) = peer.uid else {
             return false;
         };
@@ -125,9 +129,31 @@ impl Access {
         self.mode & 0o060 != 0
             && (peer.gid == Some(self.group) || peer.pid.is_some_and(|p| in_group(p, self.group)))
     }
+
+    /// The peer as the API sees it: who, and whether it may come in.
+    fn judge(&self, peer: &Credentials) -> Peer {
+        let refused = (!self.admits(peer)).then(|| {
+            let who = peer
+                .uid
+                .map(|u| format!("uid {u}"))
+                .unwrap_or_else(|| "a peer of unknown uid".into());
+            format!(
+                "{who} is not allowed to control this ward (socket mode {:04o}; set [ward] \
+                 socket_mode to share it with a group)",
+                self.mode
+            )
+        });
+        Peer {
+            user: peer.uid.map(UserId),
+            refused,
+        }
+    }
 }
 
-/// Whether process `pid` has `gid` among its supplementary groups.
+/// Whether process `pid` has `gid` among its supplementary groups (from
+/// `/proc`: on systems without it, a peer gets in through the socket's
+/// group only as its primary group).
+#[cfg(target_os = "linux")]
 fn in_group(pid: i32, gid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -140,77 +166,58 @@ fn in_group(pid: i32, gid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The Unix listener, telling each connection's credentials.
-pub struct PeerListener {
-    inner: tokio::net::UnixListener,
+#[cfg(not(target_os = "linux"))]
+fn in_group(_pid: i32, _gid: u32) -> bool {
+    false
 }
 
-impl PeerListener {
+/// The socket, accepting connections and telling who each one is.
+pub struct Acceptor {
+    inner: tokio::net::UnixListener,
+    access: Access,
+}
+
+impl Acceptor {
     /// The next connection and who is on its other end.
-    pub async fn accept(&mut self) -> (tokio::net::UnixStream, Peer) {
+    pub async fn accept(&mut self) -> (Stream, Peer) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, _)) => {
                     let cred = stream.peer_cred().ok();
-                    let peer = Peer {
+                    let peer = Credentials {
                         uid: cred.map(|c| c.uid()),
                         gid: cred.map(|c| c.gid()),
                         pid: cred.and_then(|c| c.pid()),
                     };
-                    return (stream, peer);
+                    return (stream, self.access.judge(&peer));
                 }
                 // Out of fds and the like: back off a little, keep serving.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
     }
+}
 
-    pub fn new(listener: Listener) -> io::Result<(PeerListener, Access)> {
-        let meta = std::fs::metadata(&listener.path)?;
+impl Listener {
+    /// Starts accepting on the runtime (call inside it).
+    pub fn into_acceptor(self) -> io::Result<Acceptor> {
+        let meta = std::fs::metadata(&self.path)?;
         let access = Access {
             owner: own_uid(),
             group: meta.gid(),
             mode: meta.permissions().mode() & 0o777,
         };
-        let inner = tokio::net::UnixListener::from_std(listener.inner)?;
-        Ok((PeerListener { inner }, access))
+        let inner = tokio::net::UnixListener::from_std(self.inner)?;
+        Ok(Acceptor { inner, access })
     }
-}
-
-/// Middleware: refuses peers the socket's mode does not admit, with a
-/// plain 403 the CLI shows as it is.
-pub async fn admit(
-    State(access): State<Access>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if access.admits(&peer) {
-        return next.run(request).await;
-    }
-    let who = peer
-        .uid
-        .map(|u| format!("uid {u}"))
-        .unwrap_or_else(|| "a peer of unknown uid".into());
-    (
-        StatusCode::FORBIDDEN,
-        Json(ErrorBody {
-            error: format!(
-                "{who} is not allowed to control this ward (socket mode {:04o}; set [ward] socket_mode to share it with a group)",
-                access.mode
-            ),
-            details: Vec::new(),
-        }),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn peer(uid: u32, gid: u32) -> Peer {
-        Peer {
+    fn peer(uid: u32, gid: u32) -> Credentials {
+        Credentials {
             uid: Some(uid),
             gid: Some(gid),
             pid: None,
@@ -238,11 +245,21 @@ mod tests {
             ..private
         };
         assert!(everyone.admits(&peer(1001, 51)));
-        let unknown = Peer {
+        let unknown = Credentials {
             uid: None,
             gid: None,
             pid: None,
         };
         assert!(!everyone.admits(&unknown));
+        let judged = group.judge(&peer(1001, 51));
+        assert_eq!(judged.user, Some(UserId(1001)));
+        assert!(
+            judged
+                .refused
+                .unwrap()
+                .starts_with("uid 1001 is not allowed"),
+            "the refusal names the uid"
+        );
+        assert_eq!(group.judge(&peer(1001, 50)).refused, None);
     }
 }
