@@ -121,13 +121,13 @@ impl Supervisor {
 
     /// `inst` runs, but not yet for its `min_uptime`: an end now would be a
     /// failed start. A dependency that exits at once (a failing migration)
-    /// is thus seen to fail before a request waiting on it is answered.
+    /// is thus seen to fail before a request waiting on it is answered. The
+    /// run's `min_uptime` timer marks the moment (armed at `Spawned` with
+    /// the `min_uptime` then in force, gone once it fires or the state is
+    /// left), so a reload that changes `min_uptime` cannot leave a request
+    /// waiting for a moment no timer will mark.
     pub(super) fn unproven(&self, inst: &Instance) -> bool {
-        let started = inst.run.as_ref().and_then(|r| r.started_at);
-        match (inst.state, started, self.spec_of(&inst.id)) {
-            (State::Running, Some(at), Some(spec)) => self.now < at.saturating_add(spec.min_uptime),
-            _ => false,
-        }
+        inst.state == State::Running && inst.uptime_timer.is_some()
     }
 
     fn progressing(&self, inst: &Instance, depth: usize) -> bool {

@@ -366,3 +366,27 @@ fn start_is_answered_once_the_run_outlives_min_uptime_or_fails() {
         vec![("api:0".into(), State::Stopped)]
     );
 }
+
+#[test]
+fn a_reload_that_raises_min_uptime_still_lets_a_waiting_start_be_answered() {
+    let mut api = prog("api");
+    api.autostart = false;
+    api.min_uptime = ms(200);
+    let mut sim = Sim::new(set(vec![api.clone()]));
+    let token = sim.request(Request::Start(Target::All));
+    sim.advance(ms(50));
+    assert_eq!(sim.state("api", 0), State::Running);
+    // Policy only: api keeps running, and its armed timer keeps its time.
+    api.min_uptime = ms(900);
+    let reload = sim.request(Request::Reload {
+        specs: set(vec![api]),
+        dry_run: false,
+    });
+    assert!(sim.reply(reload).is_some());
+    assert_eq!(sim.reply(token), None);
+    sim.advance(ms(300));
+    assert_eq!(
+        done_states(sim.reply(token)),
+        vec![("api:0".into(), State::Running)]
+    );
+}
