@@ -129,11 +129,12 @@ pub struct Bus {
 }
 
 impl Bus {
-    pub fn new(state_dir: Arc<Dir>) -> Bus {
+    /// `wake` is called when the journal's writer has something to say.
+    pub fn new(state_dir: Arc<Dir>, wake: impl Fn() + Send + 'static) -> Bus {
         Bus {
             seq: 0,
             feed: Feed::new(),
-            journal: LineFile::open(state_dir, "events.jsonl", JOURNAL_MAX),
+            journal: LineFile::open(state_dir, "events.jsonl", JOURNAL_MAX, wake),
         }
     }
 
@@ -169,17 +170,107 @@ impl Bus {
     }
 
     pub fn journal_path(&self) -> &Path {
-        &self.journal.path
+        self.journal.path()
+    }
+
+    /// Hands over the last lines and waits up to `within` for the journal
+    /// to be written (ward is ending).
+    pub fn finish(&mut self, within: std::time::Duration) -> bool {
+        self.journal.finish(within)
     }
 }
 
 /// An append-only file of lines that rotates once (to `NAME.1`) past a
-/// size: the event journal, and ward's own log when detached. A write
-/// error (full disk, …) never stops ward: the lines are dropped and the
-/// error is reported once until writing works again. A line cut short (by
-/// a full disk, or a ward killed mid-write) is ended before the next one,
-/// so every later line stays whole JSON.
+/// size: the event journal, and ward's own log when detached. The driver
+/// only gathers a turn's lines; a thread of its own writes them
+/// ([`crate::offload`]), so a disk that hangs never holds up supervision. A
+/// write error (full disk, …) or a writer that falls behind never stops
+/// ward: the lines are dropped, counted, and said once when writing works
+/// again. A line cut short (by a full disk, or a ward killed mid-write) is
+/// ended before the next one, so every later line stays whole JSON.
 pub struct LineFile {
+    path: PathBuf,
+    /// This turn's lines.
+    pending: Vec<u8>,
+    lines: u64,
+    /// Lines the writer could not take (its queue was full).
+    refused: u64,
+    worker: crate::offload::Worker<Batch>,
+}
+
+/// One turn's lines, handed to the writer.
+struct Batch {
+    bytes: Vec<u8>,
+    lines: u64,
+    /// Lines refused before this batch: said when writing works again.
+    refused: u64,
+}
+
+/// Batches the writer may have waiting: a few seconds of a busy ward.
+const QUEUED_BATCHES: usize = 256;
+
+impl LineFile {
+    /// `wake` is called when the writer has something to say (see
+    /// [`LineFile::flush`]).
+    pub fn open(dir: Arc<Dir>, name: &str, max: u64, wake: impl Fn() + Send + 'static) -> LineFile {
+        let path = dir.join(name);
+        let mut writer = LineWriter::open(dir, name, max);
+        let worker = crate::offload::Worker::start(name, QUEUED_BATCHES, wake, move |batch| {
+            writer.write(batch)
+        });
+        LineFile {
+            path,
+            pending: Vec::new(),
+            lines: 0,
+            refused: 0,
+            worker,
+        }
+    }
+
+    pub fn append(&mut self, line: &str) {
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// Hands this turn's lines to the writer. Returns what the writer asks
+    /// to be said (writing failed, or works again and how much was lost),
+    /// one message joined.
+    pub fn flush(&mut self) -> Option<String> {
+        if !self.pending.is_empty() {
+            let batch = Batch {
+                bytes: std::mem::take(&mut self.pending),
+                lines: std::mem::take(&mut self.lines),
+                refused: self.refused,
+            };
+            match self.worker.offer(batch) {
+                Ok(()) => self.refused = 0,
+                Err(batch) => {
+                    self.refused = batch.refused + batch.lines;
+                    // Reuse the buffer.
+                    self.pending = batch.bytes;
+                    self.pending.clear();
+                }
+            }
+        }
+        let reports = self.worker.take_reports();
+        (!reports.is_empty()).then(|| reports.join("; "))
+    }
+
+    /// Hands over what is left and waits up to `within` for it to be
+    /// written (ward is ending). False when the writer did not finish.
+    pub fn finish(&mut self, within: std::time::Duration) -> bool {
+        let _ = self.flush();
+        self.worker.finish(within)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The writer's side of a [`LineFile`], on its own thread.
+struct LineWriter {
     dir: Arc<Dir>,
     name: String,
     path: PathBuf,
@@ -187,12 +278,13 @@ pub struct LineFile {
     out: Option<BufWriter<File>>,
     size: u64,
     failing: bool,
-    dropped: u64,
+    /// Lines lost since writing last worked.
+    lost: u64,
 }
 
-impl LineFile {
-    pub fn open(dir: Arc<Dir>, name: &str, max: u64) -> LineFile {
-        let mut file = LineFile {
+impl LineWriter {
+    fn open(dir: Arc<Dir>, name: &str, max: u64) -> LineWriter {
+        let mut file = LineWriter {
             path: dir.join(name),
             dir,
             name: name.to_string(),
@@ -200,7 +292,7 @@ impl LineFile {
             out: None,
             size: 0,
             failing: false,
-            dropped: 0,
+            lost: 0,
         };
         file.reopen();
         file
@@ -222,24 +314,52 @@ impl LineFile {
         };
     }
 
-    pub fn append(&mut self, line: &str) {
+    /// Writes one batch; a report when writing starts or stops failing.
+    fn write(&mut self, batch: Batch) -> Option<String> {
+        self.lost += batch.refused;
+        if self.out.is_none() {
+            self.reopen();
+        }
         if self.size > self.max {
             self.rotate();
         }
-        let Some(out) = self.out.as_mut() else {
-            self.dropped += 1;
-            return;
+        let ok = match self.out.as_mut() {
+            Some(out) => out
+                .write_all(&batch.bytes)
+                .and_then(|()| out.flush())
+                .is_ok(),
+            None => false,
         };
-        if out
-            .write_all(line.as_bytes())
-            .and_then(|_| out.write_all(b"\n"))
-            .is_err()
-        {
-            self.dropped += 1;
+        if ok {
+            self.size += batch.bytes.len() as u64;
+        } else {
             self.out = None;
-            return;
+            self.lost += batch.lines;
         }
-        self.size += line.len() as u64 + 1;
+        match (ok, self.failing) {
+            (false, false) => {
+                self.failing = true;
+                Some(format!(
+                    "cannot write {}; its lines are dropped until it can",
+                    self.path.display()
+                ))
+            }
+            (true, _) if self.lost > 0 => {
+                self.failing = false;
+                let n = std::mem::take(&mut self.lost);
+                Some(format!(
+                    "{} is written again; {n} line{} could not be written (the disk was full, \
+                     failing or too slow)",
+                    self.path.display(),
+                    if n == 1 { "" } else { "s" }
+                ))
+            }
+            (true, true) => {
+                self.failing = false;
+                None
+            }
+            _ => None,
+        }
     }
 
     fn rotate(&mut self) {
@@ -248,41 +368,6 @@ impl LineFile {
         }
         let _ = self.dir.rename(&self.name, &format!("{}.1", self.name));
         self.reopen();
-    }
-
-    /// Returns a message when writing started or stopped failing.
-    pub fn flush(&mut self) -> Option<String> {
-        if self.out.is_none() {
-            self.reopen();
-        }
-        let ok = match self.out.as_mut() {
-            Some(out) => out.flush().is_ok(),
-            None => false,
-        };
-        if !ok {
-            self.out = None;
-        }
-        match (ok && self.dropped == 0, self.failing) {
-            (false, false) => {
-                self.failing = true;
-                Some(format!(
-                    "cannot write {}; lines for it are dropped until it can",
-                    self.path.display()
-                ))
-            }
-            (true, true) => {
-                self.failing = false;
-                None
-            }
-            _ if ok && self.dropped > 0 => {
-                let n = std::mem::take(&mut self.dropped);
-                self.failing = false;
-                Some(format!(
-                    "event journal writable again; {n} events were not journaled"
-                ))
-            }
-            _ => None,
-        }
     }
 }
 
@@ -304,7 +389,7 @@ mod tests {
     fn events_are_stamped_journaled_and_broadcast() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
-        let mut bus = Bus::new(Arc::new(dir));
+        let mut bus = Bus::new(Arc::new(dir), || {});
         let (_, mut rx) = bus.subscribe().subscribe_with_recent(0);
         let event = Event {
             instance: Some(InstanceId::new("api", 0)),
@@ -313,6 +398,7 @@ mod tests {
         };
         bus.publish(&event);
         assert_eq!(bus.flush(), None);
+        assert!(bus.finish(std::time::Duration::from_secs(10)));
         let live = rx.try_recv().unwrap();
         let tail = journal_tail(bus.journal_path(), 10).unwrap();
         let text = String::from_utf8(tail).unwrap();
@@ -335,9 +421,10 @@ mod tests {
         // A record cut by a full disk or a SIGKILL mid-write.
         std::fs::write(&path, "{\"ts\":\"x\",\"seq\":1}\n{\"ts\":\"y\",\"se").unwrap();
         let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
-        let mut file = LineFile::open(Arc::new(dir), "events.jsonl", 1 << 20);
+        let mut file = LineFile::open(Arc::new(dir), "events.jsonl", 1 << 20, || {});
         file.append("{\"seq\":3}");
         assert_eq!(file.flush(), None);
+        assert!(file.finish(std::time::Duration::from_secs(10)));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text:?}");

@@ -24,6 +24,7 @@ use crate::exec::Exec;
 use crate::files::Dir;
 use crate::inbox::{ApiError, LogHub, Msg, Shared};
 use crate::logs::Console;
+use crate::offload::Worker;
 use crate::proc::{Start, Supervision};
 use crate::state::{StartRecord, StateFile};
 use crate::voice::Voice;
@@ -34,6 +35,10 @@ const API_DRAIN: Duration = Duration::from_secs(2);
 /// How long processes ward adopted get between SIGTERM and SIGKILL when
 /// ward ends.
 const STRAY_GRACE: Duration = Duration::from_secs(2);
+
+/// How long ward, once everything is down, waits for its last writes
+/// (state.json, the journal, ward.log) before it ends anyway.
+const WRITE_DRAIN: Duration = Duration::from_secs(5);
 
 /// state.json is rewritten at most this often for changes of the live
 /// runs (a crash loop changes them hundreds of times a second); the user's
@@ -68,15 +73,15 @@ pub async fn run(
     let pid1 = std::process::id() == 1;
     let hangup_stops = opts.foreground && !pid1;
 
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let console = opts
         .foreground
         .then(|| Console::start(label_width(&config)));
     let voice = match &console {
         Some(console) => Voice::console(console.clone()),
-        None => Voice::log(Arc::clone(&state_dir)),
+        None => Voice::log(Arc::clone(&state_dir), waker(&tx)),
     };
     let spawner = supervision.start()?;
-    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let hub: LogHub = Default::default();
     let exec = Exec::new(spawner, tx.clone(), console, hub.clone());
     let driver_tx = tx.clone();
@@ -105,7 +110,8 @@ pub async fn run(
     let (snap_tx, snap_rx) = watch::channel(Arc::new(sup.snapshot()));
     let (dirs_tx, dirs_rx) = watch::channel(Arc::new(log_dirs(&config)));
     let (specs_tx, specs_rx) = watch::channel(Arc::new(config.specs.clone()));
-    let bus = Bus::new(Arc::clone(&state_dir));
+    let bus = Bus::new(Arc::clone(&state_dir), waker(&tx));
+    let state_writer = state_writer(Arc::clone(&state_dir), waker(&tx));
     let shared = Shared {
         tx: tx.clone(),
         snapshot: snap_rx,
@@ -138,13 +144,13 @@ pub async fn run(
         voice,
         config,
         epoch,
-        state_dir,
         state_path,
         snap_tx,
         dirs_tx,
         specs_tx,
         replies: HashMap::new(),
         next_token: 0,
+        state_writer,
         last_saved: None,
         last_write: None,
         persist_at: None,
@@ -219,7 +225,7 @@ pub async fn run(
     // start leaves nothing for the next one to sweep.
     driver.start = None;
     driver.last_write = None;
-    driver.persist();
+    driver.persist_last().await;
 
     // Let the API finish what it is writing, then stop it.
     let _ = api_stop.send(());
@@ -227,10 +233,25 @@ pub async fn run(
     if tokio::time::timeout(API_DRAIN, &mut server).await.is_err() {
         server.abort();
     }
-    if let Some(message) = driver.bus.flush() {
-        let _ = writeln!(std::io::stderr(), "ward: {message}");
+    // The last writes: bounded, for a disk that hangs (ward still ends).
+    let state_path = driver.state_path.display().to_string();
+    let writes = [
+        (driver.state_writer.finish(WRITE_DRAIN), state_path),
+        (
+            driver.bus.finish(WRITE_DRAIN),
+            driver.bus.journal_path().display().to_string(),
+        ),
+        (driver.voice.finish(WRITE_DRAIN), "ward.log".to_string()),
+    ];
+    for (done, what) in writes {
+        if !done {
+            let _ = writeln!(
+                std::io::stderr(),
+                "ward: {what} was not fully written within {}s; ending anyway",
+                WRITE_DRAIN.as_secs()
+            );
+        }
     }
-    let _ = driver.voice.flush();
     if let Some(console) = driver.voice.as_console() {
         // The last lines and notices reach the terminal before ward exits.
         console.flush(Duration::from_secs(1));
@@ -252,7 +273,6 @@ struct Driver {
     voice: Voice,
     config: Config,
     epoch: Instant,
-    state_dir: Arc<Dir>,
     /// state.json, for messages.
     state_path: PathBuf,
     snap_tx: watch::Sender<Arc<Snapshot>>,
@@ -261,6 +281,8 @@ struct Driver {
     specs_tx: watch::Sender<Arc<ward_core::SpecSet>>,
     replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>>,
     next_token: u64,
+    /// Writes state.json off the driver.
+    state_writer: Worker<(StateFile, bool), Saved>,
     last_saved: Option<StateFile>,
     last_write: Option<Instant>,
     /// A deferred rewrite of state.json is due then.
@@ -428,6 +450,8 @@ impl Driver {
                 record,
             } => self.exec.started(&id, run, tree, record),
             Msg::Event(event) => self.publish(&event),
+            // The turn that follows says what the writers reported.
+            Msg::Wake => {}
         }
     }
 
@@ -565,9 +589,32 @@ impl Driver {
         });
     }
 
-    /// Rewrites state.json when what it holds changed. A failure is said
-    /// once (and its end too); the write is retried every turn.
+    /// Hands state.json to its writer when what it holds changed. The user's
+    /// choices go at once (written durably); the live runs at most every
+    /// [`PERSIST_EVERY`]. A writer that is behind gets the newest document
+    /// next turn; a failed write is said once (and its end too) and tried
+    /// again.
     fn persist(&mut self) {
+        for saved in self.state_writer.take_reports() {
+            let path = self.state_path.display().to_string();
+            match saved {
+                Saved::Failed(e) => {
+                    // Written again from scratch, a little later.
+                    self.last_saved = None;
+                    self.persist_at = Some(Instant::now() + PERSIST_EVERY);
+                    if !std::mem::replace(&mut self.save_failing, true) {
+                        self.notice(format!(
+                            "cannot write {path}: {e}; what you start and stop is not remembered until it can be"
+                        ));
+                    }
+                }
+                Saved::Recovered => {
+                    if std::mem::take(&mut self.save_failing) {
+                        self.notice(format!("{path} is writable again"));
+                    }
+                }
+            }
+        }
         let doc = StateFile {
             version: 0,
             next_run: self.sup.next_run().0,
@@ -583,34 +630,75 @@ impl Driver {
             .last_saved
             .as_ref()
             .is_none_or(|last| last.desired != doc.desired);
-        if !choices_changed {
-            if let Some(last) = self.last_write {
-                if last.elapsed() < PERSIST_EVERY && !self.save_failing {
-                    self.persist_at.get_or_insert(last + PERSIST_EVERY);
-                    return;
-                }
+        if let Some(last) = self.last_write {
+            if !choices_changed && last.elapsed() < PERSIST_EVERY {
+                self.persist_at.get_or_insert(last + PERSIST_EVERY);
+                return;
             }
         }
-        self.last_write = Some(Instant::now());
-        self.persist_at = None;
-        match doc.save(&self.state_dir, choices_changed) {
+        match self.state_writer.offer((doc.clone(), choices_changed)) {
             Ok(()) => {
+                self.last_write = Some(Instant::now());
+                self.persist_at = None;
                 self.last_saved = Some(doc);
-                if std::mem::take(&mut self.save_failing) {
-                    let path = self.state_path.display().to_string();
-                    self.notice(format!("{path} is writable again"));
-                }
             }
-            Err(e) => {
-                if !self.save_failing {
-                    self.save_failing = true;
-                    let path = self.state_path.display().to_string();
-                    self.notice(format!(
-                        "cannot write {path}: {e}; what you start and stop is not remembered until it can be"
-                    ));
-                }
+            // The writer is behind (a slow disk): the newest document goes
+            // next time.
+            Err(_) => {
+                self.persist_at = Some(Instant::now() + PERSIST_EVERY);
             }
         }
+    }
+}
+
+impl Driver {
+    /// The last state.json of this ward, handed to its writer even when it
+    /// is behind: tried until [`WRITE_DRAIN`] has passed.
+    async fn persist_last(&mut self) {
+        let until = Instant::now() + WRITE_DRAIN;
+        loop {
+            self.persist();
+            if self.persist_at.is_none() || self.save_failing || Instant::now() >= until {
+                return;
+            }
+            self.last_write = None;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// What the state writer reports: a write failed, or works again.
+enum Saved {
+    Failed(String),
+    Recovered,
+}
+
+/// The thread that writes state.json: the newest documents, in order.
+fn state_writer(
+    dir: Arc<Dir>,
+    wake: impl Fn() + Send + 'static,
+) -> Worker<(StateFile, bool), Saved> {
+    let mut failing = false;
+    // A few documents may wait: each is the newest when it was offered.
+    Worker::start(
+        "state",
+        2,
+        wake,
+        move |(doc, durable): (StateFile, bool)| match doc.save(&dir, durable) {
+            Ok(()) => std::mem::take(&mut failing).then_some(Saved::Recovered),
+            Err(e) => {
+                failing = true;
+                Some(Saved::Failed(e.to_string()))
+            }
+        },
+    )
+}
+
+/// Something a writer thread calls to have the driver say its reports.
+fn waker(tx: &mpsc::UnboundedSender<Msg>) -> impl Fn() + Send + 'static {
+    let tx = tx.clone();
+    move || {
+        let _ = tx.send(Msg::Wake);
     }
 }
 

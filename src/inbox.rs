@@ -43,6 +43,9 @@ pub enum Msg {
     },
     /// An event the shell itself has to report.
     Event(Event),
+    /// A writer thread has something to report (a write failing, or
+    /// working again): the next turn says it.
+    Wake,
 }
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@ mod files;
 mod host;
 mod inbox;
 mod logs;
+mod offload;
 mod proc;
 mod state;
 mod voice;

@@ -20,9 +20,10 @@ impl Voice {
         Voice::Console(console)
     }
 
-    /// `ward.log` in the state dir (rotated once past 8 MiB).
-    pub fn log(state_dir: Arc<Dir>) -> Voice {
-        Voice::Log(LineFile::open(state_dir, "ward.log", WARD_LOG_MAX))
+    /// `ward.log` in the state dir (rotated once past 8 MiB); `wake` is
+    /// called when its writer has something to say.
+    pub fn log(state_dir: Arc<Dir>, wake: impl Fn() + Send + 'static) -> Voice {
+        Voice::Log(LineFile::open(state_dir, "ward.log", WARD_LOG_MAX, wake))
     }
 
     /// Says the event, if it is one a person wants to read; `ts` is the
@@ -46,6 +47,15 @@ impl Voice {
         match self {
             Voice::Console(_) => None,
             Voice::Log(file) => file.flush(),
+        }
+    }
+
+    /// Hands over the last lines and waits up to `within` for them to be
+    /// written (ward is ending).
+    pub fn finish(&mut self, within: std::time::Duration) -> bool {
+        match self {
+            Voice::Console(_) => true,
+            Voice::Log(file) => file.finish(within),
         }
     }
 

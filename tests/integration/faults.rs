@@ -855,3 +855,50 @@ fn cmdline(pid: u32) -> String {
         })
         .unwrap_or_default()
 }
+
+// ---------------------------------------------------------------------------
+// A disk that hangs under the state dir
+
+/// The event journal, ward's own log and state.json written by threads that
+/// never get to write (a test build's stand-in for a hung disk): the driver
+/// never waits on them, so a crashing program is still restarted, a stop
+/// is still carried out, and the API still answers. ward still ends,
+/// saying what it could not write.
+#[test]
+fn a_hung_disk_under_the_state_dir_stops_no_supervision() {
+    let mut ward = Ward::new(
+        r#"
+[program.crashy]
+command = ["{testee}", "--exit", "1"]
+backoff = { initial = "5ms", max = "5ms" }
+start_limit = { burst = 1000000 }
+min_uptime = "0s"
+
+[program.steady]
+command = ["{testee}"]
+"#,
+    );
+    ward.spawn_daemon(&[("WARD_TEST_STALL_WRITES", "events.jsonl,state.json,ward.log")]);
+    ward.wait_answering();
+    // Far more events than the journal writer's queue holds.
+    wait_until("crashy to be restarted 300 times", || {
+        ward.instance("crashy", 0)["restarts"].as_u64().unwrap_or(0) >= 300
+    });
+    ward.ok(&["stop", "steady"]);
+    assert_eq!(ward.instance("steady", 0)["state"], "stopped");
+    ward.ok(&["start", "steady"]);
+    // Nothing reached the files.
+    let journal = ward.path().join(".ward/events.jsonl");
+    assert_eq!(
+        std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0),
+        0,
+        "the stalled journal writer wrote"
+    );
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+    let err = ward.daemon_stderr();
+    assert!(
+        err.contains("events.jsonl was not fully written within 5s; ending anyway"),
+        "{err}"
+    );
+}
