@@ -1,7 +1,11 @@
 //! Events fan-out: every event the engine (or the shell) publishes is
-//! stamped with wall-clock time and a sequence number, appended to the
-//! journal (`events.jsonl` in the state dir), and sent to live subscribers
-//! (`GET /v1/events?follow=true`, `ward events -f`).
+//! stamped with wall-clock time and a sequence number, counted
+//! ([`crate::stats`]), appended to the journal (`events.jsonl` in the state
+//! dir), and sent to live subscribers (`GET /v1/events?follow=true`,
+//! `ward events -f`, the restart marks of `ward logs -f`).
+//!
+//! Events travel typed ([`Stamped`]); they become JSON only at the edges:
+//! the journal's writer thread and the API.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -22,12 +26,45 @@ const JOURNAL_MAX: u64 = 16 * 1024 * 1024;
 /// ward's own log (`ward.log`, detached mode) rotates past this size.
 pub const WARD_LOG_MAX: u64 = 8 * 1024 * 1024;
 
-#[derive(Serialize)]
-struct Stamped<'a> {
-    ts: String,
-    seq: u64,
-    #[serde(flatten)]
-    event: Edge<'a>,
+/// An event on the bus: the engine's (or the shell's) event, stamped.
+#[derive(Debug)]
+pub struct Stamped {
+    /// When ward published it (RFC 3339, UTC, milliseconds).
+    pub ts: String,
+    /// Its place among this ward's events, from 1.
+    pub seq: u64,
+    pub event: Event,
+}
+
+impl Stamped {
+    /// The journal's JSON line for it (what `ward events` prints).
+    pub fn line(&self) -> String {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            ts: &'a str,
+            seq: u64,
+            #[serde(flatten)]
+            event: Edge<'a>,
+        }
+        let line = Line {
+            ts: &self.ts,
+            seq: self.seq,
+            event: Edge::of(&self.event),
+        };
+        serde_json::to_string(&line).unwrap_or_else(|e| {
+            format!(
+                "{{\"event\":\"unserialisable\",\"error\":{:?}}}",
+                e.to_string()
+            )
+        })
+    }
+}
+
+/// The journal's lines are made on its writer's thread.
+impl Line for Arc<Stamped> {
+    fn render(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.line().as_bytes());
+    }
 }
 
 /// An event as readers see it: the engine's, except that an exit has the
@@ -81,8 +118,8 @@ pub const RECENT: usize = 1024;
 pub struct Feed(Arc<std::sync::Mutex<FeedInner>>);
 
 struct FeedInner {
-    live: broadcast::Sender<Arc<str>>,
-    recent: std::collections::VecDeque<Arc<str>>,
+    live: broadcast::Sender<Arc<Stamped>>,
+    recent: std::collections::VecDeque<Arc<Stamped>>,
 }
 
 impl Feed {
@@ -99,14 +136,14 @@ impl Feed {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn send(&self, line: Arc<str>) {
+    fn send(&self, event: Arc<Stamped>) {
         let mut inner = self.inner();
         if inner.recent.len() == RECENT {
             inner.recent.pop_front();
         }
-        inner.recent.push_back(line.clone());
+        inner.recent.push_back(Arc::clone(&event));
         // No subscriber is not an error.
-        let _ = inner.live.send(line);
+        let _ = inner.live.send(event);
     }
 
     /// The last `n` events this ward published (up to [`RECENT`], oldest
@@ -114,7 +151,7 @@ impl Feed {
     pub fn subscribe_with_recent(
         &self,
         n: usize,
-    ) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+    ) -> (Vec<Arc<Stamped>>, broadcast::Receiver<Arc<Stamped>>) {
         let inner = self.inner();
         let skip = inner.recent.len().saturating_sub(n);
         let past = inner.recent.iter().skip(skip).cloned().collect();
@@ -125,16 +162,22 @@ impl Feed {
 pub struct Bus {
     seq: u64,
     feed: Feed,
-    journal: LineFile,
+    journal: LineFile<Arc<Stamped>>,
+    stats: crate::stats::Stats,
 }
 
 impl Bus {
     /// `wake` is called when the journal's writer has something to say.
-    pub fn new(state_dir: Arc<Dir>, wake: impl Fn() + Send + 'static) -> Bus {
+    pub fn new(
+        state_dir: Arc<Dir>,
+        stats: crate::stats::Stats,
+        wake: impl Fn() + Send + 'static,
+    ) -> Bus {
         Bus {
             seq: 0,
             feed: Feed::new(),
             journal: LineFile::open(state_dir, "events.jsonl", JOURNAL_MAX, wake),
+            stats,
         }
     }
 
@@ -142,25 +185,18 @@ impl Bus {
         self.feed.clone()
     }
 
-    /// Stamps, journals and broadcasts one event; returns the JSON line.
-    pub fn publish(&mut self, event: &Event) -> Arc<str> {
+    /// Stamps, counts, journals and broadcasts one event.
+    pub fn publish(&mut self, event: Event) -> Arc<Stamped> {
         self.seq += 1;
-        let stamped = Stamped {
+        let stamped = Arc::new(Stamped {
             ts: crate::logs::rfc3339_now(),
             seq: self.seq,
-            event: Edge::of(event),
-        };
-        let line: Arc<str> = match serde_json::to_string(&stamped) {
-            Ok(line) => line.into(),
-            Err(e) => format!(
-                "{{\"event\":\"unserialisable\",\"error\":{:?}}}",
-                e.to_string()
-            )
-            .into(),
-        };
-        self.journal.append(&line);
-        self.feed.send(line.clone());
-        line
+            event,
+        });
+        self.stats.record(&stamped.event);
+        self.journal.append(Arc::clone(&stamped));
+        self.feed.send(Arc::clone(&stamped));
+        stamped
     }
 
     /// Pushes buffered journal lines to the file; called once per turn of
@@ -188,20 +224,30 @@ impl Bus {
 /// ward: the lines are dropped, counted, and said once when writing works
 /// again. A line cut short (by a full disk, or a ward killed mid-write) is
 /// ended before the next one, so every later line stays whole JSON.
-pub struct LineFile {
+pub struct LineFile<T: Line> {
     path: PathBuf,
     /// This turn's lines.
-    pending: Vec<u8>,
-    lines: u64,
+    pending: Vec<T>,
     /// Lines the writer could not take (its queue was full).
     refused: u64,
-    worker: crate::offload::Worker<Batch>,
+    worker: crate::offload::Worker<Batch<T>>,
+}
+
+/// What a [`LineFile`] holds: something that renders as one line (without
+/// its newline), on the writer's thread.
+pub trait Line: Send + 'static {
+    fn render(&self, out: &mut Vec<u8>);
+}
+
+impl Line for String {
+    fn render(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
 }
 
 /// One turn's lines, handed to the writer.
-struct Batch {
-    bytes: Vec<u8>,
-    lines: u64,
+struct Batch<T> {
+    lines: Vec<T>,
     /// Lines refused before this batch: said when writing works again.
     refused: u64,
 }
@@ -209,28 +255,37 @@ struct Batch {
 /// Batches the writer may have waiting: a few seconds of a busy ward.
 const QUEUED_BATCHES: usize = 256;
 
-impl LineFile {
+impl<T: Line> LineFile<T> {
     /// `wake` is called when the writer has something to say (see
     /// [`LineFile::flush`]).
-    pub fn open(dir: Arc<Dir>, name: &str, max: u64, wake: impl Fn() + Send + 'static) -> LineFile {
+    pub fn open(
+        dir: Arc<Dir>,
+        name: &str,
+        max: u64,
+        wake: impl Fn() + Send + 'static,
+    ) -> LineFile<T> {
         let path = dir.join(name);
         let mut writer = LineWriter::open(dir, name, max);
-        let worker = crate::offload::Worker::start(name, QUEUED_BATCHES, wake, move |batch| {
-            writer.write(batch)
-        });
+        let mut bytes = Vec::new();
+        let worker =
+            crate::offload::Worker::start(name, QUEUED_BATCHES, wake, move |batch: Batch<T>| {
+                bytes.clear();
+                for line in &batch.lines {
+                    line.render(&mut bytes);
+                    bytes.push(b'\n');
+                }
+                writer.write(&bytes, batch.lines.len() as u64, batch.refused)
+            });
         LineFile {
             path,
             pending: Vec::new(),
-            lines: 0,
             refused: 0,
             worker,
         }
     }
 
-    pub fn append(&mut self, line: &str) {
-        self.pending.extend_from_slice(line.as_bytes());
-        self.pending.push(b'\n');
-        self.lines += 1;
+    pub fn append(&mut self, line: T) {
+        self.pending.push(line);
     }
 
     /// Hands this turn's lines to the writer. Returns what the writer asks
@@ -239,18 +294,12 @@ impl LineFile {
     pub fn flush(&mut self) -> Option<String> {
         if !self.pending.is_empty() {
             let batch = Batch {
-                bytes: std::mem::take(&mut self.pending),
-                lines: std::mem::take(&mut self.lines),
+                lines: std::mem::take(&mut self.pending),
                 refused: self.refused,
             };
             match self.worker.offer(batch) {
                 Ok(()) => self.refused = 0,
-                Err(batch) => {
-                    self.refused = batch.refused + batch.lines;
-                    // Reuse the buffer.
-                    self.pending = batch.bytes;
-                    self.pending.clear();
-                }
+                Err(batch) => self.refused = batch.refused + batch.lines.len() as u64,
             }
         }
         let reports = self.worker.take_reports();
@@ -314,9 +363,10 @@ impl LineWriter {
         };
     }
 
-    /// Writes one batch; a report when writing starts or stops failing.
-    fn write(&mut self, batch: Batch) -> Option<String> {
-        self.lost += batch.refused;
+    /// Writes one batch of `lines` lines; a report when writing starts or
+    /// stops failing. `refused`: lines lost before it.
+    fn write(&mut self, bytes: &[u8], lines: u64, refused: u64) -> Option<String> {
+        self.lost += refused;
         if self.out.is_none() {
             self.reopen();
         }
@@ -324,17 +374,14 @@ impl LineWriter {
             self.rotate();
         }
         let ok = match self.out.as_mut() {
-            Some(out) => out
-                .write_all(&batch.bytes)
-                .and_then(|()| out.flush())
-                .is_ok(),
+            Some(out) => out.write_all(bytes).and_then(|()| out.flush()).is_ok(),
             None => false,
         };
         if ok {
-            self.size += batch.bytes.len() as u64;
+            self.size += bytes.len() as u64;
         } else {
             self.out = None;
-            self.lost += batch.lines;
+            self.lost += lines;
         }
         match (ok, self.failing) {
             (false, false) => {
@@ -389,14 +436,16 @@ mod tests {
     fn events_are_stamped_journaled_and_broadcast() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
-        let mut bus = Bus::new(Arc::new(dir), || {});
+        let stats = crate::stats::Stats::default();
+        let mut bus = Bus::new(Arc::new(dir), stats.clone(), || {});
         let (_, mut rx) = bus.subscribe().subscribe_with_recent(0);
         let event = Event {
             instance: Some(InstanceId::new("api", 0)),
             run: Some(RunId(3)),
             kind: EventKind::Spawned { pid: 42 },
         };
-        bus.publish(&event);
+        let published = bus.publish(event.clone());
+        assert_eq!(published.event, event, "typed on the bus");
         assert_eq!(bus.flush(), None);
         assert!(bus.finish(std::time::Duration::from_secs(10)));
         let live = rx.try_recv().unwrap();
@@ -404,7 +453,7 @@ mod tests {
         let text = String::from_utf8(tail).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1);
-        assert_eq!(&*live, lines[0]);
+        assert_eq!(live.line(), lines[0], "the edge serialises the same line");
         let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(doc["event"], "spawned");
         assert_eq!(doc["pid"], 42);
@@ -412,6 +461,9 @@ mod tests {
         assert_eq!(doc["seq"], 1);
         assert_eq!(doc["instance"], "api:0");
         assert!(doc["ts"].as_str().unwrap().ends_with('Z'));
+        // The bus counted it.
+        let report = stats.report(&ward_core::Snapshot::default());
+        assert_eq!(report.events, 1);
     }
 
     #[test]
@@ -422,7 +474,7 @@ mod tests {
         std::fs::write(&path, "{\"ts\":\"x\",\"seq\":1}\n{\"ts\":\"y\",\"se").unwrap();
         let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
         let mut file = LineFile::open(Arc::new(dir), "events.jsonl", 1 << 20, || {});
-        file.append("{\"seq\":3}");
+        file.append("{\"seq\":3}".to_string());
         assert_eq!(file.flush(), None);
         assert!(file.finish(std::time::Duration::from_secs(10)));
         let text = std::fs::read_to_string(&path).unwrap();

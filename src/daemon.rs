@@ -83,7 +83,8 @@ pub async fn run(
     };
     let spawner = supervision.start()?;
     let hub: LogHub = Default::default();
-    let exec = Exec::new(spawner, tx.clone(), console, hub.clone());
+    let stats = crate::stats::Stats::default();
+    let exec = Exec::new(spawner, tx.clone(), console, hub.clone(), stats.clone());
     let driver_tx = tx.clone();
 
     // What the user asked for, kept only for instances the config has.
@@ -110,7 +111,7 @@ pub async fn run(
     let (snap_tx, snap_rx) = watch::channel(Arc::new(sup.snapshot()));
     let (dirs_tx, dirs_rx) = watch::channel(Arc::new(log_dirs(&config)));
     let (specs_tx, specs_rx) = watch::channel(Arc::new(config.specs.clone()));
-    let bus = Bus::new(Arc::clone(&state_dir), waker(&tx));
+    let bus = Bus::new(Arc::clone(&state_dir), stats.clone(), waker(&tx));
     let state_writer = state_writer(Arc::clone(&state_dir), waker(&tx));
     let shared = Shared {
         tx: tx.clone(),
@@ -123,6 +124,7 @@ pub async fn run(
         log_dirs: dirs_rx,
         specs: specs_rx,
         trees_fallback: supervision.fallback_reason().map(str::to_string),
+        stats,
     };
     let (api_stop, api_stopped) = oneshot::channel::<()>();
     let limits = crate::api::Limits::from(&config.ward.api);
@@ -402,7 +404,7 @@ impl Driver {
                 }
                 Action::Publish(event) => {
                     self.keep_in_step(&event);
-                    self.publish(&event);
+                    self.publish(event);
                 }
                 Action::Exit => self.exit = true,
             }
@@ -449,7 +451,7 @@ impl Driver {
                 tree,
                 record,
             } => self.exec.started(&id, run, tree, record),
-            Msg::Event(event) => self.publish(&event),
+            Msg::Event(event) => self.publish(event),
             // The turn that follows says what the writers reported.
             Msg::Wake => {}
         }
@@ -501,7 +503,7 @@ impl Driver {
             Ok(new) => new,
             Err(diags) => {
                 if !dry_run {
-                    self.publish(&Event {
+                    self.publish(Event {
                         instance: None,
                         run: None,
                         kind: EventKind::ReloadRejected {
@@ -576,13 +578,13 @@ impl Driver {
             .collect()
     }
 
-    fn publish(&mut self, event: &Event) {
-        let line = self.bus.publish(event);
-        self.voice.event(stamp_of(&line), event);
+    fn publish(&mut self, event: Event) {
+        let stamped = self.bus.publish(event);
+        self.voice.event(&stamped.ts, &stamped.event);
     }
 
     fn notice(&mut self, message: String) {
-        self.publish(&Event {
+        self.publish(Event {
             instance: None,
             run: None,
             kind: EventKind::Notice { message },
@@ -709,13 +711,6 @@ fn instance_exists(specs: &ward_core::SpecSet, key: &str) -> bool {
             .get(&id.program)
             .is_some_and(|p| id.index < p.instances)
     })
-}
-
-/// The `ts` of a journal line (it is the first field).
-fn stamp_of(line: &str) -> &str {
-    line.strip_prefix("{\"ts\":\"")
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("")
 }
 
 /// The width of the longest `name:index` label, for the console.

@@ -30,6 +30,8 @@ pub struct Exec {
     tx: mpsc::UnboundedSender<Msg>,
     console: Option<Console>,
     hub: LogHub,
+    /// Where the pumps count lines and bytes.
+    stats: crate::stats::Stats,
     instances: HashMap<InstanceId, InstanceRt>,
 }
 
@@ -66,12 +68,14 @@ impl Exec {
         tx: mpsc::UnboundedSender<Msg>,
         console: Option<Console>,
         hub: LogHub,
+        stats: crate::stats::Stats,
     ) -> Exec {
         Exec {
             spawner,
             tx,
             console,
             hub,
+            stats,
             instances: HashMap::new(),
         }
     }
@@ -112,12 +116,14 @@ impl Exec {
             .entry(id.clone())
             .or_insert_with(|| broadcast::channel(crate::inbox::FOLLOW_CHUNKS).0)
             .clone();
+        let counters = self.stats.log_counters(&id);
         let ctx = RunCtx {
             id,
             run,
             launch,
             log: rt.log.clone(),
             follow,
+            counters,
             console: self.console.clone(),
             spawner: self.spawner.clone(),
             tx: self.tx.clone(),
@@ -252,6 +258,7 @@ struct RunCtx {
     launch: Arc<LaunchSpec>,
     log: Arc<Mutex<InstanceLog>>,
     follow: broadcast::Sender<Bytes>,
+    counters: Arc<crate::stats::LogCounters>,
     console: Option<Console>,
     spawner: Spawner,
     tx: mpsc::UnboundedSender<Msg>,
@@ -264,6 +271,7 @@ async fn run_task(ctx: RunCtx) {
         launch,
         log,
         follow,
+        counters,
         console,
         spawner,
         tx,
@@ -333,6 +341,7 @@ async fn run_task(ctx: RunCtx) {
             let sinks = Sinks {
                 console,
                 follow,
+                counters,
                 on_drop: Arc::new(move |lines, reason| {
                     let _ = drop_tx.send(Msg::Event(Event {
                         instance: Some(drop_id.clone()),

@@ -62,6 +62,8 @@ pub struct Shared {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub epoch: Instant,
     pub events: crate::bus::Feed,
+    /// The counters (`GET /v1/stats`).
+    pub stats: crate::stats::Stats,
     pub journal: PathBuf,
     /// The state dir's lock file: the daemon lets go of it last, so a
     /// client that can take it knows the daemon is gone.

@@ -16,6 +16,7 @@ mod logs;
 mod offload;
 mod proc;
 mod state;
+mod stats;
 mod voice;
 
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use crate::logs::Console;
 
 pub enum Voice {
     Console(Console),
-    Log(LineFile),
+    Log(LineFile<String>),
 }
 
 impl Voice {
@@ -37,7 +37,7 @@ impl Voice {
     pub fn say(&mut self, ts: &str, text: &str) {
         match self {
             Voice::Console(console) => console.notice(text),
-            Voice::Log(file) => file.append(&format!("{ts} {text}")),
+            Voice::Log(file) => file.append(format!("{ts} {text}")),
         }
     }
 

@@ -109,6 +109,7 @@ fn router(shared: Shared, closing: watch::Receiver<bool>) -> Router {
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/logs/{target}", get(logs))
         .route("/v1/events", get(events))
+        .route("/v1/stats", get(stats))
         .layer(Extension(Closing(closing)))
         .with_state(shared)
 }
@@ -132,6 +133,12 @@ fn request_error(e: RequestError) -> Response {
         RequestError::ShuttingDown => StatusCode::CONFLICT,
     };
     error(status, e.to_string())
+}
+
+/// The counters since ward started (`crate::stats`).
+async fn stats(State(shared): State<Shared>) -> Json<crate::stats::Report> {
+    let snapshot = shared.snapshot.borrow().clone();
+    Json(shared.stats.report(&snapshot))
 }
 
 async fn ping(State(shared): State<Shared>) -> Json<serde_json::Value> {
@@ -504,49 +511,49 @@ async fn run_marks(
     ids: Vec<InstanceId>,
     marks: Marks,
     mut last_exits: HashMap<InstanceId, String>,
-    mut events: broadcast::Receiver<Arc<str>>,
+    mut events: broadcast::Receiver<Arc<crate::bus::Stamped>>,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) {
+    use ward_core::{EventKind, RunEnd};
     loop {
-        let line = tokio::select! {
+        let stamped = tokio::select! {
             received = events.recv() => match received {
-                Ok(line) => line,
+                Ok(stamped) => stamped,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             () = tx.closed() => return,
         };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let event = &stamped.event;
+        let Some(id) = event.instance.as_ref().filter(|id| ids.contains(id)) else {
             continue;
         };
-        let Some(id) = event["instance"]
-            .as_str()
-            .and_then(|s| ids.iter().find(|id| id.to_string() == s))
-        else {
-            continue;
+        let end = match &event.kind {
+            EventKind::Exited { status, .. } => RunEnd::Exited { status: *status },
+            EventKind::SpawnFailed { error } => RunEnd::SpawnFailed {
+                error: error.clone(),
+            },
+            EventKind::Spawned { .. } => {
+                let run = event
+                    .run
+                    .map(|r| format!(", run {}", r.0))
+                    .unwrap_or_default();
+                let what = match last_exits.remove(id) {
+                    Some(exit) => format!("restarted ({exit})"),
+                    None => "started".into(),
+                };
+                let mark = match marks {
+                    Marks::Dim => format!("\x1b[2m— {id} {what}{run} —\x1b[22m\n"),
+                    Marks::Plain => format!("— {id} {what}{run} —\n"),
+                };
+                if tx.send(Bytes::from(mark)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ => continue,
         };
-        if let Some(exit) = LastExit::from_event(&event) {
-            last_exits.insert(id.clone(), exit.short());
-            continue;
-        }
-        if event["event"] != "spawned" {
-            continue;
-        }
-        let run = event["run"]
-            .as_u64()
-            .map(|r| format!(", run {r}"))
-            .unwrap_or_default();
-        let what = match last_exits.remove(id) {
-            Some(exit) => format!("restarted ({exit})"),
-            None => "started".into(),
-        };
-        let mark = match marks {
-            Marks::Dim => format!("\x1b[2m— {id} {what}{run} —\x1b[22m\n"),
-            Marks::Plain => format!("— {id} {what}{run} —\n"),
-        };
-        if tx.send(Bytes::from(mark)).await.is_err() {
-            return;
-        }
+        last_exits.insert(id.clone(), LastExit::from_end(&end).short());
     }
 }
 
@@ -638,7 +645,9 @@ async fn events(
 ) -> Response {
     if q.follow {
         let n = q.n.unwrap_or(0);
-        let (mut past, rx) = shared.events.subscribe_with_recent(n);
+        let (past, rx) = shared.events.subscribe_with_recent(n);
+        // Serialised here, at the edge.
+        let past_lines: Vec<String>;
         if past.len() < n {
             // Older than what this ward keeps in memory: from the journal
             // (earlier runs of ward, or past the in-memory window). The
@@ -646,22 +655,26 @@ async fn events(
             // from the feed.
             let path = shared.journal.clone();
             let want = n - past.len();
-            let known: std::collections::HashSet<Arc<str>> = past.iter().cloned().collect();
+            let mut lines: Vec<String> = past.iter().map(|e| e.line()).collect();
+            let known: std::collections::HashSet<&str> = lines.iter().map(String::as_str).collect();
             let older = tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n))
                 .await
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            let older: Vec<Arc<str>> = String::from_utf8_lossy(&older)
+            let older: Vec<String> = String::from_utf8_lossy(&older)
                 .lines()
-                .map(Arc::from)
                 .filter(|line| !known.contains(line))
+                .map(str::to_string)
                 .collect();
             let skip = older.len().saturating_sub(want);
-            past.splice(0..0, older.into_iter().skip(skip));
+            lines.splice(0..0, older.into_iter().skip(skip));
+            past_lines = lines;
+        } else {
+            past_lines = past.iter().map(|e| e.line()).collect();
         }
         let follow = EventFollow {
-            past: past.into(),
+            past: past_lines.into(),
             rx,
             closing,
             stopping: None,
@@ -688,8 +701,8 @@ async fn events(
 /// queued and the end event.
 struct EventFollow {
     /// Past events asked for (`n`), sent first.
-    past: std::collections::VecDeque<Arc<str>>,
-    rx: broadcast::Receiver<Arc<str>>,
+    past: std::collections::VecDeque<String>,
+    rx: broadcast::Receiver<Arc<crate::bus::Stamped>>,
     closing: Closing,
     /// Once ward stops: how many queued events may still go out.
     stopping: Option<usize>,
@@ -737,7 +750,7 @@ impl EventFollow {
             }
         };
         let data = match received {
-            Ok(line) => line.to_string(),
+            Ok(event) => event.line(),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 format!("{{\"event\":\"lagged\",\"skipped\":{n}}}")
             }

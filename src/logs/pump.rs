@@ -85,6 +85,8 @@ pub struct Sinks {
     /// Called with (lines, reason) when lines could not be written, once
     /// writing works again (or when the pump ends).
     pub on_drop: Arc<dyn Fn(u64, String) + Send + Sync>,
+    /// The instance's counters of lines and bytes ([`crate::stats`]).
+    pub counters: Arc<crate::stats::LogCounters>,
 }
 
 /// What one pump saw.
@@ -154,6 +156,7 @@ pub async fn pump(
         console_buf: Vec::new(),
         chunk_lines: 0,
         stats: StreamStats::default(),
+        counters: &sinks.counters,
     };
     let out = drain(Stream::Stdout, out_free_rx).run(stdout);
     let err = drain(Stream::Stderr, err_free_rx).run(stderr);
@@ -281,6 +284,8 @@ struct Drain<'a> {
     console_buf: Vec<u8>,
     chunk_lines: u64,
     stats: StreamStats,
+    /// The instance's counters, shared with `ward`'s stats.
+    counters: &'a crate::stats::LogCounters,
 }
 
 impl Drain<'_> {
@@ -313,6 +318,7 @@ impl Drain<'_> {
             ts.set(SystemTime::now());
             self.format.stamp(&ts);
             self.stats.bytes += n as u64;
+            self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
             if n == window && window < MAX_READ_SIZE {
                 window *= 2;
                 if n >= PIPE_DEFAULT_SIZE && !enlarged {
@@ -413,6 +419,7 @@ impl Drain<'_> {
             return;
         }
         self.stats.lines += lines;
+        self.counters.lines.fetch_add(lines, Ordering::Relaxed);
         if self.follow.receiver_count() > 0 {
             let _ = self.follow.send(Bytes::copy_from_slice(&out));
         }

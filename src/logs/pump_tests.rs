@@ -44,6 +44,7 @@ fn sinks() -> (Sinks, Drops) {
         console: None,
         follow: broadcast::channel(1024).0,
         on_drop: Arc::new(move |lines, reason| lock(&seen).push((lines, reason))),
+        counters: Arc::default(),
     };
     (sinks, drops)
 }
@@ -161,6 +162,7 @@ async fn splits_long_lines_and_marks_the_pieces() {
     let (tx_err, err) = pipes();
     drop(tx_err);
     let (sinks, _) = sinks();
+    let counters = Arc::clone(&sinks.counters);
     let pumping = tokio::spawn(pump(log, label(), out, err, sinks));
 
     let data = format!("{}\nshort\n{}", "A".repeat(2500), "B".repeat(1500));
@@ -183,6 +185,10 @@ async fn splits_long_lines_and_marks_the_pieces() {
     assert_eq!(untimed(&read(&path)), expected);
     assert_eq!(stats.stdout.lines, 6);
     assert_eq!(stats.stdout.bytes, data.len() as u64);
+    // The instance's shared counters (what `GET /v1/stats` shows) agree.
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(counters.lines.load(Relaxed), 6);
+    assert_eq!(counters.bytes.load(Relaxed), data.len() as u64);
 }
 
 #[tokio::test]

@@ -620,3 +620,59 @@ backoff = { initial = "5ms", max = "10ms", jitter = 0.0 }
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn stats_count_starts_exits_log_lines_events_and_reloads() {
+    let config = r#"
+[program.crashy]
+command = ["{testee}", "--echo", "hello", "--stderr", "--echo", "oops", "--exit", "1"]
+backoff = { initial = "10ms", max = "10ms" }
+start_limit = { burst = 1000 }
+min_uptime = "0s"
+"#;
+    let ward = Ward::new(config).up();
+    let get = || {
+        json_body(&raw_request(
+            &ward,
+            "GET /v1/stats HTTP/1.1\r\nhost: ward\r\nconnection: close\r\n\r\n",
+        ))
+    };
+    wait_until("five starts", || {
+        get()["instances"][0]["starts"].as_u64().unwrap_or(0) >= 5
+    });
+    ward.ok(&["stop", "crashy"]);
+    let stats = get();
+    let crashy = &stats["instances"][0];
+    assert_eq!(crashy["instance"], "crashy:0", "{stats}");
+    let starts = crashy["starts"].as_u64().unwrap();
+    // Every run ended with exit 1 (stopped or not, the process exits at once).
+    assert_eq!(crashy["exits"]["exit"].as_u64().unwrap(), starts, "{stats}");
+    assert_eq!(crashy["exits"]["signal"], 0, "{stats}");
+    assert_eq!(crashy["exits"]["spawn_failed"], 0, "{stats}");
+    // Two lines a run, "hello" and "oops", each stored.
+    assert_eq!(crashy["log_lines"].as_u64().unwrap(), 2 * starts, "{stats}");
+    assert_eq!(
+        crashy["log_bytes"].as_u64().unwrap(),
+        ("hello\n".len() + "oops\n".len()) as u64 * starts,
+        "{stats}"
+    );
+    assert_eq!(crashy["log_lines_dropped"], 0, "{stats}");
+    assert_eq!(
+        crashy["restarts"],
+        ward.instance("crashy", 0)["restarts"],
+        "{stats}"
+    );
+    // Every journaled event was counted (the journal may lag, never lead).
+    let journal = ward.journal().len() as u64;
+    assert!(journal > 0);
+    assert!(stats["events"].as_u64().unwrap() >= journal, "{stats}");
+    // A reload, and one refused.
+    ward.write_config(&config.replace("hello", "hi"));
+    ward.ok(&["reload"]);
+    ward.write_config("[program.crashy]\ncommand = 5\n");
+    assert!(!ward.ward(&["reload"]).status.success());
+    let stats = get();
+    assert_eq!(stats["reloads"], 1, "{stats}");
+    assert_eq!(stats["reloads_rejected"], 1, "{stats}");
+    ward.down();
+}
