@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use ward_config::Config;
 use ward_core::{
@@ -22,11 +21,12 @@ use ward_core::{
 use crate::bus::Bus;
 use crate::exec::Exec;
 use crate::files::Dir;
+use crate::hooks::{Control, Handle, Hooks, NoHooks};
 use crate::inbox::{ApiError, LogHub, Msg, Shared};
 use crate::logs::Console;
 use crate::offload::Worker;
 use crate::proc::{Start, Supervision};
-use crate::state::{StartRecord, StateFile};
+use crate::state::{StartRecord, StateFile, StateLock};
 use crate::voice::Voice;
 
 /// How long, once everything is down, the API may take to finish the
@@ -59,13 +59,70 @@ pub struct Options {
     pub verify_commands: bool,
 }
 
-/// Runs the daemon until a shutdown finishes.
-pub async fn run(
+/// What a daemon needs before it runs, made before any thread exists (the
+/// sentinel is forked here): the state dir's lock, the bound control
+/// socket, process supervision. `ward up` makes it; so will a service
+/// manager's entry point.
+pub struct Prepared {
+    config: Option<Config>,
+    lock: StateLock,
+    listener: Option<crate::api::Listener>,
+    supervision: Option<Supervision>,
+    socket: PathBuf,
+}
+
+impl Prepared {
+    /// Takes the lock, binds the socket, sets up supervision. Call while
+    /// single-threaded.
+    pub fn new(config: Config) -> Result<Prepared, String> {
+        let lock = StateLock::acquire(
+            &config.ward.state_dir,
+            crate::state::state_dir_mode(&config),
+        )?;
+        let listener = crate::api::bind(&config.ward.socket, config.ward.socket_mode)?;
+        let supervision = crate::proc::init(crate::proc::InitOptions {
+            name: format!("ward-{}", std::process::id()),
+            no_cgroup: std::env::var_os("WARD_NO_CGROUP").is_some(),
+        })
+        .map_err(|e| format!("cannot set up process supervision: {e}"))?;
+        Ok(Prepared {
+            socket: config.ward.socket.clone(),
+            config: Some(config),
+            lock,
+            listener: Some(listener),
+            supervision: Some(supervision),
+        })
+    }
+
+    /// Runs the daemon (on the runtime) until a shutdown finishes, telling
+    /// `hooks` how it goes. Once.
+    pub async fn run(&mut self, opts: Options, hooks: Box<dyn Hooks>) -> std::io::Result<()> {
+        let (Some(config), Some(listener), Some(supervision)) = (
+            self.config.take(),
+            self.listener.take(),
+            self.supervision.take(),
+        ) else {
+            return Err(std::io::Error::other("the daemon has run already"));
+        };
+        run(config, self.lock.dir(), supervision, listener, opts, hooks).await
+    }
+
+    /// Lets go of the socket, then the lock (last: the next ward waits for
+    /// it). Call once the runtime is down.
+    pub fn release(self) {
+        crate::api::transport::release(&self.socket);
+        drop(self.lock);
+    }
+}
+
+/// Runs the daemon until a shutdown finishes, telling `hooks` how it goes.
+async fn run(
     config: Config,
     state_dir: Arc<Dir>,
     supervision: Supervision,
     listener: crate::api::Listener,
     opts: Options,
+    mut hooks: Box<dyn Hooks>,
 ) -> std::io::Result<()> {
     let epoch = Instant::now();
     let state_path = state_dir.join("state.json");
@@ -158,6 +215,11 @@ pub async fn run(
         persist_at: None,
         save_failing: false,
         exit: false,
+        hooks: Box::new(NoHooks),
+        hangup_stops: false,
+        stops: 0,
+        told_ready: false,
+        told_status: String::new(),
     };
     if let Some(note) = state_note {
         driver.notice(note);
@@ -205,7 +267,21 @@ pub async fn run(
     // This start is on disk before its first spawn.
     driver.persist();
 
-    driver.run(rx, hangup_stops).await?;
+    // What the system asks of ward (signals; later a service manager)
+    // arrives as messages.
+    let handle = Handle(tx.clone());
+    let signals = handle.clone();
+    crate::proc::signals::listen(move |asked| {
+        signals.send(match asked {
+            crate::proc::signals::Asked::Stop => Control::Stop,
+            crate::proc::signals::Asked::Hangup => Control::Hangup,
+        })
+    })?;
+    hooks.attach(handle);
+    driver.hooks = hooks;
+    driver.hangup_stops = hangup_stops;
+
+    driver.run(rx).await?;
     // Every run is over. What ward adopted and no run owns any more (a
     // descendant that left its group and cleared its environment, then
     // lost its parent) goes too: ward leaves nothing behind.
@@ -291,6 +367,16 @@ struct Driver {
     persist_at: Option<Instant>,
     save_failing: bool,
     exit: bool,
+    /// Whatever runs ward (a service manager), told how it goes.
+    hooks: Box<dyn Hooks>,
+    /// A hangup stops everything (the foreground's terminal went away)
+    /// rather than reloading.
+    hangup_stops: bool,
+    /// Stops asked so far: the second kills at once.
+    stops: u32,
+    /// `ready` was told since the start or the last reload.
+    told_ready: bool,
+    told_status: String,
 }
 
 impl Driver {
@@ -298,16 +384,10 @@ impl Driver {
         self.epoch.elapsed()
     }
 
-    async fn run(
-        &mut self,
-        mut rx: mpsc::UnboundedReceiver<Msg>,
-        hangup_stops: bool,
-    ) -> std::io::Result<()> {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sighup = signal(SignalKind::hangup())?;
-        let mut stops = 0u32;
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>) -> std::io::Result<()> {
         let mut due_now = 0u32;
+        let watchdog = self.hooks.watchdog_interval();
+        let mut next_ping = watchdog.map(|every| tokio::time::Instant::now() + every);
         loop {
             self.turn();
             if self.exit {
@@ -354,18 +434,42 @@ impl Driver {
                 }
                 // The next turn writes what was deferred.
                 _ = sleep_until(self.persist_at.map(tokio::time::Instant::from_std)) => {}
-                _ = sigint.recv() => self.stop_everything(&mut stops),
-                _ = sigterm.recv() => self.stop_everything(&mut stops),
-                _ = sighup.recv() => {
-                    if hangup_stops {
-                        // The terminal went away: nobody is left to watch.
-                        self.stop_everything(&mut stops);
-                    } else {
-                        let (reply, _) = oneshot::channel();
-                        self.reload(false, reply);
-                    }
+                // Pinged from this loop: a driver that is stuck stops pinging.
+                _ = sleep_until(next_ping) => {
+                    self.hooks.watchdog();
+                    next_ping = watchdog.map(|every| tokio::time::Instant::now() + every);
                 }
             }
+        }
+    }
+
+    /// What was asked from outside (a signal, a service manager).
+    fn control(&mut self, control: Control) {
+        match control {
+            Control::Stop => self.stop_everything(),
+            Control::Hangup if self.hangup_stops => {
+                // The terminal went away: nobody is left to watch.
+                self.stop_everything();
+            }
+            Control::Hangup => {
+                let (reply, _) = oneshot::channel();
+                self.reload(false, reply);
+            }
+        }
+    }
+
+    /// Tells whatever runs ward the summary when it changed, and that ward
+    /// is ready once nothing is starting any more.
+    fn tell(&mut self) {
+        let snapshot = self.snap_tx.borrow().clone();
+        let summary = crate::hooks::summary(&snapshot);
+        if summary != self.told_status {
+            self.hooks.status(&summary);
+            self.told_status = summary;
+        }
+        if !self.told_ready && !self.sup.shutting_down() && crate::hooks::settled(&snapshot) {
+            self.told_ready = true;
+            self.hooks.ready();
         }
     }
 
@@ -416,6 +520,7 @@ impl Driver {
             self.notice(message);
         }
         self.persist();
+        self.tell();
     }
 
     fn on_msg(&mut self, msg: Msg) {
@@ -454,6 +559,7 @@ impl Driver {
             Msg::Event(event) => self.publish(event),
             // The turn that follows says what the writers reported.
             Msg::Wake => {}
+            Msg::Control(control) => self.control(control),
         }
     }
 
@@ -518,6 +624,9 @@ impl Driver {
         };
         let specs = new.specs.clone();
         if !dry_run {
+            // `ready` again once the reload is applied (the next turns).
+            self.hooks.reloading();
+            self.told_ready = false;
             if new.ward.state_dir != self.config.ward.state_dir
                 || new.ward.socket != self.config.ward.socket
             {
@@ -536,9 +645,12 @@ impl Driver {
     /// SIGINT/SIGTERM (and a hangup in the foreground): the first stops
     /// everything gracefully; another one asks the engine to kill every
     /// tree at once.
-    fn stop_everything(&mut self, stops: &mut u32) {
-        *stops += 1;
-        self.notice(if *stops == 1 {
+    fn stop_everything(&mut self) {
+        self.stops += 1;
+        if self.stops == 1 {
+            self.hooks.stopping();
+        }
+        self.notice(if self.stops == 1 {
             "stopping every program (again to kill them at once)".into()
         } else {
             "killing every program".into()

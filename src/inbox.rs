@@ -43,6 +43,8 @@ pub enum Msg {
     },
     /// An event the shell itself has to report.
     Event(Event),
+    /// Asked from outside: a signal, later a service manager.
+    Control(crate::hooks::Control),
     /// A writer thread has something to report (a write failing, or
     /// working again): the next turn says it.
     Wake,

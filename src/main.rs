@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod exec;
 mod files;
+mod hooks;
 mod host;
 mod inbox;
 mod logs;

@@ -10,7 +10,7 @@ use super::{Failure, Locations, Outcome};
 use crate::api::types::InstanceStatus;
 use crate::daemon;
 use crate::files::{Dir, DirPolicy, PRIVATE_FILE};
-use crate::state::{state_dir_mode, StateLock};
+use crate::state::state_dir_mode;
 
 /// Set in the environment of the daemon that `up --detach` starts.
 const DETACHED_ENV: &str = "WARD_DETACHED";
@@ -89,16 +89,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     // Still single-threaded here, so changing the environment is sound.
     std::env::remove_var(DETACHED_ENV);
     let config = load(loc, socket_override)?;
-    let lock = StateLock::acquire(&config.ward.state_dir, state_dir_mode(&config))
-        .map_err(Failure::new)?;
-    let listener =
-        crate::api::bind(&config.ward.socket, config.ward.socket_mode).map_err(Failure::new)?;
-    let socket = config.ward.socket.clone();
-    let supervision = crate::proc::init(crate::proc::InitOptions {
-        name: format!("ward-{}", std::process::id()),
-        no_cgroup: std::env::var_os("WARD_NO_CGROUP").is_some(),
-    })
-    .map_err(|e| Failure::new(format!("cannot set up process supervision: {e}")))?;
+    let mut prepared = daemon::Prepared::new(config).map_err(Failure::new)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Log writes run on the blocking pool: a hung disk may hold this
@@ -108,23 +99,19 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
         .build()
         .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
 
-    let result = runtime.block_on(daemon::run(
-        config,
-        lock.dir(),
-        supervision,
-        listener,
+    let result = runtime.block_on(prepared.run(
         daemon::Options {
             foreground,
             verify_commands: loc.verify_commands,
         },
+        Box::new(crate::hooks::NoHooks),
     ));
     // Writes still under way on the blocking pool (the last log lines)
     // finish before the lock goes: a `ward up` waiting for it must not
     // meet this daemon's writes. Bounded, for a disk that hangs.
     runtime.shutdown_timeout(RUNTIME_DRAIN);
     // The socket is ours while we hold the lock; the lock goes last.
-    crate::api::transport::release(&socket);
-    drop(lock);
+    prepared.release();
     result.map_err(|e| Failure::new(format!("ward failed: {e}")))
 }
 

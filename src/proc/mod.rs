@@ -44,6 +44,8 @@ mod reaper;
 #[cfg(unix)]
 mod sentinel;
 #[cfg(unix)]
+pub mod signals;
+#[cfg(unix)]
 mod spawn;
 #[cfg(unix)]
 mod sweep;

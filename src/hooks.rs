@@ -1,0 +1,171 @@
+//! The daemon's seam to whatever runs it: a service manager (systemd,
+//! launchd, the Windows Service Control Manager) or nothing at all.
+//!
+//! In: [`Control`] messages through a [`Handle`] — stop, the terminal
+//! going away — from Unix signals today, from the service manager later
+//! (which adds its own: a reload, a pause). Out: [`Hooks`] — ready, a one-line status, reloading,
+//! stopping, and a watchdog ping from the driver loop itself (so a driver
+//! that is stuck stops pinging). Today's hooks do nothing ([`NoHooks`]);
+//! sd_notify, launchd and the SCM fill them in the service issues.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::inbox::Msg;
+
+/// What is asked of the daemon from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop every program gracefully, then exit (again: kill at once).
+    Stop,
+    /// The terminal went away: stop in the foreground, reload detached
+    /// (SIGHUP's two meanings).
+    Hangup,
+}
+
+/// Sends [`Control`] messages to a running daemon.
+#[derive(Clone)]
+pub struct Handle(pub(crate) mpsc::UnboundedSender<Msg>);
+
+impl Handle {
+    /// False once the daemon is gone.
+    pub fn send(&self, control: Control) -> bool {
+        self.0.send(Msg::Control(control)).is_ok()
+    }
+}
+
+/// What the daemon tells whatever runs it. Every method has a default that
+/// does nothing.
+pub trait Hooks: Send {
+    /// The daemon runs; `handle` sends it controls (a service manager's
+    /// stop).
+    fn attach(&mut self, _handle: Handle) {}
+    /// Every autostart program has started or settled (once, and again
+    /// after each reload).
+    fn ready(&mut self) {}
+    /// A one-line summary changed: `5/5 running`, `4/5 running; api:0
+    /// backoff`.
+    fn status(&mut self, _summary: &str) {}
+    /// A reload begins; `ready` follows when it is applied.
+    fn reloading(&mut self) {}
+    /// The daemon is stopping every program.
+    fn stopping(&mut self) {}
+    /// How often the driver loop must ping (`None`: no watchdog).
+    fn watchdog_interval(&self) -> Option<Duration> {
+        None
+    }
+    /// The driver loop is alive.
+    fn watchdog(&mut self) {}
+}
+
+/// Nothing runs ward but a shell (or a container's PID 1).
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
+
+/// The status line for a snapshot: how many instances run, and the first
+/// few that should run but do not.
+pub fn summary(snapshot: &ward_core::Snapshot) -> String {
+    use ward_core::{Desired, State};
+    let total = snapshot.instances.len();
+    let running = snapshot
+        .instances
+        .iter()
+        .filter(|v| v.state == State::Running)
+        .count();
+    let mut line = format!("{running}/{total} running");
+    let troubled: Vec<String> = snapshot
+        .instances
+        .iter()
+        .filter(|v| v.desired == Desired::Up && v.state != State::Running)
+        // A one-shot that completed is where it should be.
+        .filter(|v| !(v.state == State::Exited && completed(v)))
+        .map(|v| format!("{} {}", v.id, v.state.name()))
+        .collect();
+    match troubled.as_slice() {
+        [] => {}
+        [a] => line.push_str(&format!("; {a}")),
+        [a, b] => line.push_str(&format!("; {a}, {b}")),
+        [a, b, rest @ ..] => line.push_str(&format!("; {a}, {b} and {} more", rest.len())),
+    }
+    line
+}
+
+/// The run ended with exit 0 (what a one-shot step is for).
+fn completed(view: &ward_core::InstanceView) -> bool {
+    matches!(
+        view.last_end,
+        Some(ward_core::RunEnd::Exited {
+            status: ward_core::ExitStatus::Code { code: 0 }
+        })
+    )
+}
+
+/// Whether the daemon may say it is ready: no instance is still starting.
+pub fn settled(snapshot: &ward_core::Snapshot) -> bool {
+    !snapshot
+        .instances
+        .iter()
+        .any(|v| v.state == ward_core::State::Starting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ward_core::{Desired, DesiredBy, InstanceId, InstanceView, RunEnd, Snapshot, State};
+
+    fn view(name: &str, state: State, desired: Desired, end: Option<i32>) -> InstanceView {
+        InstanceView {
+            id: InstanceId::new(name, 0),
+            state,
+            desired,
+            desired_by: DesiredBy::Config,
+            run: None,
+            pid: None,
+            started_at: None,
+            since: Duration::ZERO,
+            next_at: None,
+            restarts: 0,
+            last_end: end.map(|code| RunEnd::Exited {
+                status: ward_core::ExitStatus::Code { code },
+            }),
+            waiting_on: Vec::new(),
+            daemonized: false,
+        }
+    }
+
+    #[test]
+    fn the_summary_names_what_should_run_and_does_not() {
+        let mut snapshot = Snapshot::default();
+        snapshot
+            .instances
+            .push(view("api", State::Running, Desired::Up, None));
+        assert_eq!(summary(&snapshot), "1/1 running");
+        snapshot
+            .instances
+            .push(view("migrate", State::Exited, Desired::Up, Some(0)));
+        snapshot
+            .instances
+            .push(view("off", State::Stopped, Desired::Down, None));
+        assert_eq!(summary(&snapshot), "1/3 running");
+        snapshot
+            .instances
+            .push(view("worker", State::Backoff, Desired::Up, Some(1)));
+        assert_eq!(summary(&snapshot), "1/4 running; worker:0 backoff");
+        for name in ["a", "b", "c"] {
+            snapshot
+                .instances
+                .push(view(name, State::Fatal, Desired::Up, Some(3)));
+        }
+        assert_eq!(
+            summary(&snapshot),
+            "1/7 running; worker:0 backoff, a:0 fatal and 2 more"
+        );
+        assert!(settled(&snapshot));
+        snapshot
+            .instances
+            .push(view("new", State::Starting, Desired::Up, None));
+        assert!(!settled(&snapshot));
+    }
+}
