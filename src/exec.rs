@@ -332,8 +332,8 @@ async fn run_task(ctx: RunCtx) {
     });
 
     let pump = match (
-        tokio::net::unix::pipe::Receiver::from_owned_fd(child.stdout),
-        tokio::net::unix::pipe::Receiver::from_owned_fd(child.stderr),
+        crate::proc::output(child.stdout),
+        crate::proc::output(child.stderr),
     ) {
         (Ok(stdout), Ok(stderr)) => {
             let drop_tx = tx.clone();

@@ -18,10 +18,10 @@
 //! `docs/security.md` states the rules for users. Unix today; Windows comes
 //! as `windows.rs` beside `unix.rs`, with the same names.
 
-#[cfg(unix)]
+// The only implementation until the Windows one: compiled everywhere (see
+// `src/proc`).
 mod unix;
 
-#[cfg(unix)]
 pub use unix::{append_existing, open_regular, same_filesystem, Appending, Dir, FileId};
 
 /// Files ward creates for itself: readable by ward's user only.

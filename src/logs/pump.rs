@@ -25,7 +25,6 @@
 //! Needs a tokio runtime with the time driver enabled.
 
 use std::mem;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -33,7 +32,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use memchr::memchr_iter;
 use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::sync::{broadcast, mpsc};
 
@@ -122,8 +120,8 @@ struct Chunk {
 pub async fn pump(
     log: Arc<Mutex<InstanceLog>>,
     label: RunLabel,
-    stdout: pipe::Receiver,
-    stderr: pipe::Receiver,
+    stdout: crate::proc::Output,
+    stderr: crate::proc::Output,
     sinks: Sinks,
 ) -> PumpStats {
     let spec = lock(&log).spec().clone();
@@ -289,7 +287,7 @@ struct Drain<'a> {
 }
 
 impl Drain<'_> {
-    async fn run(mut self, mut pipe: pipe::Receiver) -> StreamStats {
+    async fn run(mut self, mut pipe: crate::proc::Output) -> StreamStats {
         // buf[..filled] is the start of a line whose end has not come yet.
         let mut window = READ_SIZE;
         // Allocated only while there is something to read: a quiet program
@@ -328,7 +326,7 @@ impl Drain<'_> {
                     // quiet program keeps the small default; pipe pages
                     // count against a per-user limit).
                     enlarged = true;
-                    let _ = crate::proc::enlarge_pipe(pipe.as_fd(), FLOOD_PIPE_SIZE);
+                    let _ = crate::proc::enlarge_pipe(&pipe, FLOOD_PIPE_SIZE);
                 }
             } else if n * 8 < window && window > READ_SIZE && filled == 0 {
                 // The burst is over: give the memory back.

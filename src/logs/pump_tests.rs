@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
 use tokio::time::timeout;
 use ward_core::{LogFormat, LogSpec};
 

@@ -403,25 +403,29 @@ pub fn signal_name(num: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// The read end of a program's stdout or stderr, on the runtime.
+pub type Output = tokio::net::unix::pipe::Receiver;
+
+/// A child's output pipe (a [`Child`]'s `stdout` or `stderr`), registered
+/// with the runtime: call on the runtime.
+pub fn output(fd: OwnedFd) -> io::Result<Output> {
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+}
+
 /// Asks the kernel for a pipe buffer of `bytes` (rounded up to pages, at
 /// most /proc/sys/fs/pipe-max-size for a user without CAP_SYS_RESOURCE).
 /// For a program that floods its output: fewer reads and wake-ups per byte,
 /// and more room before the program blocks on a full pipe.
 #[cfg(target_os = "linux")]
-pub fn enlarge_pipe(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: fcntl on an fd the caller keeps open for the call's duration.
-    let done = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
-    if done == -1 {
-        return Err(io::Error::last_os_error());
-    }
+pub fn enlarge_pipe(pipe: &Output, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    rustix::pipe::fcntl_setpipe_size(pipe.as_fd(), bytes)?;
     Ok(())
 }
 
 /// Elsewhere pipes keep the size the system gives them.
 #[cfg(not(target_os = "linux"))]
-pub fn enlarge_pipe(_fd: std::os::fd::BorrowedFd<'_>, _bytes: usize) -> io::Result<()> {
+pub fn enlarge_pipe(_pipe: &Output, _bytes: usize) -> io::Result<()> {
     Ok(())
 }
 

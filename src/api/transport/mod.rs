@@ -13,9 +13,9 @@
 //! - `connect(endpoint) -> Stream`, for the CLI;
 //! - `release(endpoint)`: what a daemon that stops leaves tidy.
 
-#[cfg(unix)]
+// The only transport until the named pipe: compiled everywhere (see
+// `src/proc`).
 mod unix;
-#[cfg(unix)]
 pub use unix::{bind, connect, release, Acceptor, Listener, Stream};
 
 use std::fmt;
