@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use ward_core::{Event, EventKind, RunEnd};
 
-use crate::api::types::LastExit;
+use crate::exits::LastExit;
 
 use crate::files::{Dir, PRIVATE_FILE};
 

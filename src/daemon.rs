@@ -66,7 +66,7 @@ pub struct Options {
 pub struct Prepared {
     config: Option<Config>,
     lock: StateLock,
-    listener: Option<crate::api::Listener>,
+    listener: Option<crate::transport::Listener>,
     supervision: Option<Supervision>,
     socket: PathBuf,
 }
@@ -79,7 +79,7 @@ impl Prepared {
             &config.ward.state_dir,
             crate::state::state_dir_mode(&config),
         )?;
-        let listener = crate::api::bind(&config.ward.socket, config.ward.socket_mode)?;
+        let listener = crate::transport::bind(&config.ward.socket, config.ward.socket_mode)?;
         let supervision = crate::proc::init(crate::proc::InitOptions {
             name: format!("ward-{}", std::process::id()),
             no_cgroup: std::env::var_os("WARD_NO_CGROUP").is_some(),
@@ -94,9 +94,14 @@ impl Prepared {
         })
     }
 
-    /// Runs the daemon (on the runtime) until a shutdown finishes, telling
-    /// `hooks` how it goes. Once.
-    pub async fn run(&mut self, opts: Options, hooks: Box<dyn Hooks>) -> std::io::Result<()> {
+    /// Runs the daemon (on the runtime) until a shutdown finishes, serving
+    /// people through `front` and telling `hooks` how it goes. Once.
+    pub async fn run(
+        &mut self,
+        opts: Options,
+        hooks: Box<dyn Hooks>,
+        front: Front,
+    ) -> std::io::Result<()> {
         let (Some(config), Some(listener), Some(supervision)) = (
             self.config.take(),
             self.listener.take(),
@@ -104,25 +109,47 @@ impl Prepared {
         ) else {
             return Err(std::io::Error::other("the daemon has run already"));
         };
-        run(config, self.lock.dir(), supervision, listener, opts, hooks).await
+        run(
+            config,
+            self.lock.dir(),
+            supervision,
+            listener,
+            opts,
+            hooks,
+            front,
+        )
+        .await
     }
 
     /// Lets go of the socket, then the lock (last: the next ward waits for
     /// it). Call once the runtime is down.
     pub fn release(self) {
-        crate::api::transport::release(&self.socket);
+        crate::transport::release(&self.socket);
         drop(self.lock);
     }
 }
+
+/// What serves people on the control socket (the API): given the daemon's
+/// shared view, the bound listener, and a future that resolves when it
+/// must stop; it finishes what it is answering, then its task ends.
+pub type Front = Box<
+    dyn FnOnce(
+            Shared,
+            crate::transport::Listener,
+            std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) -> tokio::task::JoinHandle<()>
+        + Send,
+>;
 
 /// Runs the daemon until a shutdown finishes, telling `hooks` how it goes.
 async fn run(
     config: Config,
     state_dir: Arc<Dir>,
     supervision: Supervision,
-    listener: crate::api::Listener,
+    listener: crate::transport::Listener,
     opts: Options,
     mut hooks: Box<dyn Hooks>,
+    front: Front,
 ) -> std::io::Result<()> {
     let epoch = Instant::now();
     let state_path = state_dir.join("state.json");
@@ -184,10 +211,13 @@ async fn run(
         stats,
     };
     let (api_stop, api_stopped) = oneshot::channel::<()>();
-    let limits = crate::api::Limits::from(&config.ward.api);
-    let server = tokio::spawn(crate::api::serve(listener, shared, limits, async {
-        let _ = api_stopped.await;
-    }));
+    let server = front(
+        shared,
+        listener,
+        Box::pin(async {
+            let _ = api_stopped.await;
+        }),
+    );
 
     let start = supervision.start_record();
     let mut driver = Driver {
@@ -269,7 +299,8 @@ async fn run(
 
     // What the system asks of ward (signals; later a service manager)
     // arrives as messages.
-    let handle = Handle(tx.clone());
+    let control_tx = tx.clone();
+    let handle = Handle::new(move |control| control_tx.send(Msg::Control(control)).is_ok());
     let signals = handle.clone();
     crate::proc::signals::listen(move |asked| {
         signals.send(match asked {

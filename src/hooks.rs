@@ -8,11 +8,8 @@
 //! that is stuck stops pinging). Today's hooks do nothing ([`NoHooks`]);
 //! sd_notify, launchd and the SCM fill them in the service issues.
 
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::mpsc;
-
-use crate::inbox::Msg;
 
 /// What is asked of the daemon from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +23,17 @@ pub enum Control {
 
 /// Sends [`Control`] messages to a running daemon.
 #[derive(Clone)]
-pub struct Handle(pub(crate) mpsc::UnboundedSender<Msg>);
+pub struct Handle(Arc<dyn Fn(Control) -> bool + Send + Sync>);
 
 impl Handle {
+    /// A handle that delivers with `send` (false once the daemon is gone).
+    pub fn new(send: impl Fn(Control) -> bool + Send + Sync + 'static) -> Handle {
+        Handle(Arc::new(send))
+    }
+
     /// False once the daemon is gone.
     pub fn send(&self, control: Control) -> bool {
-        self.0.send(Msg::Control(control)).is_ok()
+        (self.0)(control)
     }
 }
 

@@ -9,6 +9,7 @@ mod bus;
 mod cli;
 mod daemon;
 mod exec;
+mod exits;
 mod files;
 mod hooks;
 mod host;
@@ -18,6 +19,8 @@ mod offload;
 mod proc;
 mod state;
 mod stats;
+mod text;
+mod transport;
 mod voice;
 
 use std::path::PathBuf;

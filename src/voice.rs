@@ -92,12 +92,15 @@ fn text(event: &Event) -> Option<String> {
             None => format!("{who}gave up after {failed_starts} failed starts"),
         },
         EventKind::StopTimeout => format!("{who}did not stop in time; killing its process tree"),
-        EventKind::Daemonized => format!("{who}{}", crate::api::types::DAEMONIZED),
+        EventKind::Daemonized => format!("{who}{}", crate::text::DAEMONIZED),
         EventKind::StateChanged {
             to: ward_core::State::Stopped,
             ..
         } => format!("{who}stopped"),
-        EventKind::Reloaded { diff } => format!("reloaded: {}", crate::cli::describe_diff(diff)),
+        EventKind::Reloaded { diff } => format!(
+            "reloaded: {}",
+            crate::text::reload_summary(&crate::text::Changes::of(diff))
+        ),
         EventKind::ReloadRejected { errors } => {
             format!(
                 "reload rejected, nothing changed:\n  {}",
@@ -133,5 +136,5 @@ fn describe(status: &ward_core::ExitStatus) -> String {
 }
 
 fn human_ms(ms: u64) -> String {
-    crate::cli::human_duration(std::time::Duration::from_millis(ms))
+    crate::text::human_duration(std::time::Duration::from_millis(ms))
 }

@@ -32,8 +32,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use super::transport::{Acceptor, Peer, Stream, UserId};
 use super::types::ErrorBody;
+use crate::transport::{Acceptor, Peer, Stream, UserId};
 
 /// How long ward waits for its clients, and how many connections each
 /// user may hold (`[ward.api]`).

@@ -5,7 +5,6 @@
 
 mod conn;
 mod detail;
-pub mod transport;
 pub mod types;
 
 use std::collections::HashMap;
@@ -30,8 +29,8 @@ use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
 use crate::inbox::{ApiError, Msg, Shared};
 use types::{ActionResult, ErrorBody, InstanceStatus, LastExit, ReloadResult};
 
+use crate::transport::{self, Listener};
 pub use conn::Limits;
-pub use transport::{bind, Listener};
 
 /// The trailer that ends a follow stream ward ended itself, and why
 /// (`stopped`: ward is shutting down). The CLI asks for it with

@@ -123,7 +123,7 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<hyper::Response<Incoming>, CallError> {
-        let stream = crate::api::transport::connect(&self.socket)
+        let stream = crate::transport::connect(&self.socket)
             .await
             .map_err(|e| self.connect_error(e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -206,5 +206,31 @@ fn describe_status(status: StatusCode, body: &[u8]) -> String {
         format!("ward answered {status}")
     } else {
         format!("ward answered {status}: {text}")
+    }
+}
+
+/// What `encode` leaves as it is: letters, digits, `-_.~`, and `:` (so
+/// `web:1` stays readable in logs of requests).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b':');
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_segments() {
+        assert_eq!(encode("web:1"), "web:1");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode("größe?x=1"), "gr%C3%B6%C3%9Fe%3Fx%3D1");
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::client::Client;
+use super::client::{encode, Client};
 use super::{describe_reload, Failure, Locations, Outcome};
 use crate::api::types::{ActionResult, InstanceStatus, ReloadResult};
 
@@ -243,30 +243,4 @@ pub async fn events(loc: &Locations, follow: bool, lines: usize, human: bool) ->
         eprintln!("ward stopped");
     }
     Ok(())
-}
-
-/// What `encode` leaves as it is: letters, digits, `-_.~`, and `:` (so
-/// `web:1` stays readable in logs of requests).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b':');
-
-/// Percent-encodes a path segment or query value.
-pub fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encodes_segments() {
-        assert_eq!(encode("web:1"), "web:1");
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
-        assert_eq!(encode("größe?x=1"), "gr%C3%B6%C3%9Fe%3Fx%3D1");
-    }
 }

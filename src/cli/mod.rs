@@ -15,7 +15,6 @@ pub mod up;
 pub use start::start;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where the config is and where its daemon answers.
 pub struct Locations {
@@ -249,64 +248,24 @@ pub fn check(loc: &Locations) -> Outcome {
     }
 }
 
-/// `1h2m`, `3m12s`, `4.2s`, `15ms`.
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    let s = ms / 1000;
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if s < 60 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else if s < 3600 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else if s < 86400 {
-        format!("{}h{}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}d{}h", s / 86400, (s % 86400) / 3600)
-    }
-}
-
-/// One line for a reload's changes.
-pub fn describe_diff(diff: &ward_core::Diff) -> String {
-    let result = crate::api::types::ReloadResult::from_diff(diff, false);
-    describe_reload(&result)
-}
-
+/// One line for a reload's changes (see [`crate::text::reload_summary`]).
 pub fn describe_reload(r: &crate::api::types::ReloadResult) -> String {
-    if r.is_empty() {
-        return "no changes".into();
-    }
-    let mut parts = Vec::new();
-    let mut list = |label: &str, names: &[String]| {
-        if !names.is_empty() {
-            parts.push(format!("{label} {}", names.join(", ")));
-        }
-    };
-    list("added", &r.added);
-    list("removed", &r.removed);
-    list("restarted", &r.restarted);
-    list("updated in place", &r.updated);
-    let rescaled: Vec<String> = r
-        .rescaled
-        .iter()
-        .map(|(name, old, new)| format!("{name} {old}→{new}"))
-        .collect();
-    list("rescaled", &rescaled);
-    parts.join("; ")
+    crate::text::reload_summary(&crate::text::Changes {
+        added: &r.added,
+        removed: &r.removed,
+        restarted: &r.restarted,
+        updated: &r.updated,
+        rescaled: r
+            .rescaled
+            .iter()
+            .map(|(name, old, new)| (name.as_str(), *old, *new))
+            .collect(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human_duration(Duration::from_millis(15)), "15ms");
-        assert_eq!(human_duration(Duration::from_millis(4200)), "4.2s");
-        assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
-        assert_eq!(human_duration(Duration::from_secs(3720)), "1h2m");
-        assert_eq!(human_duration(Duration::from_secs(90000)), "1d1h");
-    }
 
     fn config_with(instances: &[u32]) -> ward_config::Config {
         let dir = tempfile::tempdir().unwrap();
@@ -335,14 +294,5 @@ mod tests {
         let big = config_with(&[10000, 10000]);
         let why = open_files_shortfall(&big, Some(4096)).unwrap();
         assert!(why.contains("`ulimit -n 65536`"), "{why}");
-    }
-
-    #[test]
-    fn reload_lines() {
-        let mut diff = ward_core::Diff::default();
-        assert_eq!(describe_diff(&diff), "no changes");
-        diff.added.push("api".into());
-        diff.rescaled.insert("web".into(), (2, 3));
-        assert_eq!(describe_diff(&diff), "added api; rescaled web 2→3");
     }
 }

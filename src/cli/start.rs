@@ -12,8 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::client::Client;
-use super::control::encode;
+use super::client::{encode, Client};
 use super::{Failure, Locations, Outcome};
 use crate::api::types::{ActionResult, InstanceStatus};
 
@@ -129,7 +128,7 @@ pub async fn start(loc: &Locations, verb: &str, targets: &[String], timeout: Dur
                 id.clone(),
                 format!(
                     "{line} (still, after {}; wait longer with --timeout)",
-                    super::human_duration(timeout)
+                    crate::text::human_duration(timeout)
                 ),
             )),
         }

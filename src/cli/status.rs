@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::client::Client;
-use super::{human_duration, Failure, Locations, Outcome};
+use super::{Failure, Locations, Outcome};
 use crate::api::types::{InstanceDetail, InstanceStatus};
+use crate::text::human_duration;
 
 pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome {
     let client = Client::new(&loc.socket);
@@ -25,7 +26,7 @@ pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome 
             }
         }
         Some(name) => {
-            let path = format!("/v1/instances/{}", super::control::encode(name));
+            let path = format!("/v1/instances/{}", super::client::encode(name));
             let list: Vec<InstanceDetail> = client.get(&path).await?;
             if json {
                 print_json(&list)?;

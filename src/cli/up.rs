@@ -89,6 +89,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     // Still single-threaded here, so changing the environment is sound.
     std::env::remove_var(DETACHED_ENV);
     let config = load(loc, socket_override)?;
+    let limits = crate::api::Limits::from(&config.ward.api);
     let mut prepared = daemon::Prepared::new(config).map_err(Failure::new)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -105,6 +106,10 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
             verify_commands: loc.verify_commands,
         },
         Box::new(crate::hooks::NoHooks),
+        // The control API is what serves people.
+        Box::new(move |shared, listener, stop| {
+            tokio::spawn(crate::api::serve(listener, shared, limits, stop))
+        }),
     ));
     // Writes still under way on the blocking pool (the last log lines)
     // finish before the lock goes: a `ward up` waiting for it must not

@@ -580,7 +580,7 @@ mod tests {
 
     #[test]
     fn reports_survive_the_pipe() {
-        let (r, w) = super::super::unix::pipe(true).unwrap();
+        let (r, w) = super::super::fds::pipe(true).unwrap();
         let plan = Plan {
             candidates: Vec::new(),
             argv: CStrings::new(Vec::new()),
@@ -608,9 +608,9 @@ mod tests {
     /// `sweep`, while this process holds `leak` open without close-on-exec.
     #[cfg(target_os = "linux")]
     fn fds_of_a_child(sweep: Sweep) -> Vec<i32> {
-        let (out_read, out_write) = super::super::unix::pipe(false).unwrap();
+        let (out_read, out_write) = super::super::fds::pipe(false).unwrap();
         let out_write = above_stdio(out_write).unwrap();
-        let (_report_read, report_write) = super::super::unix::pipe(true).unwrap();
+        let (_report_read, report_write) = super::super::fds::pipe(true).unwrap();
         let s = |t: &str| CString::new(t).unwrap();
         let plan = Plan {
             candidates: vec![s("/bin/ls")],

@@ -16,7 +16,7 @@
 //!   used between that point and `execve`.)
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// The highest descriptor the fallback (a kernel without
 /// `close_range(CLOSE_RANGE_CLOEXEC)`) visits when the open descriptors
@@ -191,9 +191,53 @@ pub fn close_inherited() -> io::Result<()> {
     Ok(())
 }
 
+/// A close-on-exec pipe (read end, write end); `nonblocking` for both ends.
+pub(crate) fn pipe(nonblocking: bool) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // No pipe2 here: the flags follow at once. Only ward's spawner thread
+        // forks after init, so no child can inherit the fds in between.
+        // SAFETY: fds is a valid array of two ints for pipe to fill.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        for fd in fds {
+            // SAFETY: fcntl on the fds pipe just returned.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                if nonblocking {
+                    libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                }
+            }
+        }
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn pipes_are_close_on_exec() {
+        let (r, w) = pipe(true).unwrap();
+        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+            // SAFETY: fcntl on an open fd.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        }
+    }
 
     fn is_cloexec(fd: RawFd) -> bool {
         // SAFETY: fcntl on an integer.

@@ -24,7 +24,7 @@
 //! with the same public names. Until then the Unix implementation is the
 //! only one and is compiled on every target: built for Windows, ward fails
 //! to compile here and in the other platform modules (`src/files`,
-//! `src/api/transport`), and nowhere else (`.ci/windows-check` keeps it
+//! `src/transport`), and nowhere else (`.ci/platform-check` keeps it
 //! so). Those errors are the list of what the Windows side fills in.
 
 use std::path::PathBuf;

@@ -76,7 +76,7 @@ pub(crate) struct Plan {
 
 /// Forks the sentinel. Call only while the process has a single thread.
 pub(crate) fn start(plan: Plan) -> io::Result<(Link, u32)> {
-    let (read, write) = super::unix::pipe(false)?;
+    let (read, write) = super::fds::pipe(false)?;
     // SAFETY: the caller guarantees a single thread, so the child is a full
     // copy with no lock held by a vanished thread; it never returns into
     // the caller's code (run ends in _exit).

@@ -16,9 +16,9 @@ use super::child::{self, CStrings, Plan, Stack, Stage};
 use super::creds::{self, Credentials};
 use super::exec_check;
 use super::fds;
+use super::fds::pipe;
 use super::sentinel::Link;
 use super::tree::Tree;
-use super::unix::pipe;
 use super::{reaper, Launch, MARKER_VAR};
 
 /// Variables systemd (and compatible managers) set for the process they

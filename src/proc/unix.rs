@@ -2,7 +2,7 @@
 //! the spawner thread, and signal numbers.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -322,39 +322,6 @@ fn spawner_gone() -> io::Error {
     io::Error::other("the spawner thread is gone")
 }
 
-/// A close-on-exec pipe (read end, write end); `nonblocking` for both ends.
-pub(crate) fn pipe(nonblocking: bool) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    {
-        let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
-        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    {
-        // No pipe2 here: the flags follow at once. Only ward's spawner thread
-        // forks after init, so no child can inherit the fds in between.
-        // SAFETY: fds is a valid array of two ints for pipe to fill.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        for fd in fds {
-            // SAFETY: fcntl on the fds pipe just returned.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                if nonblocking {
-                    libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
-                }
-            }
-        }
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// The platform's number for `sig`.
 pub fn signal_number(sig: Signal) -> i32 {
     match sig {
@@ -432,7 +399,6 @@ pub fn enlarge_pipe(_pipe: &Output, _bytes: usize) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn signal_numbers_and_names_round_trip() {
@@ -443,15 +409,5 @@ mod tests {
         assert_eq!(signal_name(libc::SIGSEGV), Some("SEGV"));
         assert_eq!(signal_name(0), None);
         assert_eq!(signal_name(1000), None);
-    }
-
-    #[test]
-    fn pipes_are_close_on_exec() {
-        let (r, w) = pipe(true).unwrap();
-        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
-            // SAFETY: fcntl on an open fd.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
-        }
     }
 }
