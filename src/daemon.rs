@@ -276,17 +276,8 @@ async fn run(
             marker_prefix: r.marker_prefix.clone(),
         })
         .collect();
-    let leftovers: Vec<crate::proc::Leftover> = state
-        .live
-        .iter()
-        .map(|r| crate::proc::Leftover {
-            pid: r.pid,
-            start_time: r.start_time,
-            pgid: r.pgid,
-            cgroup: r.cgroup.clone(),
-            marker: r.marker.clone(),
-        })
-        .collect();
+    let leftovers: Vec<crate::proc::TreeRecord> =
+        state.live.iter().map(|r| r.tree.clone()).collect();
     let swept =
         crate::proc::sweep_starts(&starts, supervision.cgroups()) + crate::proc::sweep(&leftovers);
     if swept > 0 {

@@ -313,11 +313,7 @@ async fn run_task(ctx: RunCtx) {
     let record = LiveRecord {
         instance: id.to_string(),
         run: run.0,
-        pid,
-        start_time: crate::proc::start_time(pid).unwrap_or(0),
-        pgid: tree.pgid(),
-        cgroup: tree.cgroup().map(|p| p.to_path_buf()),
-        marker: tree.marker().to_string(),
+        tree: tree.record(pid),
     };
     let _ = tx.send(Msg::RunStarted {
         id: id.clone(),

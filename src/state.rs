@@ -44,11 +44,9 @@ pub struct StartRecord {
 pub struct LiveRecord {
     pub instance: String,
     pub run: u64,
-    pub pid: u32,
-    pub start_time: u64,
-    pub pgid: i32,
-    pub cgroup: Option<PathBuf>,
-    pub marker: String,
+    /// Its processes, as `proc` records them (the same keys in the file).
+    #[serde(flatten)]
+    pub tree: crate::proc::TreeRecord,
 }
 
 /// state.json is small (a few hundred bytes an instance); a bigger file
@@ -256,6 +254,39 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(tmp.path().join("state.json")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn live_records_keep_their_keys_in_the_file() {
+        // As every version of ward wrote them: the tree's keys beside the
+        // instance's.
+        let text = r#"{"version":1,"next_run":8,"desired":{},"live":[
+            {"instance":"api:0","run":7,"pid":4242,"start_time":99,"pgid":4242,
+             "cgroup":"/sys/fs/cgroup/ward-1/api.0.r7","marker":"1.2/api.0.r7"}],
+            "starts":[]}"#;
+        let doc: StateFile = serde_json::from_str(text).unwrap();
+        assert_eq!(doc.live.len(), 1);
+        let back = serde_json::to_value(&doc.live[0]).unwrap();
+        let keys: Vec<&str> = back
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "cgroup",
+                "instance",
+                "marker",
+                "pgid",
+                "pid",
+                "run",
+                "start_time"
+            ]
+        );
+        assert_eq!(back["pid"], 4242);
+        assert_eq!(back["marker"], "1.2/api.0.r7");
     }
 
     #[test]

@@ -136,17 +136,22 @@ pub struct Launch {
     pub tree_name: String,
 }
 
-/// What a previous ward recorded about a run that may still be alive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leftover {
-    pub pid: u32,
+/// One live run's process tree, as the state file keeps it: enough for a
+/// later start of ward to find what this one left running without
+/// mistaking a recycled pid for it ([`sweep`]). Made by [`Tree::record`];
+/// what is in it is this module's business (on Unix: the leader's pid and
+/// start time, the process group, the cgroup leaf, the environment
+/// marker; a Job Object's name on Windows).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TreeRecord {
+    pub(crate) pid: u32,
     /// [`start_time`] of `pid` when it was spawned.
-    pub start_time: u64,
-    pub pgid: i32,
-    /// [`Tree::cgroup`] of the run, if it had one.
-    pub cgroup: Option<PathBuf>,
-    /// [`Tree::marker`] of the run.
-    pub marker: String,
+    pub(crate) start_time: u64,
+    pub(crate) pgid: i32,
+    /// The run's cgroup leaf, if it had one.
+    pub(crate) cgroup: Option<PathBuf>,
+    /// The run's `WARD_TREE` marker.
+    pub(crate) marker: String,
 }
 
 /// One start of ward, recorded (in the state file) before its first spawn:

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ward_core::Signal;
 
 use super::sentinel::Link;
-use super::{signal_number, Leftover, MARKER_VAR};
+use super::{signal_number, TreeRecord, MARKER_VAR};
 
 /// How often a kill re-scans for processes that forked while being killed.
 /// Each round only hits processes not yet hit; a process with SIGKILL
@@ -56,14 +56,15 @@ impl Tree {
         }
     }
 
-    pub fn pgid(&self) -> i32 {
-        self.pgid
-    }
-
-    /// The value of `WARD_TREE` in this run's environment (for the state
-    /// file's [`Leftover`] record).
-    pub fn marker(&self) -> &str {
-        &self.marker
+    /// The state file's record of this tree, whose leader is `pid`.
+    pub fn record(&self, pid: u32) -> TreeRecord {
+        TreeRecord {
+            pid,
+            start_time: start_time(pid).unwrap_or(0),
+            pgid: self.pgid,
+            cgroup: self.cgroup().map(Path::to_path_buf),
+            marker: self.marker.clone(),
+        }
     }
 
     /// The run's cgroup leaf, if it has one (for the state file).
@@ -399,7 +400,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// after the run. Processes carrying a recorded marker are killed too: the
 /// marker names one run of one ward start, so it cannot match a stranger.
 /// Returns how many processes were killed.
-pub fn sweep(records: &[Leftover]) -> usize {
+pub fn sweep(records: &[TreeRecord]) -> usize {
     #[cfg(target_os = "linux")]
     {
         sweep_linux(records)
@@ -423,7 +424,7 @@ pub fn sweep(records: &[Leftover]) -> usize {
 }
 
 #[cfg(target_os = "linux")]
-fn sweep_linux(records: &[Leftover]) -> usize {
+fn sweep_linux(records: &[TreeRecord]) -> usize {
     use super::{cgroup, procfs};
     use std::collections::HashMap;
 
@@ -578,7 +579,7 @@ mod tests {
     #[test]
     fn sweep_of_nothing_kills_nothing() {
         assert_eq!(sweep(&[]), 0);
-        let stranger = Leftover {
+        let stranger = TreeRecord {
             pid: std::process::id(),
             start_time: 0,
             pgid: 0,
