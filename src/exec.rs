@@ -17,7 +17,7 @@ use ward_core::{Event, EventKind, Input, InstanceId, LaunchSpec, LogSpec, RunId,
 
 use crate::inbox::{LogHub, Msg};
 use crate::logs::{self, Console, InstanceLog, RunLabel, Sinks};
-use crate::proc::{Launch, Spawner, Tree};
+use crate::proc::{self, Launch, Spawner, Tree};
 use crate::state::LiveRecord;
 
 /// How long a run's task waits, once the tree is gone, for the log pump to
@@ -53,12 +53,12 @@ struct RunRt {
 enum TreeOp {
     /// A stop's signal: to the whole tree, or the main process only.
     Stop {
-        sig: Signal,
+        sig: proc::Signal,
         main_only: bool,
     },
-    SignalMain(Signal),
+    SignalMain(proc::Signal),
     /// A user's signal to every process of the tree.
-    SignalTree(Signal),
+    SignalTree(proc::Signal),
     Kill,
 }
 
@@ -153,15 +153,16 @@ impl Exec {
 
     /// A stop's signal (and the SIGCONT after it).
     pub fn signal(&mut self, id: &InstanceId, run: RunId, sig: Signal, main_only: bool) {
+        let sig = to_proc(sig);
         self.tree_op(id, run, TreeOp::Stop { sig, main_only });
     }
 
     pub fn signal_main(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
-        self.tree_op(id, run, TreeOp::SignalMain(sig));
+        self.tree_op(id, run, TreeOp::SignalMain(to_proc(sig)));
     }
 
     pub fn signal_tree(&mut self, id: &InstanceId, run: RunId, sig: Signal) {
-        self.tree_op(id, run, TreeOp::SignalTree(sig));
+        self.tree_op(id, run, TreeOp::SignalTree(to_proc(sig)));
     }
 
     pub fn kill_tree(&mut self, id: &InstanceId, run: RunId) {
@@ -220,6 +221,39 @@ impl Exec {
 
 /// Signals and kills run on the blocking pool: without cgroups a tree's
 /// members are found by scanning /proc, which must not hold up the driver.
+/// The engine's signal, as `proc` names it.
+fn to_proc(sig: Signal) -> proc::Signal {
+    match sig {
+        Signal::Hup => proc::Signal::Hup,
+        Signal::Int => proc::Signal::Int,
+        Signal::Quit => proc::Signal::Quit,
+        Signal::Abrt => proc::Signal::Abrt,
+        Signal::Kill => proc::Signal::Kill,
+        Signal::Usr1 => proc::Signal::Usr1,
+        Signal::Usr2 => proc::Signal::Usr2,
+        Signal::Alrm => proc::Signal::Alrm,
+        Signal::Term => proc::Signal::Term,
+        Signal::Cont => proc::Signal::Cont,
+        Signal::Stop => proc::Signal::Stop,
+        Signal::Tstp => proc::Signal::Tstp,
+        Signal::Winch => proc::Signal::Winch,
+    }
+}
+
+/// How a process ended, as the engine takes it.
+fn to_core(exit: proc::Exit) -> ward_core::ExitStatus {
+    match exit {
+        proc::Exit::Code(code) => ward_core::ExitStatus::Code { code },
+        proc::Exit::Signal {
+            number,
+            core_dumped,
+        } => ward_core::ExitStatus::Signal {
+            signal: number,
+            core_dumped,
+        },
+    }
+}
+
 fn apply(tree: &Tree, op: TreeOp) {
     let tree = tree.clone();
     tokio::task::spawn_blocking(move || apply_now(&tree, op));
@@ -369,10 +403,11 @@ async fn run_task(ctx: RunCtx) {
         }
     };
 
-    let status = child.exit.await.unwrap_or(ward_core::ExitStatus::Signal {
-        signal: crate::proc::signal_number(Signal::Kill),
+    // No status from the reaper (it is gone): the run ended all the same.
+    let status = to_core(child.exit.await.unwrap_or(proc::Exit::Signal {
+        number: proc::signal_number(proc::Signal::Kill),
         core_dumped: false,
-    });
+    }));
     // A tree that cannot be read is not taken for empty: that would end a
     // stop with processes left running. Said once when reading starts to
     // fail, and once when it works again.

@@ -28,6 +28,11 @@ impl ward_config::Host for LocalHost {
         if !self.verify_commands {
             return Ok(());
         }
-        crate::proc::check_command(program, cwd, path)
+        // ward's one did-you-mean rule, for a typo among PATH's names.
+        let near = |wanted: &str, names: &[String]| {
+            ward_core::suggest::closest(wanted, names.iter().map(String::as_str))
+                .map(str::to_string)
+        };
+        crate::proc::check_command(program, cwd, path, &near)
     }
 }

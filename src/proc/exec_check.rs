@@ -107,8 +107,14 @@ fn interpreter_problem(errno: i32, line: &[u8], cwd: &Path) -> Option<String> {
 /// anything runs (`ward check`, `ward up`, a reload): a path is taken
 /// relative to `cwd`; a bare name is looked up in `path` (else ward's own
 /// PATH, else the default), as the spawn does. The reason says what is
-/// wrong, with a near name from PATH for a typo.
-pub(crate) fn check_command(program: &str, cwd: &Path, path: Option<&str>) -> Result<(), String> {
+/// wrong, with a near name from PATH for a typo (`near` picks it from the
+/// names PATH holds).
+pub(crate) fn check_command(
+    program: &str,
+    cwd: &Path,
+    path: Option<&str>,
+    near: &dyn Fn(&str, &[String]) -> Option<String>,
+) -> Result<(), String> {
     let check_file = |file: &Path| -> Result<(), String> {
         let meta = fs::metadata(file).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!("{} does not exist", file.display()),
@@ -175,8 +181,7 @@ pub(crate) fn check_command(program: &str, cwd: &Path, path: Option<&str>) -> Re
             );
         }
     }
-    let near = ward_core::suggest::closest(program, names.iter().map(String::as_str));
-    Err(match near {
+    Err(match near(program, &names) {
         Some(near) => format!("not found in PATH ({path}); did you mean {near:?}?"),
         None => format!("not found in PATH ({path})"),
     })

@@ -77,6 +77,7 @@ pub(crate) fn check_command(
     _program: &str,
     _cwd: &std::path::Path,
     _path: Option<&str>,
+    _near: &dyn Fn(&str, &[String]) -> Option<String>,
 ) -> Result<(), String> {
     Ok(())
 }
@@ -134,6 +135,72 @@ pub struct Launch {
     /// Names the cgroup leaf and ends the marker, e.g. `api.0.r17`. One path
     /// component, unique among the live runs of this ward.
     pub tree_name: String,
+}
+
+/// A signal ward sends to a program (the names its config and CLI use;
+/// the shell maps the engine's to these). On Unix each is the signal of
+/// that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Hup,
+    Int,
+    Quit,
+    Abrt,
+    Kill,
+    Usr1,
+    Usr2,
+    Alrm,
+    Term,
+    Cont,
+    Stop,
+    Tstp,
+    Winch,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 13] = [
+        Signal::Hup,
+        Signal::Int,
+        Signal::Quit,
+        Signal::Abrt,
+        Signal::Kill,
+        Signal::Usr1,
+        Signal::Usr2,
+        Signal::Alrm,
+        Signal::Term,
+        Signal::Cont,
+        Signal::Stop,
+        Signal::Tstp,
+        Signal::Winch,
+    ];
+
+    /// `"TERM"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "HUP",
+            Signal::Int => "INT",
+            Signal::Quit => "QUIT",
+            Signal::Abrt => "ABRT",
+            Signal::Kill => "KILL",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+            Signal::Alrm => "ALRM",
+            Signal::Term => "TERM",
+            Signal::Cont => "CONT",
+            Signal::Stop => "STOP",
+            Signal::Tstp => "TSTP",
+            Signal::Winch => "WINCH",
+        }
+    }
+}
+
+/// How a process ended, as the system said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with a code.
+    Code(i32),
+    /// A signal (its number) ended it, dumping core or not.
+    Signal { number: i32, core_dumped: bool },
 }
 
 /// One live run's process tree, as the state file keeps it: enough for a

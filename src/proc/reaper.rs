@@ -21,12 +21,12 @@ use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use super::Exit;
 use tokio::sync::oneshot;
-use ward_core::ExitStatus;
 
 #[derive(Default)]
 pub(crate) struct Table {
-    waiting: HashMap<libc::pid_t, oneshot::Sender<ExitStatus>>,
+    waiting: HashMap<libc::pid_t, oneshot::Sender<Exit>>,
     /// Spawns between their start and their registration, by ticket.
     in_flight: BTreeSet<u64>,
     next_ticket: u64,
@@ -50,7 +50,7 @@ impl Table {
     }
 
     /// The spawn of `ticket` made `pid`.
-    pub fn register(&mut self, ticket: Ticket, pid: u32) -> oneshot::Receiver<ExitStatus> {
+    pub fn register(&mut self, ticket: Ticket, pid: u32) -> oneshot::Receiver<Exit> {
         let (tx, rx) = oneshot::channel();
         self.waiting.insert(pid as libc::pid_t, tx);
         self.spawns += 1;
@@ -172,16 +172,14 @@ fn run() {
     }
 }
 
-pub(crate) fn decode(status: libc::c_int) -> ExitStatus {
+pub(crate) fn decode(status: libc::c_int) -> Exit {
     if libc::WIFSIGNALED(status) {
-        ExitStatus::Signal {
-            signal: libc::WTERMSIG(status),
+        Exit::Signal {
+            number: libc::WTERMSIG(status),
             core_dumped: libc::WCOREDUMP(status),
         }
     } else {
-        ExitStatus::Code {
-            code: libc::WEXITSTATUS(status),
-        }
+        Exit::Code(libc::WEXITSTATUS(status))
     }
 }
 
@@ -191,19 +189,19 @@ mod tests {
 
     #[test]
     fn decodes_wait_statuses() {
-        assert_eq!(decode(0), ExitStatus::Code { code: 0 });
-        assert_eq!(decode(3 << 8), ExitStatus::Code { code: 3 });
+        assert_eq!(decode(0), Exit::Code(0));
+        assert_eq!(decode(3 << 8), Exit::Code(3));
         assert_eq!(
             decode(libc::SIGTERM),
-            ExitStatus::Signal {
-                signal: libc::SIGTERM,
+            Exit::Signal {
+                number: libc::SIGTERM,
                 core_dumped: false
             }
         );
         assert_eq!(
             decode(libc::SIGSEGV | 0x80),
-            ExitStatus::Signal {
-                signal: libc::SIGSEGV,
+            Exit::Signal {
+                number: libc::SIGSEGV,
                 core_dumped: true
             }
         );

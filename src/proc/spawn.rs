@@ -9,8 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::Exit;
 use tokio::sync::oneshot;
-use ward_core::ExitStatus;
 
 use super::child::{self, CStrings, Plan, Stack, Stage};
 use super::creds::{self, Credentials};
@@ -56,7 +56,7 @@ pub struct Child {
     pub stderr: OwnedFd,
     pub tree: Tree,
     /// The leader's exit status, from the reaper.
-    pub exit: oneshot::Receiver<ExitStatus>,
+    pub exit: oneshot::Receiver<Exit>,
     /// Set when this run could not be placed in its cgroup leaf and runs on
     /// process group + marker alone; say it once.
     #[allow(dead_code)] // until the daemon publishes it

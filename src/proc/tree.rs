@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ward_core::Signal;
+use super::Signal;
 
 use super::sentinel::Link;
 use super::{signal_number, TreeRecord, MARKER_VAR};

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 
+use super::Signal;
 use tokio::sync::oneshot;
-use ward_core::Signal;
 
 use super::child::Stack;
 use super::sentinel;
