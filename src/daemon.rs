@@ -528,10 +528,8 @@ impl Driver {
                         let _ = reply.send(result.map_err(ApiError::Request));
                     }
                 }
-                Action::Publish(event) => {
-                    self.keep_in_step(&event);
-                    self.publish(event);
-                }
+                Action::Publish(event) => self.publish(event),
+                Action::Release { id } => self.exec.release(&id),
                 Action::Exit => self.exit = true,
             }
         }
@@ -559,9 +557,6 @@ impl Driver {
                 | Input::SpawnFailed { id, run, .. } = &input
                 {
                     self.exec.ended(id, *run);
-                    if !instance_exists(self.sup.specs(), &id.to_string()) {
-                        self.exec.drop_instance(id);
-                    }
                 }
                 self.sup.handle(now, input);
             }
@@ -679,15 +674,6 @@ impl Driver {
         });
         let (reply, _) = oneshot::channel();
         self.request(Request::Shutdown, reply);
-    }
-
-    /// What the shell keeps in step with the engine's events.
-    fn keep_in_step(&mut self, event: &Event) {
-        if let (None, EventKind::Reloaded { .. }) = (&event.instance, &event.kind) {
-            let specs = self.sup.specs();
-            self.exec
-                .forget(|id| instance_exists(specs, &id.to_string()));
-        }
     }
 
     /// `"api:0" → down` for every instance whose desired state is not what
@@ -836,15 +822,6 @@ fn waker(tx: &mpsc::UnboundedSender<Msg>) -> impl Fn() + Send + 'static {
     move || {
         let _ = tx.send(Msg::Wake);
     }
-}
-
-/// Whether `key` (`"api:0"`) names an instance of `specs`.
-fn instance_exists(specs: &ward_core::SpecSet, key: &str) -> bool {
-    crate::state::parse_instance(key).is_some_and(|id| {
-        specs
-            .get(&id.program)
-            .is_some_and(|p| id.index < p.instances)
-    })
 }
 
 /// The width of the longest `name:index` label, for the console.

@@ -169,24 +169,14 @@ impl Exec {
         self.tree_op(id, run, TreeOp::Kill);
     }
 
-    /// Instances removed from the config: drop their files and channels.
-    pub fn forget(&mut self, keep: impl Fn(&InstanceId) -> bool) {
-        self.instances.retain(|id, rt| keep(id) || rt.run.is_some());
+    /// An instance the engine has let go of (removed from the config,
+    /// nothing of it running): its log file and followers go too.
+    pub fn release(&mut self, id: &InstanceId) {
+        self.instances.remove(id);
         self.hub
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|id, _| keep(id));
-    }
-
-    /// An instance gone from the config whose last run ended.
-    pub fn drop_instance(&mut self, id: &InstanceId) {
-        if self.instances.get(id).is_some_and(|rt| rt.run.is_none()) {
-            self.instances.remove(id);
-            self.hub
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove(id);
-        }
+            .remove(id);
     }
 
     /// The live processes, for the state file.

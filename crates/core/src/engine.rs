@@ -125,7 +125,9 @@
 //! well, so a count change alone appears in `rescaled` only. Lists are
 //! sorted.
 //!
-//! Removed programs are stopped and forgotten once stopped. Added ones are
+//! Removed programs are stopped and forgotten once stopped; each
+//! forgotten instance is announced with `Action::Release`, once, after its
+//! last run ended, so the shell lets go of what it keeps for it. Added ones are
 //! created with `desired` from `autostart`. Programs whose `launch` or
 //! `logs` changed restart their `starting`/`running` instances; others use
 //! the new spec from their next start. Policy changes (including

@@ -278,6 +278,13 @@ pub enum Action {
         result: Result<Reply, RequestError>,
     },
     Publish(Event),
+    /// `id` is gone for good (its program was removed, or its index is past
+    /// the new count) and nothing of it runs: the shell lets go of what it
+    /// keeps for it (its log file, its followers). Emitted once, after its
+    /// last run ended.
+    Release {
+        id: InstanceId,
+    },
     /// A shutdown finished: every instance is down. The shell exits.
     Exit,
 }

@@ -98,6 +98,7 @@ impl Supervisor {
             {
                 self.timers.cancel(key);
             }
+            self.actions.push_back(Action::Release { id: id.clone() });
         }
         if program.retired && program.instances.is_empty() {
             self.programs.remove(&*id.program);

@@ -393,6 +393,16 @@ impl CheckedShell {
                 self.answers.insert(token, result);
             }
             Action::Publish(event) => self.on_event(event)?,
+            Action::Release { id } => {
+                ensure!(
+                    !self.sup.snapshot().instances.iter().any(|v| v.id == id),
+                    "{id} released while the engine still shows it"
+                );
+                ensure!(
+                    !self.leaders.iter().any(|(i, _)| *i == id),
+                    "{id} released while a run of it lives"
+                );
+            }
             Action::Exit => {
                 self.exits += 1;
                 ensure_eq!(self.exits, 1, "Exit count");

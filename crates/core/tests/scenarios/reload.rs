@@ -416,3 +416,40 @@ fn a_reload_that_changes_a_program_given_up_on_starts_it_now() {
     });
     assert_eq!(argv, Some(vec!["./fixed".to_string()]));
 }
+
+#[test]
+fn a_removed_instance_is_released_once_its_run_is_over() {
+    let mut sim = Sim::new(set(vec![prog("api"), prog("db")]));
+    sim.advance(secs(1));
+    sim.set_world(
+        "db",
+        World {
+            exit_on_signal: Some(secs(2)),
+            ..World::default()
+        },
+    );
+    let released = |sim: &Sim| -> Vec<String> {
+        sim.log
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Action::Release { id } => Some(id.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let t = sim.request(Request::Reload {
+        specs: set(vec![prog("api")]),
+        dry_run: false,
+    });
+    assert!(sim.reply(t).is_some());
+    // db is stopping: not released yet.
+    sim.advance(secs(1));
+    assert_eq!(sim.state("db", 0), State::Stopping);
+    assert!(released(&sim).is_empty());
+    sim.advance(secs(2));
+    assert!(!sim.exists("db", 0));
+    assert_eq!(released(&sim), vec!["db:0".to_string()]);
+    // Nothing else is.
+    sim.advance(secs(10));
+    assert_eq!(released(&sim), vec!["db:0".to_string()]);
+}
