@@ -22,7 +22,7 @@ use crate::bus::Bus;
 use crate::exec::Exec;
 use crate::files::Dir;
 use crate::hooks::{Control, Handle, Hooks, NoHooks};
-use crate::inbox::{ApiError, LogHub, Msg, Shared};
+use crate::inbox::{ApiError, Ask, LogHub, Msg, Shared};
 use crate::logs::Console;
 use crate::offload::Worker;
 use crate::proc::{Start, Supervision};
@@ -238,6 +238,7 @@ async fn run(
         dirs_tx,
         specs_tx,
         replies: HashMap::new(),
+        reloading: HashMap::new(),
         next_token: 0,
         state_writer,
         last_saved: None,
@@ -380,6 +381,8 @@ struct Driver {
     /// The programs as configured, for `ward status NAME`.
     specs_tx: watch::Sender<Arc<ward_core::SpecSet>>,
     replies: HashMap<Token, oneshot::Sender<Result<Reply, ApiError>>>,
+    /// Configs of reloads the engine has not answered yet.
+    reloading: HashMap<Token, Config>,
     next_token: u64,
     /// Writes state.json off the driver.
     state_writer: Worker<(StateFile, bool), Saved>,
@@ -524,6 +527,10 @@ impl Driver {
                 Action::SignalTree { id, run, signal } => self.exec.signal_tree(&id, run, signal),
                 Action::KillTree { id, run } => self.exec.kill_tree(&id, run),
                 Action::Reply { token, result } => {
+                    self.reload_answered(
+                        token,
+                        matches!(result, Ok(Reply::Reloaded { dry_run: false, .. })),
+                    );
                     if let Some(reply) = self.replies.remove(&token) {
                         let _ = reply.send(result.map_err(ApiError::Request));
                     }
@@ -560,8 +567,16 @@ impl Driver {
                 }
                 self.sup.handle(now, input);
             }
-            Msg::Request { request, reply } => self.request(request, reply),
-            Msg::Reload { dry_run, reply } => self.reload(dry_run, reply),
+            Msg::Request {
+                ask: Ask::Engine(request),
+                reply,
+            } => {
+                self.request(request, reply);
+            }
+            Msg::Request {
+                ask: Ask::Reload { dry_run },
+                reply,
+            } => self.reload(dry_run, reply),
             Msg::ConfigLoaded {
                 result,
                 dry_run,
@@ -580,12 +595,17 @@ impl Driver {
         }
     }
 
-    fn request(&mut self, request: Request, reply: oneshot::Sender<Result<Reply, ApiError>>) {
+    fn request(
+        &mut self,
+        request: Request,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+    ) -> Token {
         self.next_token += 1;
         let token = Token(self.next_token);
         self.replies.insert(token, reply);
         let now = self.now();
         self.sup.handle(now, Input::Request { token, request });
+        token
     }
 
     /// Re-reads the config file, on the blocking pool: reading it (and the
@@ -640,23 +660,37 @@ impl Driver {
             }
         };
         let specs = new.specs.clone();
+        let token = self.request(Request::Reload { specs, dry_run }, reply);
         if !dry_run {
-            // `ready` again once the reload is applied (the next turns).
-            self.hooks.reloading();
-            self.told_ready = false;
-            if new.ward.state_dir != self.config.ward.state_dir
-                || new.ward.socket != self.config.ward.socket
-            {
-                self.notice("changes to state_dir or socket take effect when ward restarts".into());
-            }
-            let _ = self.dirs_tx.send(Arc::new(log_dirs(&new)));
-            let _ = self.specs_tx.send(Arc::new(new.specs.clone()));
-            if let Some(console) = self.voice.as_console() {
-                console.set_width(label_width(&new));
-            }
-            self.config = new;
+            // The shell's copies follow once the engine has taken it.
+            self.reloading.insert(token, new);
         }
-        self.request(Request::Reload { specs, dry_run }, reply);
+    }
+
+    /// The engine answered a reload: if it took the new config, the shell
+    /// takes it too (its log dirs, its specs for the API, the console's
+    /// width), and whatever runs ward hears that a reload is under way
+    /// (`ready` follows once it has settled).
+    fn reload_answered(&mut self, token: Token, accepted: bool) {
+        let Some(new) = self.reloading.remove(&token) else {
+            return;
+        };
+        if !accepted {
+            return;
+        }
+        self.hooks.reloading();
+        self.told_ready = false;
+        if new.ward.state_dir != self.config.ward.state_dir
+            || new.ward.socket != self.config.ward.socket
+        {
+            self.notice("changes to state_dir or socket take effect when ward restarts".into());
+        }
+        let _ = self.dirs_tx.send(Arc::new(log_dirs(&new)));
+        let _ = self.specs_tx.send(Arc::new(new.specs.clone()));
+        if let Some(console) = self.voice.as_console() {
+            console.set_width(label_width(&new));
+        }
+        self.config = new;
     }
 
     /// SIGINT/SIGTERM (and a hangup in the foreground): the first stops

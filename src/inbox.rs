@@ -19,12 +19,7 @@ pub enum Msg {
     Input(Input),
     /// A request from the API; the reply goes back on `reply`.
     Request {
-        request: Request,
-        reply: oneshot::Sender<Result<Reply, ApiError>>,
-    },
-    /// Re-read the config file, then reload (or just diff, with `dry_run`).
-    Reload {
-        dry_run: bool,
+        ask: Ask,
         reply: oneshot::Sender<Result<Reply, ApiError>>,
     },
     /// The config file, read for a reload off the driver (a slow or stuck
@@ -48,6 +43,16 @@ pub enum Msg {
     /// A writer thread has something to report (a write failing, or
     /// working again): the next turn says it.
     Wake,
+}
+
+/// What the API asks of the daemon.
+#[derive(Debug)]
+pub enum Ask {
+    /// A request the engine answers as it is.
+    Engine(Request),
+    /// Re-read the config file, then reload (or just diff, with
+    /// `dry_run`): the shell reads the file, the engine applies it.
+    Reload { dry_run: bool },
 }
 
 #[derive(Debug)]

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, oneshot, watch};
 use ward_core::{InstanceId, Reply, Request, RequestError, Signal, Target};
 
-use crate::inbox::{ApiError, Msg, Shared};
+use crate::inbox::{ApiError, Ask, Msg, Shared};
 use types::{ActionResult, ErrorBody, InstanceStatus, LastExit, ReloadResult};
 
 use crate::transport::{self, Listener};
@@ -194,9 +194,9 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     }
 }
 
-async fn ask(shared: &Shared, request: Request) -> Result<Reply, Response> {
+async fn ask(shared: &Shared, ask: Ask) -> Result<Reply, Response> {
     let (reply, answer) = oneshot::channel();
-    if shared.tx.send(Msg::Request { request, reply }).is_err() {
+    if shared.tx.send(Msg::Request { ask, reply }).is_err() {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ward is shutting down",
@@ -225,7 +225,7 @@ async fn act(shared: Shared, target: String, make: fn(Target) -> Request) -> Res
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match ask(&shared, make(target)).await {
+    match ask(&shared, Ask::Engine(make(target))).await {
         Ok(reply) => done(&shared, reply),
         Err(resp) => resp,
     }
@@ -309,7 +309,7 @@ async fn signal(
     } else {
         Request::Signal(target, sig)
     };
-    match ask(&shared, request).await {
+    match ask(&shared, Ask::Engine(request)).await {
         Ok(reply) => done(&shared, reply),
         Err(resp) => resp,
     }
@@ -322,34 +322,14 @@ struct ReloadQuery {
 }
 
 async fn reload(State(shared): State<Shared>, Query(q): Query<ReloadQuery>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if shared
-        .tx
-        .send(Msg::Reload {
-            dry_run: q.dry_run,
-            reply,
-        })
-        .is_err()
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "ward is shutting down");
-    }
-    match answer.await {
-        Ok(Ok(reply)) => done(&shared, reply),
-        Ok(Err(ApiError::Request(e))) => request_error(e),
-        Ok(Err(ApiError::Config(details))) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(ErrorBody {
-                error: "the config has errors; nothing was changed".into(),
-                details,
-            }),
-        )
-            .into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "ward is shutting down"),
+    match ask(&shared, Ask::Reload { dry_run: q.dry_run }).await {
+        Ok(reply) => done(&shared, reply),
+        Err(resp) => resp,
     }
 }
 
 async fn shutdown(State(shared): State<Shared>) -> Response {
-    match ask(&shared, Request::Shutdown).await {
+    match ask(&shared, Ask::Engine(Request::Shutdown)).await {
         Ok(reply) => done(&shared, reply),
         Err(resp) => resp,
     }
