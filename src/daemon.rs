@@ -506,7 +506,8 @@ impl Driver {
         while let Some(action) = self.sup.poll_action() {
             actions.push(action);
         }
-        if actions.iter().any(|a| matches!(a, Action::Publish(_))) {
+        let changed = actions.iter().any(|a| matches!(a, Action::Publish(_)));
+        if changed {
             let _ = self.snap_tx.send(Arc::new(self.sup.snapshot()));
         }
         for action in actions {
@@ -547,7 +548,10 @@ impl Driver {
             self.notice(message);
         }
         self.persist();
-        self.tell();
+        // Only a new snapshot can change what whatever runs ward is told.
+        if changed {
+            self.tell();
+        }
     }
 
     fn on_msg(&mut self, msg: Msg) {

@@ -77,19 +77,25 @@ pub fn summary(snapshot: &ward_core::Snapshot) -> String {
         .filter(|v| v.state == State::Running)
         .count();
     let mut line = format!("{running}/{total} running");
-    let troubled: Vec<String> = snapshot
+    let mut troubled = snapshot
         .instances
         .iter()
         .filter(|v| v.desired == Desired::Up && v.state != State::Running)
         // A one-shot that completed is where it should be.
-        .filter(|v| !(v.state == State::Exited && completed(v)))
+        .filter(|v| !(v.state == State::Exited && completed(v)));
+    // Two named, the rest counted: no text made for a thousand.
+    let named: Vec<String> = troubled
+        .by_ref()
+        .take(2)
         .map(|v| format!("{} {}", v.id, v.state.name()))
         .collect();
-    match troubled.as_slice() {
-        [] => {}
-        [a] => line.push_str(&format!("; {a}")),
-        [a, b] => line.push_str(&format!("; {a}, {b}")),
-        [a, b, rest @ ..] => line.push_str(&format!("; {a}, {b} and {} more", rest.len())),
+    let more = troubled.count();
+    match (named.as_slice(), more) {
+        ([], _) => {}
+        ([a], _) => line.push_str(&format!("; {a}")),
+        ([a, b], 0) => line.push_str(&format!("; {a}, {b}")),
+        ([a, b], n) => line.push_str(&format!("; {a}, {b} and {n} more")),
+        _ => {}
     }
     line
 }

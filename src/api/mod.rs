@@ -625,33 +625,10 @@ async fn events(
     if q.follow {
         let n = q.n.unwrap_or(0);
         let (past, rx) = shared.events.subscribe_with_recent(n);
-        // Serialised here, at the edge.
-        let past_lines: Vec<String>;
-        if past.len() < n {
-            // Older than what this ward keeps in memory: from the journal
-            // (earlier runs of ward, or past the in-memory window). The
-            // journal may lag behind the feed: a line both hold is taken
-            // from the feed.
-            let path = shared.journal.clone();
-            let want = n - past.len();
-            let mut lines: Vec<String> = past.iter().map(|e| e.line()).collect();
-            let known: std::collections::HashSet<&str> = lines.iter().map(String::as_str).collect();
-            let older = tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let older: Vec<String> = String::from_utf8_lossy(&older)
-                .lines()
-                .filter(|line| !known.contains(line))
-                .map(str::to_string)
-                .collect();
-            let skip = older.len().saturating_sub(want);
-            lines.splice(0..0, older.into_iter().skip(skip));
-            past_lines = lines;
-        } else {
-            past_lines = past.iter().map(|e| e.line()).collect();
-        }
+        let past_lines = match last_events(&shared, past, n).await {
+            Ok(lines) => lines,
+            Err(response) => return response,
+        };
         let follow = EventFollow {
             past: past_lines.into(),
             rx,
@@ -664,16 +641,59 @@ async fn events(
             .keep_alive(KeepAlive::default())
             .into_response();
     }
-    let path = shared.journal.clone();
     let n = q.n.unwrap_or(DEFAULT_LINES);
-    match tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n)).await {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read {}: {e}", shared.journal.display()),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    // This ward's latest events from memory (current even before the
+    // journal's writer has written them), older ones from the journal.
+    let (past, _) = shared.events.subscribe_with_recent(n);
+    match last_events(&shared, past, n).await {
+        Ok(lines) => {
+            let mut body = String::new();
+            for line in lines {
+                body.push_str(&line);
+                body.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+        }
+        Err(response) => response,
     }
+}
+
+/// The last `n` events as journal lines: `past` (this ward's, from
+/// memory), preceded by older ones from the journal when `past` has fewer
+/// than `n` (earlier runs of ward, or past the in-memory window). The
+/// journal may lag behind memory: a line both hold is taken once.
+async fn last_events(
+    shared: &Shared,
+    past: Vec<Arc<crate::bus::Stamped>>,
+    n: usize,
+) -> Result<Vec<String>, Response> {
+    // Serialised here, at the edge.
+    let mut lines: Vec<String> = past.iter().map(|e| e.line()).collect();
+    if lines.len() >= n {
+        return Ok(lines);
+    }
+    let want = n - lines.len();
+    let path = shared.journal.clone();
+    let older = match tokio::task::spawn_blocking(move || crate::bus::journal_tail(&path, n)).await
+    {
+        Ok(Ok(older)) => older,
+        Ok(Err(e)) => {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read {}: {e}", shared.journal.display()),
+            ))
+        }
+        Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    };
+    let known: std::collections::HashSet<&str> = lines.iter().map(String::as_str).collect();
+    let older: Vec<String> = String::from_utf8_lossy(&older)
+        .lines()
+        .filter(|line| !known.contains(line))
+        .map(str::to_string)
+        .collect();
+    let skip = older.len().saturating_sub(want);
+    lines.splice(0..0, older.into_iter().skip(skip));
+    Ok(lines)
 }
 
 /// An `events?follow` stream: live events; when ward stops, what is
