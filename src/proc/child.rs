@@ -96,7 +96,8 @@ pub(crate) struct Plan {
     /// Write end of the report pipe (close-on-exec, non-blocking).
     pub report: RawFd,
     /// The daemon's pid: if the child's parent is no longer this, ward died
-    /// before the parent-death signal was armed.
+    /// before the parent-death signal was armed (Linux).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub parent: libc::pid_t,
     /// The open-files limit to restore (ward raised its own).
     pub nofile: Option<libc::rlimit>,

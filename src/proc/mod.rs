@@ -114,6 +114,7 @@ pub struct InitOptions {
     /// Do not use cgroups even where possible (process groups and the
     /// environment marker only). For tests of the fallback, and for users
     /// who want ward out of the cgroup tree.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub no_cgroup: bool,
 }
 

@@ -28,6 +28,7 @@ pub fn sweep_starts(starts: &[Start], own_root: Option<&Path>) -> usize {
 }
 
 /// `<pid>.<start time>` → (pid, start time).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_prefix(prefix: &str) -> Option<(u32, u64)> {
     let (pid, time) = prefix.split_once('.')?;
     Some((pid.parse().ok()?, time.parse().ok()?))
