@@ -199,10 +199,16 @@ impl Bus {
         stamped
     }
 
-    /// Pushes buffered journal lines to the file; called once per turn of
-    /// the driver loop, so a burst of events costs one write.
-    pub fn flush(&mut self) -> Option<String> {
-        self.journal.flush()
+    /// Hands buffered journal lines to its writer (see [`LineFile::flush`]);
+    /// called once per turn of the driver loop, so a burst of events costs
+    /// one write.
+    pub fn flush(&mut self, now: bool) -> Option<String> {
+        self.journal.flush(now)
+    }
+
+    /// When journal lines wait for their hand-off (see [`LineFile::due`]).
+    pub fn due(&self) -> Option<std::time::Instant> {
+        self.journal.due()
     }
 
     pub fn journal_path(&self) -> &Path {
@@ -226,8 +232,10 @@ impl Bus {
 /// ended before the next one, so every later line stays whole JSON.
 pub struct LineFile<T: Line> {
     path: PathBuf,
-    /// This turn's lines.
+    /// Lines not handed to the writer yet.
     pending: Vec<T>,
+    /// The last hand-off.
+    handed: Option<std::time::Instant>,
     /// Lines the writer could not take (its queue was full).
     refused: u64,
     worker: crate::offload::Worker<Batch<T>>,
@@ -255,6 +263,14 @@ struct Batch<T> {
 /// Batches the writer may have waiting: a few seconds of a busy ward.
 const QUEUED_BATCHES: usize = 256;
 
+/// Unless asked to hand them over now, lines go to the writer at most this
+/// often (each hand-off wakes its thread): the turns of a crash loop, a few
+/// thousand a second, share a batch.
+const HAND_OFF_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// ... and at once when this many wait.
+const HAND_OFF_LINES: usize = 1024;
+
 impl<T: Line> LineFile<T> {
     /// `wake` is called when the writer has something to say (see
     /// [`LineFile::flush`]).
@@ -279,6 +295,7 @@ impl<T: Line> LineFile<T> {
         LineFile {
             path,
             pending: Vec::new(),
+            handed: None,
             refused: 0,
             worker,
         }
@@ -288,28 +305,53 @@ impl<T: Line> LineFile<T> {
         self.pending.push(line);
     }
 
-    /// Hands this turn's lines to the writer. Returns what the writer asks
-    /// to be said (writing failed, or works again and how much was lost),
-    /// one message joined.
-    pub fn flush(&mut self) -> Option<String> {
-        if !self.pending.is_empty() {
-            let batch = Batch {
-                lines: std::mem::take(&mut self.pending),
-                refused: self.refused,
-            };
-            match self.worker.offer(batch) {
-                Ok(()) => self.refused = 0,
-                Err(batch) => self.refused = batch.refused + batch.lines.len() as u64,
-            }
+    /// Hands the waiting lines to the writer: with `now` (someone was just
+    /// answered, and may look at the file), or once [`HAND_OFF_EVERY`] has
+    /// passed since the last hand-off (else [`LineFile::due`] says when).
+    /// Returns what the writer asks to be said (writing failed, or works
+    /// again and how much was lost), one message joined.
+    pub fn flush(&mut self, now: bool) -> Option<String> {
+        let at = std::time::Instant::now();
+        if now
+            || self.pending.len() >= HAND_OFF_LINES
+            || self.handed.is_none_or(|last| at >= last + HAND_OFF_EVERY)
+        {
+            self.hand_off(at);
         }
         let reports = self.worker.take_reports();
         (!reports.is_empty()).then(|| reports.join("; "))
     }
 
+    fn hand_off(&mut self, at: std::time::Instant) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.handed = Some(at);
+        let batch = Batch {
+            lines: std::mem::take(&mut self.pending),
+            refused: self.refused,
+        };
+        match self.worker.offer(batch) {
+            Ok(()) => self.refused = 0,
+            Err(batch) => self.refused = batch.refused + batch.lines.len() as u64,
+        }
+    }
+
+    /// When lines wait for their hand-off: the driver's loop wakes then.
+    pub fn due(&self) -> Option<std::time::Instant> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(
+            self.handed
+                .map_or_else(std::time::Instant::now, |last| last + HAND_OFF_EVERY),
+        )
+    }
+
     /// Hands over what is left and waits up to `within` for it to be
     /// written (ward is ending). False when the writer did not finish.
     pub fn finish(&mut self, within: std::time::Duration) -> bool {
-        let _ = self.flush();
+        self.hand_off(std::time::Instant::now());
         self.worker.finish(within)
     }
 
@@ -446,7 +488,7 @@ mod tests {
         };
         let published = bus.publish(event.clone());
         assert_eq!(published.event, event, "typed on the bus");
-        assert_eq!(bus.flush(), None);
+        assert_eq!(bus.flush(true), None);
         assert!(bus.finish(std::time::Duration::from_secs(10)));
         let live = rx.try_recv().unwrap();
         let tail = journal_tail(bus.journal_path(), 10).unwrap();
@@ -475,7 +517,7 @@ mod tests {
         let dir = Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap();
         let mut file = LineFile::open(Arc::new(dir), "events.jsonl", 1 << 20, || {});
         file.append("{\"seq\":3}".to_string());
-        assert_eq!(file.flush(), None);
+        assert_eq!(file.flush(true), None);
         assert!(file.finish(std::time::Duration::from_secs(10)));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

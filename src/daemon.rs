@@ -459,6 +459,14 @@ impl Driver {
                 }
                 // The next turn writes what was deferred.
                 _ = sleep_until(self.persist_at.map(tokio::time::Instant::from_std)) => {}
+                // ... and hands the journal's and ward.log's lines over.
+                _ = sleep_until(
+                    [self.bus.due(), self.voice.due()]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .map(tokio::time::Instant::from_std)
+                ) => {}
                 // Pinged from this loop: a driver that is stuck stops pinging.
                 _ = sleep_until(next_ping) => {
                     self.hooks.watchdog();
@@ -507,6 +515,11 @@ impl Driver {
             actions.push(action);
         }
         let changed = actions.iter().any(|a| matches!(a, Action::Publish(_)));
+        // Someone was answered (and may look at the journal next): this
+        // turn's lines go to the writers at once, not batched with later ones.
+        let answered = actions
+            .iter()
+            .any(|a| matches!(a, Action::Reply { .. } | Action::Exit));
         if changed {
             let _ = self.snap_tx.send(Arc::new(self.sup.snapshot()));
         }
@@ -541,10 +554,10 @@ impl Driver {
                 Action::Exit => self.exit = true,
             }
         }
-        if let Some(message) = self.bus.flush() {
+        if let Some(message) = self.bus.flush(answered) {
             self.notice(message);
         }
-        if let Some(message) = self.voice.flush() {
+        if let Some(message) = self.voice.flush(answered) {
             self.notice(message);
         }
         self.persist();

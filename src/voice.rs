@@ -41,12 +41,20 @@ impl Voice {
         }
     }
 
-    /// Pushes what is buffered out; a message when ward's log stopped (or
-    /// resumed) being writable.
-    pub fn flush(&mut self) -> Option<String> {
+    /// Pushes what is buffered out (see [`LineFile::flush`]); a message
+    /// when ward's log stopped (or resumed) being writable.
+    pub fn flush(&mut self, now: bool) -> Option<String> {
         match self {
             Voice::Console(_) => None,
-            Voice::Log(file) => file.flush(),
+            Voice::Log(file) => file.flush(now),
+        }
+    }
+
+    /// When ward.log's lines wait for their hand-off.
+    pub fn due(&self) -> Option<std::time::Instant> {
+        match self {
+            Voice::Console(_) => None,
+            Voice::Log(file) => file.due(),
         }
     }
 
