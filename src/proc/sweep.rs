@@ -90,8 +90,12 @@ fn sweep_start(start: &Start, own_root: Option<&Path>) -> usize {
         }
         for p in marked {
             killed.insert(p);
-            // SAFETY: kill has no memory preconditions.
-            unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
+            if let Some(pid) = i32::try_from(p)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -321,15 +321,14 @@ impl Tree {
     /// still has a member: the leader stands for the group.
     #[cfg(not(target_os = "linux"))]
     fn members(&self) -> io::Result<Vec<Member>> {
-        // SAFETY: kill with signal 0 only checks; no memory is involved.
-        let found = unsafe { libc::kill(-self.pgid, 0) } == 0 || {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ESRCH) => false,
-                // Someone else's process now, but a process of the group.
-                Some(libc::EPERM) => true,
-                _ => return Err(e),
-            }
+        let group = rustix::process::Pid::from_raw(self.pgid)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let found = match rustix::process::test_kill_process_group(group) {
+            Ok(()) => true,
+            Err(rustix::io::Errno::SRCH) => false,
+            // Someone else's process now, but a process of the group.
+            Err(rustix::io::Errno::PERM) => true,
+            Err(e) => return Err(e.into()),
         };
         Ok(if found {
             vec![Member {
@@ -353,16 +352,22 @@ pub(crate) fn kill_pid(pid: u32, signo: i32) {
     }
 }
 
-/// kill(2); a target that no longer exists is not an error.
+/// kill(2) of a process (`target` > 0) or a process group (`-target`); a
+/// target that no longer exists is not an error.
 fn send(target: i32, signo: i32) -> io::Result<()> {
-    // SAFETY: kill has no memory preconditions.
-    if unsafe { libc::kill(target, signo) } == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::ESRCH) => Ok(()),
-        _ => Err(err),
+    use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+    let sig =
+        Signal::from_named_raw(signo).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let pid = Pid::from_raw(target.saturating_abs())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let sent = if target < 0 {
+        kill_process_group(pid, sig)
+    } else {
+        kill_process(pid, sig)
+    };
+    match sent {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
