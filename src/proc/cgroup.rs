@@ -9,7 +9,6 @@
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -216,17 +215,12 @@ pub(crate) fn remove_tree(dir: &Path) {
 /// a recorded path only if it is one, so a corrupt state file cannot make it
 /// write into some other file.
 pub(crate) fn is_cgroup2_dir(path: &Path) -> bool {
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+    let Ok(fs) = rustix::fs::statfs(path) else {
         return false;
     };
-    // SAFETY: statfs is a plain zero-initialisable C struct.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid NUL-terminated string and buf a valid,
-    // writable statfs for the duration of the call.
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut buf) };
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
-    let magic = buf.f_type as i64;
-    rc == 0 && magic == CGROUP2_SUPER_MAGIC
+    let magic = fs.f_type as i64;
+    magic == CGROUP2_SUPER_MAGIC
 }
 
 #[cfg(test)]

@@ -189,8 +189,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
             Some(format!("{why}; this run uses its process group only")),
         ),
     };
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = rustix::process::geteuid().is_root();
     let mut plan = Plan {
         candidates,
         argv: CStrings::new(argv),

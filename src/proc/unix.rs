@@ -106,40 +106,31 @@ pub fn detach(cmd: &mut Command) {
 /// limit, which children get back (a program using select() breaks above
 /// 1024), or `None` when nothing changed.
 fn raise_nofile() -> Option<libc::rlimit> {
-    // SAFETY: rlimit is a plain C struct for getrlimit to fill.
-    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: lim is valid for writes.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == -1
-        || lim.rlim_cur >= lim.rlim_max
-    {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let raw = |v: Option<u64>| v.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
+    if raw(lim.current) >= raw(lim.maximum) {
         return None;
     }
-    let raised = libc::rlimit {
-        rlim_cur: lim.rlim_max,
-        rlim_max: lim.rlim_max,
+    let raised = Rlimit {
+        current: lim.maximum,
+        maximum: lim.maximum,
     };
-    // SAFETY: raised is a valid rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == -1 {
-        return None;
-    }
-    Some(lim)
+    setrlimit(Resource::Nofile, raised).ok()?;
+    // As the child restores it, after the fork.
+    Some(libc::rlimit {
+        rlim_cur: raw(lim.current),
+        rlim_max: raw(lim.maximum),
+    })
 }
 
 /// The hard limit on open files, which ward raises its soft limit to at
 /// start: how many descriptors ward can have. `None` when unlimited or
 /// unknown.
 pub fn open_files_limit() -> Option<u64> {
-    // SAFETY: rlimit is a plain C struct for getrlimit to fill.
-    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: lim is valid for writes.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == -1
-        || lim.rlim_max == libc::RLIM_INFINITY
-    {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)] // rlim_t's width differs between libcs
-    let max = lim.rlim_max as u64;
-    Some(max)
+    // `None` when unlimited.
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum
 }
 
 #[cfg(target_os = "linux")]
@@ -179,10 +170,7 @@ fn ensure_single_thread() -> io::Result<()> {
 
 #[cfg(target_os = "linux")]
 fn become_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     Ok(())
 }
 
