@@ -71,17 +71,19 @@ impl Table {
     /// Reaps `pid` (known to be waitable) and sends its status to its
     /// run's receiver, if it has one.
     fn reap(&mut self, pid: libc::pid_t) {
-        let mut status = 0;
+        use rustix::process::{waitpid, Pid, WaitOptions};
+        let Some(child) = Pid::from_raw(pid) else {
+            return;
+        };
         loop {
-            // SAFETY: status is a valid int for waitpid to fill.
-            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if done == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            if done == pid {
-                if let Some(tx) = self.waiting.remove(&pid) {
-                    let _ = tx.send(decode(status));
+            match waitpid(Some(child), WaitOptions::NOHANG) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Ok(Some((done, status))) if done == child => {
+                    if let Some(tx) = self.waiting.remove(&pid) {
+                        let _ = tx.send(decode(status.as_raw()));
+                    }
                 }
+                _ => {}
             }
             return;
         }
