@@ -2,19 +2,19 @@
 //! (which is only a client of it), so the two cannot drift apart.
 
 use serde::{Deserialize, Serialize};
-use ward_core::{InstanceView, RunEnd, Time};
+use ward_core::{Desired, DesiredBy, InstanceView, RunEnd, State, Time};
 
 /// One instance as `GET /v1/status` and `ward status --json` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     pub name: String,
     pub instance: u32,
-    pub state: String,
-    pub desired: String,
+    pub state: State,
+    pub desired: Desired,
     /// Who set `desired`: `config` (autostart, a reload), `user` (a
     /// start/stop/restart), `remembered` (a user's choice from before ward
     /// last started), `dependency` (a program that needs it was started).
-    pub desired_by: String,
+    pub desired_by: DesiredBy,
     pub pid: Option<u32>,
     pub run: Option<u64>,
     pub restarts: u32,
@@ -55,7 +55,7 @@ pub struct WaitingOn {
     pub instance: String,
     /// What the waiting instance needs of it: `started` or `completed`.
     pub condition: String,
-    pub state: String,
+    pub state: State,
     pub last_exit: Option<LastExit>,
     /// Its last run failed and it is `exited`, `backoff` or `fatal`: it
     /// will not meet the condition unless retried or started again.
@@ -70,7 +70,7 @@ impl WaitingOn {
                 ward_core::Condition::Started => "started".into(),
                 ward_core::Condition::Completed => "completed".into(),
             },
-            state: b.state.name().to_string(),
+            state: b.state,
             last_exit: b.last_end.as_ref().map(LastExit::from_end),
             failed: b.failed,
         }
@@ -102,9 +102,9 @@ impl WaitingOn {
                 None => format!(" ({})", e.short()),
             })
             .unwrap_or_default();
-        let next = match self.state.as_str() {
-            "backoff" => ", and waits to be tried again",
-            "fatal" => " too often and was given up on (fatal)",
+        let next = match self.state {
+            State::Backoff => ", and waits to be tried again",
+            State::Fatal => " too often and was given up on (fatal)",
             _ => "",
         };
         format!(
@@ -122,12 +122,9 @@ impl InstanceStatus {
         InstanceStatus {
             name: view.id.program.to_string(),
             instance: view.id.index,
-            state: view.state.name().to_string(),
-            desired: match view.desired {
-                ward_core::Desired::Up => "up".into(),
-                ward_core::Desired::Down => "down".into(),
-            },
-            desired_by: desired_by_name(view.desired_by),
+            state: view.state,
+            desired: view.desired,
+            desired_by: view.desired_by,
             pid: view.pid.filter(|_| running),
             run: view.run.map(|r| r.0),
             restarts: view.restarts,
@@ -176,9 +173,9 @@ impl InstanceStatus {
     /// On its way somewhere: `starting`, `stopping`, or running but not
     /// yet for its `min_uptime` (an end now would be a failed start).
     pub fn unsettled(&self) -> bool {
-        match self.state.as_str() {
-            "starting" | "stopping" => true,
-            "running" => self.uptime_ms.unwrap_or(0) < self.min_uptime_ms,
+        match self.state {
+            State::Starting | State::Stopping => true,
+            State::Running => self.uptime_ms.unwrap_or(0) < self.min_uptime_ms,
             _ => false,
         }
     }
@@ -197,47 +194,49 @@ impl InstanceStatus {
         let next = self
             .next_ms
             .map(|ms| crate::text::human_duration(std::time::Duration::from_millis(ms)));
-        let parts: Vec<String> = match self.state.as_str() {
-            "running" | "starting" => last.map(|l| format!("last: {l}")).into_iter().collect(),
-            "backoff" => vec![
+        let parts: Vec<String> = match self.state {
+            State::Running | State::Starting => {
+                last.map(|l| format!("last: {l}")).into_iter().collect()
+            }
+            State::Backoff => vec![
                 last.unwrap_or_else(|| "failed".into()),
                 match next {
                     Some(next) => format!("next try in {next}"),
                     None => "next try soon".into(),
                 },
             ],
-            "fatal" => vec![
+            State::Fatal => vec![
                 last.unwrap_or_else(|| "failed".into()),
                 match next {
                     Some(next) => format!("gave up (start limit), tries again in {next}"),
                     None => "gave up (start limit); `ward start` tries again".into(),
                 },
             ],
-            "exited" if self.note.is_some() => vec![format!(
+            State::Exited if self.note.is_some() => vec![format!(
                 "{}, daemonized itself: run it in the foreground",
                 last.unwrap_or_else(|| "exit 0".into())
             )],
-            "exited" => vec![
+            State::Exited => vec![
                 last.unwrap_or_else(|| "ended".into()),
                 format!("not restarted (restart = \"{}\")", self.restart),
             ],
-            "stopped" | "stopping" if self.desired == "down" => {
-                let who = match self.desired_by.as_str() {
-                    "user" => "by `ward stop`".to_string(),
-                    "remembered" => "by `ward stop` before ward last started".to_string(),
+            State::Stopped | State::Stopping if self.desired == Desired::Down => {
+                let who = match self.desired_by {
+                    DesiredBy::User => "by `ward stop`".to_string(),
+                    DesiredBy::Remembered => "by `ward stop` before ward last started".to_string(),
                     _ => "autostart = false".to_string(),
                 };
                 let mut parts = vec![who];
-                if let (Some(next), "stopping") = (next, self.state.as_str()) {
+                if let (Some(next), State::Stopping) = (next, self.state) {
                     parts.push(format!("killed in {next} unless it exits"));
                 }
                 parts
             }
-            "stopping" => match next {
+            State::Stopping => match next {
                 Some(next) => vec![format!("restarting; killed in {next} unless it exits")],
                 None => vec!["restarting".into()],
             },
-            "waiting" => match self.waiting_on.as_slice() {
+            State::Waiting => match self.waiting_on.as_slice() {
                 [] => Vec::new(),
                 [one] => vec![one.describe()],
                 [first, rest @ ..] => {

@@ -54,7 +54,7 @@ fn report(result: &ActionResult) -> Vec<String> {
                 line.push_str(&format!(" (pid {pid})"));
             }
             let reason = s.reason();
-            if !reason.is_empty() && s.state != "stopped" {
+            if !reason.is_empty() && s.state != ward_core::State::Stopped {
                 line.push_str(&format!(": {reason}"));
             }
             line

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::client::{encode, Client};
 use super::{Failure, Locations, Outcome};
 use crate::api::types::{ActionResult, InstanceStatus};
+use ward_core::State;
 
 /// How often an instance waiting on a dependency on its way is looked at.
 const POLL: Duration = Duration::from_millis(200);
@@ -40,17 +41,17 @@ fn verdict(s: &InstanceStatus) -> Verdict {
     } else {
         format!("{head}: {reason}")
     };
-    match s.state.as_str() {
+    match s.state {
         // Not yet up for its `min_uptime`: an end now would be a failure.
-        "running" if s.unsettled() => Verdict::OnItsWay(with_reason),
-        "running" => Verdict::Arrived(head),
-        "exited" if s.last_exit_ok && s.note.is_none() => Verdict::Arrived(format!(
+        State::Running if s.unsettled() => Verdict::OnItsWay(with_reason),
+        State::Running => Verdict::Arrived(head),
+        State::Exited if s.last_exit_ok && s.note.is_none() => Verdict::Arrived(format!(
             "{head}: completed ({})",
             s.last_exit.as_ref().map(|e| e.short()).unwrap_or_default()
         )),
-        "waiting" if !s.waiting_on.iter().any(|w| w.failed) => Verdict::OnItsWay(with_reason),
-        "starting" | "stopping" => Verdict::OnItsWay(with_reason),
-        "stopped" => Verdict::Failed(format!(
+        State::Waiting if !s.waiting_on.iter().any(|w| w.failed) => Verdict::OnItsWay(with_reason),
+        State::Starting | State::Stopping => Verdict::OnItsWay(with_reason),
+        State::Stopped => Verdict::Failed(format!(
             "{head}: it was stopped before it got running ({})",
             if reason.is_empty() {
                 "by another request".to_string()

@@ -7,6 +7,7 @@ use super::client::Client;
 use super::{Failure, Locations, Outcome};
 use crate::api::types::{InstanceDetail, InstanceStatus};
 use crate::text::human_duration;
+use ward_core::{Desired, DesiredBy, State};
 
 pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome {
     let client = Client::new(&loc.socket);
@@ -48,10 +49,10 @@ fn print_json<T: serde::Serialize>(value: &T) -> Outcome {
 
 /// `running`, or `running (to stop)` while a stop is on its way.
 fn state_word(s: &InstanceStatus) -> String {
-    if s.desired == "down" && s.state != "stopped" && s.state != "stopping" {
+    if s.desired == Desired::Down && s.state != State::Stopped && s.state != State::Stopping {
         format!("{} (to stop)", s.state)
     } else {
-        s.state.clone()
+        s.state.to_string()
     }
 }
 
@@ -146,17 +147,18 @@ pub fn detail(d: &InstanceDetail) -> String {
     if let Some(note) = &s.note {
         field("note", note.clone());
     }
-    let up = s.desired == "up";
-    let by = match (s.desired_by.as_str(), up) {
-        ("user", true) => "by `ward start` or `ward restart`",
-        ("user", false) => "by `ward stop`",
-        ("remembered", true) => "by `ward start` before ward last started",
-        ("remembered", false) => "by `ward stop` before ward last started",
-        ("dependency", _) => "a program that needs it was started",
-        (_, true) => "autostart",
-        (_, false) => "autostart = false",
+    let up = s.desired == Desired::Up;
+    let by = match (s.desired_by, up) {
+        (DesiredBy::User, true) => "by `ward start` or `ward restart`",
+        (DesiredBy::User, false) => "by `ward stop`",
+        (DesiredBy::Remembered, true) => "by `ward start` before ward last started",
+        (DesiredBy::Remembered, false) => "by `ward stop` before ward last started",
+        (DesiredBy::Dependency, _) => "a program that needs it was started",
+        (DesiredBy::Config, true) => "autostart",
+        (DesiredBy::Config, false) => "autostart = false",
     };
-    field("desired", format!("{} ({by})", s.desired));
+    let desired = if up { "up" } else { "down" };
+    field("desired", format!("{desired} ({by})"));
     field(
         "restarts",
         format!("{} (restart = \"{}\")", s.restarts, s.restart),
@@ -235,13 +237,13 @@ mod tests {
     use super::*;
     use crate::api::types::LastExit;
 
-    fn inst(name: &str, state: &str) -> InstanceStatus {
+    fn inst(name: &str, state: State) -> InstanceStatus {
         InstanceStatus {
             name: name.into(),
             instance: 0,
-            state: state.into(),
-            desired: "up".into(),
-            desired_by: "config".into(),
+            state,
+            desired: Desired::Up,
+            desired_by: DesiredBy::Config,
             pid: None,
             run: None,
             restarts: 0,
@@ -269,15 +271,15 @@ mod tests {
 
     #[test]
     fn table_says_why() {
-        let mut api = inst("api", "running");
+        let mut api = inst("api", State::Running);
         api.pid = Some(1234);
         api.restarts = 2;
         api.uptime_ms = Some(192_000);
         api.last_exit = exit(1);
-        let mut worker = inst("worker", "stopped");
-        worker.desired = "down".into();
-        worker.desired_by = "user".into();
-        let mut job = inst("job", "backoff");
+        let mut worker = inst("worker", State::Stopped);
+        worker.desired = Desired::Down;
+        worker.desired_by = DesiredBy::User;
+        let mut job = inst("job", State::Backoff);
         job.last_exit = Some(LastExit {
             kind: "spawn_failed".into(),
             code: None,
@@ -286,9 +288,9 @@ mod tests {
             core_dumped: false,
         });
         job.next_ms = Some(2_000);
-        let mut done = inst("migrate", "exited");
+        let mut done = inst("migrate", State::Exited);
         done.last_exit = exit(0);
-        let mut db = inst("db", "fatal");
+        let mut db = inst("db", State::Fatal);
         db.last_exit = exit(3);
         let table = table(&[api, worker, job, done, db]);
         let lines: Vec<&str> = table.lines().collect();

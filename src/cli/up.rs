@@ -11,6 +11,7 @@ use crate::api::types::InstanceStatus;
 use crate::daemon;
 use crate::files::{Dir, DirPolicy, PRIVATE_FILE};
 use crate::state::state_dir_mode;
+use ward_core::State;
 
 /// Set in the environment of the daemon that `up --detach` starts.
 const DETACHED_ENV: &str = "WARD_DETACHED";
@@ -228,14 +229,14 @@ async fn settle(client: &Client, wait: Duration) -> Outcome {
             .await;
     };
     let mut fatal = Vec::new();
-    for s in list.iter().filter(|s| s.state != "running") {
+    for s in list.iter().filter(|s| s.state != State::Running) {
         let reason = s.reason();
         if reason.is_empty() {
             println!("{} {}", s.id(), s.state);
         } else {
             println!("{} {}: {reason}", s.id(), s.state);
         }
-        if s.state == "fatal" {
+        if s.state == State::Fatal {
             fatal.push(s.id());
         }
     }

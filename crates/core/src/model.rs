@@ -60,7 +60,9 @@ impl fmt::Display for RunId {
 #[serde(transparent)]
 pub struct Token(pub u64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Stopped,
@@ -110,7 +112,7 @@ pub enum Desired {
 }
 
 /// Who set an instance's desired state last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DesiredBy {
     /// The config: `autostart` (true: up, false: down), or a reload.
