@@ -348,23 +348,13 @@ pub struct InstanceReload {
     /// `web:0`.
     pub instance: String,
     /// Its state before the reload (`stopped` for a new one).
-    pub state: String,
+    pub state: State,
     /// Who set its desired state (see the instance object).
-    pub desired_by: String,
+    pub desired_by: DesiredBy,
     /// `restarts`, `keeps_running`, `revived` (it was `fatal`: started
     /// afresh now), `stays_stopped`, `next_start` (not running now: the new
     /// settings apply from its next start), `starts`, `stops`.
-    pub outcome: String,
-}
-
-fn desired_by_name(by: ward_core::DesiredBy) -> String {
-    match by {
-        ward_core::DesiredBy::Config => "config",
-        ward_core::DesiredBy::User => "user",
-        ward_core::DesiredBy::Remembered => "remembered",
-        ward_core::DesiredBy::Dependency => "dependency",
-    }
-    .into()
+    pub outcome: ward_core::ReloadOutcome,
 }
 
 impl ReloadResult {
@@ -407,18 +397,9 @@ impl ReloadResult {
                         .filter(|i| *i.id.program == **name)
                         .map(|i| InstanceReload {
                             instance: i.id.to_string(),
-                            state: i.state.name().to_string(),
-                            desired_by: desired_by_name(i.desired_by),
-                            outcome: match i.outcome {
-                                ward_core::ReloadOutcome::Restarts => "restarts",
-                                ward_core::ReloadOutcome::KeepsRunning => "keeps_running",
-                                ward_core::ReloadOutcome::Revived => "revived",
-                                ward_core::ReloadOutcome::StaysStopped => "stays_stopped",
-                                ward_core::ReloadOutcome::NextStart => "next_start",
-                                ward_core::ReloadOutcome::Starts => "starts",
-                                ward_core::ReloadOutcome::Stops => "stops",
-                            }
-                            .into(),
+                            state: i.state,
+                            desired_by: i.desired_by,
+                            outcome: i.outcome,
                         })
                         .collect(),
                 });

@@ -3,6 +3,7 @@
 //! happen) to each of its instances, in words.
 
 use crate::api::types::{InstanceReload, ReloadResult};
+use ward_core::{DesiredBy, ReloadOutcome};
 
 /// The lines under the summary: per program, its changed settings, then
 /// what becomes of its instances (instances with the same fate share a
@@ -40,26 +41,26 @@ pub fn details(result: &ReloadResult) -> Vec<String> {
 /// `restarts`, `stays stopped (stopped by `ward stop`)`, or, dry,
 /// `would restart`.
 fn fate(inst: &InstanceReload, dry: bool) -> String {
-    let stopped_by = match inst.desired_by.as_str() {
-        "user" => "stopped by `ward stop`",
-        "remembered" => "stopped by `ward stop` before ward last started",
+    let stopped_by = match inst.desired_by {
+        DesiredBy::User => "stopped by `ward stop`",
+        DesiredBy::Remembered => "stopped by `ward stop` before ward last started",
         _ => "autostart = false",
     };
-    let (now, would) = match inst.outcome.as_str() {
-        "restarts" => ("restarts".to_string(), "would restart".to_string()),
-        "keeps_running" => (
+    let (now, would) = match inst.outcome {
+        ReloadOutcome::Restarts => ("restarts".to_string(), "would restart".to_string()),
+        ReloadOutcome::KeepsRunning => (
             "keeps running; the new settings apply now".into(),
             "would keep running with the new settings".into(),
         ),
-        "revived" => (
+        ReloadOutcome::Revived => (
             "starts again now (it had been given up on: fatal)".into(),
             "would start again now (it is given up on: fatal)".into(),
         ),
-        "stays_stopped" => (
+        ReloadOutcome::StaysStopped => (
             format!("stays stopped ({stopped_by})"),
             format!("would stay stopped ({stopped_by})"),
         ),
-        "next_start" => (
+        ReloadOutcome::NextStart => (
             format!(
                 "not running ({}); the new settings apply from its next start",
                 inst.state
@@ -69,12 +70,11 @@ fn fate(inst: &InstanceReload, dry: bool) -> String {
                 inst.state
             ),
         ),
-        "starts" => ("starts".into(), "would start".into()),
-        "stops" => (
+        ReloadOutcome::Starts => ("starts".into(), "would start".into()),
+        ReloadOutcome::Stops => (
             "stops and is removed".into(),
             "would stop and be removed".into(),
         ),
-        other => (other.to_string(), format!("would: {other}")),
     };
     if dry {
         would

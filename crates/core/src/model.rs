@@ -385,7 +385,7 @@ pub struct FieldChange {
 }
 
 /// What a reload does (or, dry, would do) to one instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReloadOutcome {
     /// Running (or on its way): restarts with the new launch or log settings.
