@@ -18,10 +18,12 @@ pub fn completions(mut command: clap::Command, shell: clap_complete::Shell) -> O
 pub fn man(command: clap::Command, dir: Option<&Path>) -> Outcome {
     let mut command = command;
     command.build();
-    let Some(dir) = dir else {
+    let Some(path) = dir else {
         return write_stdout(&render(command.clone())?);
     };
-    let mut written = vec![write_page(dir, "ward.1", &render(command.clone())?)?];
+    let dir = crate::files::Dir::open_named(path)
+        .map_err(|e| Failure::new(format!("cannot write manual pages: {e}")))?;
+    let mut written = vec![write_page(&dir, "ward.1", &render(command.clone())?)?];
     // Not clap's own `help` verb: `ward help VERB` is `ward VERB --help`.
     for verb in command
         .get_subcommands()
@@ -32,13 +34,13 @@ pub fn man(command: clap::Command, dir: Option<&Path>) -> Outcome {
             .clone()
             .name(name.clone())
             .bin_name(format!("ward {}", verb.get_name()));
-        written.push(write_page(dir, &format!("{name}.1"), &render(page)?)?);
+        written.push(write_page(&dir, &format!("{name}.1"), &render(page)?)?);
     }
     println!(
         "wrote {} manual pages to {} (try: man {})",
         written.len(),
-        dir.display(),
-        dir.join("ward.1").display()
+        path.display(),
+        path.join("ward.1").display()
     );
     Ok(())
 }
@@ -51,27 +53,12 @@ fn render(command: clap::Command) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
-/// Writes `name` in `dir` through a new file renamed into place: never
-/// through a link someone left under that name, never half-written.
-fn write_page(dir: &Path, name: &str, page: &[u8]) -> Result<String, Failure> {
-    let target = dir.join(name);
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let fail = |e: std::io::Error, path: &Path| {
-        Failure::new(format!("cannot write {}: {e}", path.display()))
-    };
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .and_then(|mut f| f.write_all(page));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(fail(e, &temp));
-    }
-    std::fs::rename(&temp, &target).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail(e, &target)
-    })?;
+/// Writes `name` in `dir` through a new file renamed into place (relative
+/// to the folder's descriptor): never through a link someone left under
+/// that name, never half-written.
+fn write_page(dir: &crate::files::Dir, name: &str, page: &[u8]) -> Result<String, Failure> {
+    dir.replace(name, page, super::init::SHARED_FILE, false)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", dir.join(name).display())))?;
     Ok(name.to_string())
 }
 

@@ -46,14 +46,24 @@ command = ["sh", "-c", "while true; do echo \"hello from $WARD_PROGRAM:$WARD_INS
 # depends_on = { migrate = "completed" }
 "#;
 
-/// Writes the starter to `path` (created new: an existing file, or a link
-/// under that name, is left alone).
+/// Files ward writes for a person to read and edit (a config, manual
+/// pages): `rw-r--r--`.
+pub(crate) const SHARED_FILE: u32 = 0o644;
+
+/// Writes the starter to `path`, created new relative to its folder's
+/// descriptor: an existing file, or a link under that name, is left alone.
 pub fn init(path: &std::path::Path) -> Outcome {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path);
-    let mut file = match file {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Failure::new(format!("{} names no file", path.display())))?;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let dir = crate::files::Dir::open_named(folder)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", path.display())))?;
+    let mut file = match dir.create_exclusive(name, SHARED_FILE) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Failure::new(format!(
@@ -71,7 +81,7 @@ pub fn init(path: &std::path::Path) -> Outcome {
     };
     if let Err(e) = file.write_all(STARTER.as_bytes()) {
         drop(file);
-        let _ = std::fs::remove_file(path);
+        let _ = dir.remove(name);
         return Err(Failure::new(format!(
             "cannot write {}: {e}",
             path.display()

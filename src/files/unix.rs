@@ -285,6 +285,23 @@ impl Dir {
         Ok(dir)
     }
 
+    /// Opens a directory a person named for output of their own (`ward
+    /// init`'s folder, `ward man --dir`): it must exist and be a directory;
+    /// whose it is, is theirs to choose. Files in it are still made only
+    /// relative to its descriptor, never through a link.
+    pub fn open_named(path: &Path) -> io::Result<Dir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| context(e.into(), || format!("cannot open {}", path.display())))?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn check_owner(&self, stat: &Stat) -> io::Result<()> {
         let me = rustix::process::geteuid().as_raw();
         let owner = stat.st_uid;
@@ -385,14 +402,19 @@ impl Dir {
     /// Creates `name` anew with exactly `bits` (a stale file or link of
     /// that name is removed first; the new one is made with `O_EXCL`).
     pub fn create_new(&self, name: &str, bits: u32) -> io::Result<File> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
-        let file = match self.open_at(name, flags, bits) {
+        match self.create_exclusive(name, bits) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 self.remove(name)?;
-                self.open_at(name, flags, bits)?
+                self.create_exclusive(name, bits)
             }
-            other => other?,
-        };
+            other => other,
+        }
+    }
+
+    /// Creates `name` with exactly `bits`; an existing file (or a link)
+    /// under that name is an `AlreadyExists` error and is left alone.
+    pub fn create_exclusive(&self, name: &str, bits: u32) -> io::Result<File> {
+        let file = self.open_at(name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, bits)?;
         rustix::fs::fchmod(&file, mode(bits))?;
         Ok(file)
     }
