@@ -502,3 +502,16 @@ fn launch_env(id: &InstanceId, run: RunId, launch: &LaunchSpec) -> Vec<(String, 
     env.extend(launch.env.iter().cloned());
     env
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_of_the_engine_reaches_the_system_by_its_name() {
+        for sig in Signal::ALL {
+            let number = proc::signal_number(to_proc(sig));
+            assert_eq!(proc::signal_name(number), Some(sig.name()), "{sig:?}");
+        }
+    }
+}

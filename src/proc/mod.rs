@@ -140,7 +140,7 @@ pub struct Launch {
 
 /// A signal ward sends to a program (the names its config and CLI use;
 /// the shell maps the engine's to these). On Unix each is the signal of
-/// that name.
+/// that name ([`signal_number`], and [`signal_name`] back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     Hup,
@@ -156,43 +156,6 @@ pub enum Signal {
     Stop,
     Tstp,
     Winch,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 13] = [
-        Signal::Hup,
-        Signal::Int,
-        Signal::Quit,
-        Signal::Abrt,
-        Signal::Kill,
-        Signal::Usr1,
-        Signal::Usr2,
-        Signal::Alrm,
-        Signal::Term,
-        Signal::Cont,
-        Signal::Stop,
-        Signal::Tstp,
-        Signal::Winch,
-    ];
-
-    /// `"TERM"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Hup => "HUP",
-            Signal::Int => "INT",
-            Signal::Quit => "QUIT",
-            Signal::Abrt => "ABRT",
-            Signal::Kill => "KILL",
-            Signal::Usr1 => "USR1",
-            Signal::Usr2 => "USR2",
-            Signal::Alrm => "ALRM",
-            Signal::Term => "TERM",
-            Signal::Cont => "CONT",
-            Signal::Stop => "STOP",
-            Signal::Tstp => "TSTP",
-            Signal::Winch => "WINCH",
-        }
-    }
 }
 
 /// How a process ended, as the system said it.
