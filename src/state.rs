@@ -251,9 +251,8 @@ mod tests {
             Some(&Desired::Down)
         );
         assert!(!tmp.path().join(".state.json.tmp").exists());
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(tmp.path().join("state.json")).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let mode = crate::files::testing::mode_of(&tmp.path().join("state.json"));
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
@@ -322,7 +321,7 @@ mod tests {
         let dir = state_dir(&tmp);
         let target = tmp.path().join("elsewhere");
         std::fs::write(&target, "keep\n").unwrap();
-        std::os::unix::fs::symlink(&target, tmp.path().join("state.json")).unwrap();
+        crate::files::testing::symlink(&target, &tmp.path().join("state.json"));
         let (_, note) = StateFile::load(&dir);
         assert!(note.unwrap().contains("symbolic link"));
         StateFile::default().save(&dir, false).unwrap();

@@ -22,6 +22,8 @@
 // `src/proc`).
 mod unix;
 
+#[cfg(test)]
+pub use unix::testing;
 pub use unix::{append_existing, open_regular, same_filesystem, Appending, Dir, FileId};
 
 /// Files ward creates for itself: readable by ward's user only.

@@ -119,6 +119,24 @@ fn explain_open(e: rustix::io::Errno, path: &Path) -> io::Error {
     context(e.into(), || format!("cannot open {}", path.display()))
 }
 
+/// What tests of other modules need of the file system's Unix side: links
+/// and permission bits.
+#[cfg(test)]
+pub mod testing {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    /// A symbolic link at `link` to `target`.
+    pub fn symlink(target: &Path, link: &Path) {
+        std::os::unix::fs::symlink(target, link).unwrap();
+    }
+
+    /// The permission bits of `path`.
+    pub fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+}
+
 fn mode(bits: u32) -> Mode {
     Mode::from_raw_mode(bits as _)
 }

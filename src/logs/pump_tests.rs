@@ -2,14 +2,12 @@ use super::*;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
 use tokio::time::timeout;
 use ward_core::{LogFormat, LogSpec};
 
@@ -54,8 +52,8 @@ fn open(spec: &LogSpec) -> Arc<Mutex<InstanceLog>> {
     Arc::new(Mutex::new(InstanceLog::open("api", 0, spec)))
 }
 
-fn pipes() -> (pipe::Sender, pipe::Receiver) {
-    pipe::pipe().unwrap()
+fn pipes() -> (crate::proc::testing::Input, crate::proc::Output) {
+    crate::proc::testing::pipe()
 }
 
 fn read(path: &Path) -> String {
@@ -82,8 +80,10 @@ async fn wait_for(what: &str, cond: impl Fn() -> bool) {
     assert!(waited.is_ok(), "timed out waiting for {what}");
 }
 
-fn receiver(fd: impl Into<OwnedFd>) -> pipe::Receiver {
-    pipe::Receiver::from_owned_fd(fd.into()).unwrap()
+fn receiver(
+    fd: impl Into<std::process::Stdio> + Into<std::os::fd::OwnedFd>,
+) -> crate::proc::Output {
+    crate::proc::testing::output_of(fd)
 }
 
 #[tokio::test]
@@ -561,21 +561,17 @@ async fn rotates_while_pumping_without_losing_lines() {
 /// the default pipe full), so that reads, and what they cost, grow too.
 #[tokio::test]
 async fn a_flooding_program_gets_a_larger_pipe() {
-    use std::os::fd::AsRawFd;
     let tmp = tempfile::tempdir().unwrap();
     let log = open(&spec(tmp.path(), LogFormat::Text, true));
     let (mut tx, out) = pipes();
     let (tx_err, err) = pipes();
     let (sinks, _) = sinks();
     let pumping = tokio::spawn(pump(log, label(), out, err, sinks));
-    let size = |fd: i32| {
-        // SAFETY: F_GETPIPE_SZ on an open pipe fd.
-        unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }
-    };
-    assert_eq!(size(tx.as_raw_fd()), PIPE_DEFAULT_SIZE as i32);
+    let size = |end: &crate::proc::testing::Input| crate::proc::testing::pipe_size(end);
+    assert_eq!(size(&tx), PIPE_DEFAULT_SIZE);
     let block: String = (0..1000).map(|i| format!("{i:099}\n")).collect();
     let mut written = 0;
-    while size(tx.as_raw_fd()) < FLOOD_PIPE_SIZE as i32 && written < 256 << 20 {
+    while size(&tx) < FLOOD_PIPE_SIZE && written < 256 << 20 {
         timeout(LIMIT, tx.write_all(block.as_bytes()))
             .await
             .unwrap()
@@ -583,8 +579,8 @@ async fn a_flooding_program_gets_a_larger_pipe() {
         written += block.len();
     }
     assert_eq!(
-        size(tx.as_raw_fd()),
-        FLOOD_PIPE_SIZE as i32,
+        size(&tx),
+        FLOOD_PIPE_SIZE,
         "still the default pipe after {written} bytes"
     );
     drop((tx, tx_err));

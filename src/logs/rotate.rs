@@ -550,13 +550,13 @@ pub(crate) mod tests {
 
     #[test]
     fn a_link_at_the_log_path_is_refused_and_its_target_untouched() {
-        use std::os::unix::fs::symlink;
+        use crate::files::testing::symlink;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs");
         fs::create_dir(&dir).unwrap();
         let target = tmp.path().join("passwd");
         fs::write(&target, "root:x:0:0\n").unwrap();
-        symlink(&target, dir.join("api.0.log")).unwrap();
+        symlink(&target, &dir.join("api.0.log"));
         let mut log = InstanceLog::open("api", 0, &spec(&dir, 1000, 2));
         let e = log.error().expect("refused").to_string();
         assert!(e.contains("symbolic link"), "{e}");
@@ -570,7 +570,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rotation_moves_links_instead_of_following_them() {
-        use std::os::unix::fs::symlink;
+        use crate::files::testing::symlink;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs");
         let target = tmp.path().join("shadow");
@@ -578,8 +578,8 @@ pub(crate) mod tests {
         let mut log = InstanceLog::open("w", 0, &spec(&dir, 25, 2));
         // Links planted at the rotated names, as a program owning the
         // directory could between two rotations.
-        symlink(&target, dir.join("w.0.log.1")).unwrap();
-        symlink(&target, dir.join("w.0.log.2")).unwrap();
+        symlink(&target, &dir.join("w.0.log.1"));
+        symlink(&target, &dir.join("w.0.log.2"));
         log.write_lines(&lines(0, 7)).unwrap();
         assert_eq!(read(&target), "secret\n");
         assert_eq!(
@@ -590,12 +590,11 @@ pub(crate) mod tests {
 
     #[test]
     fn files_and_directories_are_private_by_default() {
-        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs");
         let mut log = InstanceLog::open("w", 0, &spec(&dir, 1000, 2));
         log.write_lines(b"x\n").unwrap();
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mode = |p: &Path| crate::files::testing::mode_of(p) & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(log.path()), 0o600);
         // Shared with the group: the files say so, and the group may enter.

@@ -58,6 +58,8 @@ pub use self::fds::close_inherited as close_inherited_fds;
 pub use self::spawn::Child;
 pub use self::sweep::{end_adopted, sweep_starts};
 pub use self::tree::{start_time, sweep, Tree};
+#[cfg(test)]
+pub use self::unix::testing;
 #[allow(unused_imports)]
 pub use self::unix::{
     detach, enlarge_pipe, init, init_without_sentinel, open_files_limit, output, signal_name,

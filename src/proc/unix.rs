@@ -374,6 +374,29 @@ pub fn output(fd: OwnedFd) -> io::Result<Output> {
     tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
 }
 
+/// What tests of the log pump need of pipes: a pair (the write end is the
+/// program's side), an `Output` from any descriptor a child process gives,
+/// and a pipe's buffer size.
+#[cfg(test)]
+pub mod testing {
+    use super::Output;
+
+    pub type Input = tokio::net::unix::pipe::Sender;
+
+    pub fn pipe() -> (Input, Output) {
+        tokio::net::unix::pipe::pipe().unwrap()
+    }
+
+    pub fn output_of(fd: impl Into<std::os::fd::OwnedFd>) -> Output {
+        super::output(fd.into()).unwrap()
+    }
+
+    /// The buffer size of the pipe `end` belongs to.
+    pub fn pipe_size(end: &impl std::os::fd::AsFd) -> usize {
+        rustix::pipe::fcntl_getpipe_size(end).unwrap()
+    }
+}
+
 /// Asks the kernel for a pipe buffer of `bytes` (rounded up to pages, at
 /// most /proc/sys/fs/pipe-max-size for a user without CAP_SYS_RESOURCE).
 /// For a program that floods its output: fewer reads and wake-ups per byte,
