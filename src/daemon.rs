@@ -250,6 +250,7 @@ async fn run(
         hangup_stops: false,
         stops: 0,
         told_ready: false,
+        told_stopping: false,
         told_status: String::new(),
     };
     if let Some(note) = state_note {
@@ -401,6 +402,7 @@ struct Driver {
     stops: u32,
     /// `ready` was told since the start or the last reload.
     told_ready: bool,
+    told_stopping: bool,
     told_status: String,
 }
 
@@ -491,9 +493,15 @@ impl Driver {
         }
     }
 
-    /// Tells whatever runs ward the summary when it changed, and that ward
-    /// is ready once nothing is starting any more.
+    /// Tells whatever runs ward that it is stopping (once, however the
+    /// shutdown was asked: a signal, `ward down`, a service manager), the
+    /// summary when it changed, and that ward is ready once nothing is on
+    /// its way any more.
     fn tell(&mut self) {
+        if self.sup.shutting_down() && !self.told_stopping {
+            self.told_stopping = true;
+            self.hooks.stopping();
+        }
         let snapshot = self.snap_tx.borrow().clone();
         let summary = crate::hooks::summary(&snapshot);
         if summary != self.told_status {
@@ -715,9 +723,6 @@ impl Driver {
     /// tree at once.
     fn stop_everything(&mut self) {
         self.stops += 1;
-        if self.stops == 1 {
-            self.hooks.stopping();
-        }
         self.notice(if self.stops == 1 {
             "stopping every program (again to kill them at once)".into()
         } else {

@@ -43,8 +43,9 @@ pub trait Hooks: Send {
     /// The daemon runs; `handle` sends it controls (a service manager's
     /// stop).
     fn attach(&mut self, _handle: Handle) {}
-    /// Every autostart program has started or settled (once, and again
-    /// after each reload).
+    /// Nothing is on its way any more: every program that starts has
+    /// started (or failed), nothing is stopping (once, and again after each
+    /// reload).
     fn ready(&mut self) {}
     /// A one-line summary changed: `5/5 running`, `4/5 running; api:0
     /// backoff`.
@@ -65,6 +66,45 @@ pub trait Hooks: Send {
 pub struct NoHooks;
 
 impl Hooks for NoHooks {}
+
+/// The hooks for `ward up`: none, but in a test build asked for them
+/// (`WARD_TEST_HOOKS=FILE`), a [`Recorder`] that writes each call as a line
+/// to FILE, so the tests see the daemon tell what it tells a service
+/// manager, when it tells it. Release builds never record.
+pub fn for_up() -> Box<dyn Hooks> {
+    match std::env::var_os("WARD_TEST_HOOKS").filter(|_| cfg!(debug_assertions)) {
+        Some(path) => Box::new(Recorder(path.into())),
+        None => Box::new(NoHooks),
+    }
+}
+
+/// Writes each hook call as a line (`ready`, `status 1/1 running`,
+/// `reloading`, `stopping`) to a file: for tests.
+pub struct Recorder(std::path::PathBuf);
+
+impl Recorder {
+    fn line(&self, line: &str) {
+        use std::io::Write;
+        if let Ok(mut file) = crate::files::append_existing(&self.0) {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+impl Hooks for Recorder {
+    fn ready(&mut self) {
+        self.line("ready");
+    }
+    fn status(&mut self, summary: &str) {
+        self.line(&format!("status {summary}"));
+    }
+    fn reloading(&mut self) {
+        self.line("reloading");
+    }
+    fn stopping(&mut self) {
+        self.line("stopping");
+    }
+}
 
 /// The status line for a snapshot: how many instances run, and the first
 /// few that should run but do not.
@@ -110,12 +150,15 @@ fn completed(view: &ward_core::InstanceView) -> bool {
     )
 }
 
-/// Whether the daemon may say it is ready: no instance is still starting.
+/// Whether the daemon may say it is ready: no instance is on its way
+/// (starting, or stopping — a restart of a reload).
 pub fn settled(snapshot: &ward_core::Snapshot) -> bool {
-    !snapshot
-        .instances
-        .iter()
-        .any(|v| v.state == ward_core::State::Starting)
+    !snapshot.instances.iter().any(|v| {
+        matches!(
+            v.state,
+            ward_core::State::Starting | ward_core::State::Stopping
+        )
+    })
 }
 
 #[cfg(test)]
@@ -175,5 +218,10 @@ mod tests {
             .instances
             .push(view("new", State::Starting, Desired::Up, None));
         assert!(!settled(&snapshot));
+        snapshot.instances.pop();
+        snapshot
+            .instances
+            .push(view("old", State::Stopping, Desired::Up, None));
+        assert!(!settled(&snapshot), "a restart under way is not settled");
     }
 }

@@ -106,7 +106,7 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
             foreground,
             verify_commands: loc.verify_commands,
         },
-        Box::new(crate::hooks::NoHooks),
+        crate::hooks::for_up(),
         // The control API is what serves people.
         Box::new(move |shared, listener, stop| {
             tokio::spawn(crate::api::serve(listener, shared, limits, stop))

@@ -476,3 +476,73 @@ instances = 2
     assert_eq!(ward.instance("worker", 1)["state"], "stopped");
     ward.down();
 }
+
+/// What the daemon tells whatever runs it (a service manager, later):
+/// ready once nothing is starting, a status line as it changes, reloading
+/// then ready again around a reload, stopping at the end. A test build
+/// records the calls (`WARD_TEST_HOOKS`).
+#[test]
+fn the_daemon_tells_its_hooks_ready_status_reloading_and_stopping() {
+    let config = r#"
+[program.steady]
+command = ["{testee}"]
+"#;
+    let mut ward = Ward::new(config);
+    let record = ward.path().join("hooks.txt");
+    std::fs::write(&record, "").unwrap();
+    ward.spawn_daemon(&[("WARD_TEST_HOOKS", record.to_str().unwrap())]);
+    ward.wait_answering();
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until("ready", || lines().iter().any(|l| l == "ready"));
+    let at_start = lines();
+    let ready = at_start.iter().position(|l| l == "ready").unwrap();
+    // Ready comes once steady has left `starting`, after a status naming it.
+    assert!(
+        at_start[..ready]
+            .iter()
+            .any(|l| l == "status 0/1 running; steady:0 starting"),
+        "{at_start:?}"
+    );
+    assert!(
+        at_start.contains(&"status 1/1 running".to_string()),
+        "{at_start:?}"
+    );
+    ward.write_config(&config.replace("[\"{testee}\"]", "[\"{testee}\", \"--echo\", \"v2\"]"));
+    ward.ok(&["reload"]);
+    wait_until("ready after the reload", || {
+        let now = lines();
+        let reloading = now.iter().position(|l| l == "reloading");
+        reloading.is_some_and(|r| now[r..].iter().any(|l| l == "ready"))
+    });
+    // Ready again only once the restart the reload caused is over.
+    let now = lines();
+    let reloading = now.iter().position(|l| l == "reloading").unwrap();
+    let again = reloading + now[reloading..].iter().position(|l| l == "ready").unwrap();
+    assert!(
+        now[reloading..again].contains(&"status 1/1 running".to_string()),
+        "ready before steady ran again: {now:?}"
+    );
+    // `ward down` (not only a signal) says stopping, once, before the end.
+    ward.ok(&["down"]);
+    ward.wait_daemon_exit();
+    let all = lines();
+    assert_eq!(
+        all.iter().filter(|l| *l == "stopping").count(),
+        1,
+        "{all:?}"
+    );
+    assert_eq!(all.iter().filter(|l| *l == "ready").count(), 2, "{all:?}");
+    let stopping = all.iter().position(|l| l == "stopping").unwrap();
+    assert!(stopping > again, "{all:?}");
+    assert_eq!(
+        all.last().map(String::as_str),
+        Some("status 0/1 running; steady:0 stopped"),
+        "{all:?}"
+    );
+}

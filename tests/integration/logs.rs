@@ -377,12 +377,19 @@ start_limit = { burst = 1000 }
             .unwrap_or_else(|| panic!("{text:?}"));
         assert!(run.parse::<u64>().is_ok(), "{text:?}");
     }
-    // Piped output and the files have the program's lines only.
+    // Piped output and the files have the program's lines only: the
+    // piped follower saw several runs (several lines), and no mark.
     let deadline = Instant::now() + Duration::from_secs(2);
+    let mut piped_lines = 0;
     while let Some(line) = piped.next_line(deadline) {
         assert!(!line.contains("restarted"), "{line:?}");
         assert!(line.ends_with("hello"), "{line:?}");
+        piped_lines += 1;
     }
+    assert!(
+        piped_lines >= 2,
+        "the piped follower saw {piped_lines} lines"
+    );
     let file = std::fs::read_to_string(ward.path().join(".ward/logs/x.0.log")).unwrap();
     assert!(!file.contains("restarted"), "{file}");
     ward.down();
