@@ -6,7 +6,7 @@
 //! program present in both whose instance count differs is listed in
 //! `rescaled` as well; a count change alone puts it in `rescaled` only.
 //! Every list is sorted by name. `fields` lists, for each program present
-//! in both, every setting that differs (see [`field_changes`]).
+//! in both, every setting that differs (see `changes`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -24,13 +24,14 @@ pub fn diff(old: &SpecSet, new: &SpecSet) -> Diff {
         match new.programs.get(name) {
             None => out.removed.push(name.clone()),
             Some(after) => {
+                let changes = changes(before, after);
                 if needs_restart(before, after) {
                     out.restarted.push(name.clone());
-                } else if policy_differs(before, after) {
+                } else if changes.iter().any(|(part, _)| *part == Part::Policy) {
                     out.updated.push(name.clone());
                 }
-                let fields = field_changes(before, after);
-                if !fields.is_empty() {
+                if !changes.is_empty() {
+                    let fields = changes.into_iter().map(|(_, f)| f).collect();
                     out.fields.insert(name.clone(), fields);
                 }
                 if before.instances != after.instances {
@@ -56,37 +57,17 @@ pub fn needs_restart(before: &ProgramSpec, after: &ProgramSpec) -> bool {
     before.launch != after.launch || before.logs != after.logs
 }
 
-/// Anything but launch, logs and the instance count differs.
-fn policy_differs(before: &ProgramSpec, after: &ProgramSpec) -> bool {
-    let ProgramSpec {
-        name,
-        launch: _,
-        logs: _,
-        instances: _,
-        autostart,
-        restart,
-        success_exit_codes,
-        backoff,
-        start_limit,
-        min_uptime,
-        stop_signal,
-        stop_timeout,
-        stop_mode,
-        depends_on,
-    } = before;
-    // Destructuring makes a new field a compile error here until someone
-    // decides which category it belongs to.
-    *name != after.name
-        || *autostart != after.autostart
-        || *restart != after.restart
-        || *success_exit_codes != after.success_exit_codes
-        || *backoff != after.backoff
-        || *start_limit != after.start_limit
-        || *min_uptime != after.min_uptime
-        || *stop_signal != after.stop_signal
-        || *stop_timeout != after.stop_timeout
-        || *stop_mode != after.stop_mode
-        || *depends_on != after.depends_on
+/// Which category of a reload a setting belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// How the process is run (`launch`): a change restarts.
+    Launch,
+    /// Where its output goes (`logs`): a change restarts.
+    Logs,
+    /// The instance count: instances are added or stopped.
+    Count,
+    /// Everything else: applied in place (`updated`).
+    Policy,
 }
 
 /// Every setting of a program that differs between `before` and `after`,
@@ -94,7 +75,11 @@ fn policy_differs(before: &ProgramSpec, after: &ProgramSpec) -> bool {
 /// `depends_on.migrate`) with both values as a config would write them.
 /// Environment values are not shown (they are often secrets): only whether
 /// a variable is set, and that its value changed.
-pub fn field_changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<FieldChange> {
+/// Each comes with its [`Part`]. The values are compared as
+/// they are written, which is exact for every setting (durations to the
+/// nanosecond, numbers as the shortest text that reads back the same), so
+/// the categories of [`diff`] come from here too.
+fn changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<(Part, FieldChange)> {
     let ProgramSpec {
         name: _,
         launch,
@@ -112,8 +97,12 @@ pub fn field_changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<FieldChan
         depends_on,
     } = before;
     // Destructuring (here and below) makes a new field a compile error
-    // until someone decides how a change of it reads.
-    let mut out = Changes(Vec::new());
+    // until someone decides how a change of it reads, and which part of a
+    // reload it is.
+    let mut out = Changes {
+        part: Part::Launch,
+        found: Vec::new(),
+    };
     let LaunchSpec {
         argv,
         shell,
@@ -135,6 +124,7 @@ pub fn field_changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<FieldChan
     env_changes(&mut out, env, &after.launch.env);
     out.field("user", optional(user), optional(&after.launch.user));
     out.field("group", optional(group), optional(&after.launch.group));
+    out.part = Part::Logs;
     let LogSpec {
         dir,
         max_size,
@@ -175,7 +165,9 @@ pub fn field_changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<FieldChan
         allow_writable_dir,
         new_logs.access.allow_writable_dir,
     );
+    out.part = Part::Count;
     out.field("instances", instances, after.instances);
+    out.part = Part::Policy;
     out.field("autostart", autostart, after.autostart);
     out.field("restart", word(restart), word(&after.restart));
     out.field(
@@ -245,23 +237,30 @@ pub fn field_changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<FieldChan
             condition(after.depends_on.get(name)),
         );
     }
-    out.0
+    out.found
 }
 
 /// What a setting that is not there reads as.
 const NONE: &str = "(none)";
 
-struct Changes(Vec<FieldChange>);
+struct Changes {
+    /// The part of the reload the fields being added belong to.
+    part: Part,
+    found: Vec<(Part, FieldChange)>,
+}
 
 impl Changes {
     fn field(&mut self, key: &str, old: impl ToString, new: impl ToString) {
         let (old, new) = (old.to_string(), new.to_string());
         if old != new {
-            self.0.push(FieldChange {
-                key: key.to_string(),
-                old,
-                new,
-            });
+            self.found.push((
+                self.part,
+                FieldChange {
+                    key: key.to_string(),
+                    old,
+                    new,
+                },
+            ));
         }
     }
 }
@@ -347,20 +346,21 @@ impl Word for &Condition {
     }
 }
 
-/// `"1m30s"`, `"500ms"`, `"1.5s"`, as a config writes durations.
+/// `"1m30s"`, `"500ms"`, `"1.5s"`, as a config writes durations; exact to
+/// the nanosecond (`"1.0000005s"`), so two durations read the same only if
+/// they are the same.
 pub(crate) fn duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
+    if d.is_zero() {
         return "\"0s\"".into();
     }
-    if !ms.is_multiple_of(1000) {
-        return if ms < 1000 {
-            format!("\"{ms}ms\"")
+    if d.subsec_nanos() != 0 {
+        return if d < Duration::from_secs(1) && d.subsec_nanos().is_multiple_of(1_000_000) {
+            format!("\"{}ms\"", d.subsec_millis())
         } else {
-            format!("\"{}s\"", d.as_secs_f64())
+            format!("\"{}s\"", fraction(d))
         };
     }
-    let mut s = u64::try_from(ms / 1000).unwrap_or(u64::MAX);
+    let mut s = d.as_secs();
     let mut text = String::from("\"");
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
         if s >= size {
@@ -370,6 +370,12 @@ pub(crate) fn duration(d: Duration) -> String {
     }
     text.push('"');
     text
+}
+
+/// `1.5`, `0.0000005`: seconds with every nanosecond that is there.
+fn fraction(d: Duration) -> String {
+    let nanos = format!("{:09}", d.subsec_nanos());
+    format!("{}.{}", d.as_secs(), nanos.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -383,11 +389,20 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(1500)), "\"1.5s\"");
         assert_eq!(duration(Duration::from_secs(90)), "\"1m30s\"");
         assert_eq!(duration(Duration::from_secs(86_400 + 7200)), "\"1d2h\"");
+        // Two durations read the same only if they are the same.
+        assert_eq!(
+            duration(Duration::from_nanos(1_000_000_500)),
+            "\"1.0000005s\""
+        );
+        assert_eq!(duration(Duration::from_nanos(500)), "\"0.0000005s\"");
     }
 
     #[test]
     fn environment_values_are_not_shown() {
-        let mut out = Changes(Vec::new());
+        let mut out = Changes {
+            part: Part::Launch,
+            found: Vec::new(),
+        };
         let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         env_changes(
             &mut out,
@@ -399,9 +414,9 @@ mod tests {
             &[pair("PORT", "2"), pair("NEW", "hunter2"), pair("SAME", "x")],
         );
         let rows: Vec<String> = out
-            .0
+            .found
             .iter()
-            .map(|f| format!("{} {} {}", f.key, f.old, f.new))
+            .map(|(_, f)| format!("{} {} {}", f.key, f.old, f.new))
             .collect();
         assert_eq!(
             rows,

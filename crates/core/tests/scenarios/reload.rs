@@ -453,3 +453,20 @@ fn a_removed_instance_is_released_once_its_run_is_over() {
     sim.advance(secs(10));
     assert_eq!(released(&sim), vec!["db:0".to_string()]);
 }
+
+#[test]
+fn the_smallest_policy_change_is_an_update_and_names_its_setting() {
+    let sim = Sim::new(set(vec![prog("api")]));
+    let mut api = prog("api");
+    api.stop_timeout += std::time::Duration::from_nanos(1);
+    let diff = sim.sup.diff(&set(vec![api]));
+    assert_eq!(diff.updated, vec!["api".to_string()]);
+    assert_eq!(
+        diff.fields["api"],
+        vec![FieldChange {
+            key: "stop_timeout".into(),
+            old: r#""5s""#.into(),
+            new: r#""5.000000001s""#.into(),
+        }]
+    );
+}
