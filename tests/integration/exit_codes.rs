@@ -191,12 +191,7 @@ start_limit = { burst = 1, interval = "1m" }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Whatever happens, the daemon is ended by its pid.
-    let pid: u32 = stdout
-        .split("pid ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {stdout:?} / {stderr}"));
+    let pid = said_pid(&stdout).unwrap_or_else(|| panic!("no pid in {stdout:?} / {stderr}"));
     let _daemon = DetachedDaemon(pid);
     assert_eq!(
         out.status.code(),

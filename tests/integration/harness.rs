@@ -542,6 +542,15 @@ impl Drop for DetachedDaemon {
     }
 }
 
+/// The daemon's pid as `up --detach` says it: `ward is up (pid N); …` or
+/// `the daemon (pid N) did not answer …`.
+pub fn said_pid(text: &str) -> Option<u32> {
+    text.split("pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+}
+
 /// `ward up --detach`, which must succeed. The daemon's pid is taken from
 /// the answer (`ward is up (pid N); ...`) or, when it failed, from its error
 /// (`the daemon (pid N) did not answer ...`), so that it is ended either way.
@@ -549,12 +558,9 @@ pub fn up_detached(ward: &Ward) -> DetachedDaemon {
     let out = ward.ward(&["up", "--detach"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let pid = [&stdout, &stderr].into_iter().find_map(|text| {
-        text.split("pid ")
-            .nth(1)
-            .and_then(|s| s.split(')').next())
-            .and_then(|s| s.parse().ok())
-    });
+    let pid = [&stdout, &stderr]
+        .into_iter()
+        .find_map(|text| said_pid(text));
     let daemon = pid.map(DetachedDaemon);
     assert!(
         out.status.success(),
