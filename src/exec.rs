@@ -312,7 +312,7 @@ async fn run_task(ctx: RunCtx) {
         tree_name: format!("{}.{}.r{}", id.program, id.index, run.0),
     };
     open_log(&log, &id, run, &tx).await;
-    let child = match spawner.spawn(launch_req).await {
+    let mut child = match spawner.spawn(launch_req).await {
         Ok(child) => child,
         Err(e) => {
             input(Input::SpawnFailed {
@@ -351,11 +351,8 @@ async fn run_task(ctx: RunCtx) {
         pid,
     });
 
-    let pump = match (
-        crate::proc::output(child.stdout),
-        crate::proc::output(child.stderr),
-    ) {
-        (Ok(stdout), Ok(stderr)) => {
+    let pump = match child.output() {
+        Ok((stdout, stderr)) => {
             let drop_tx = tx.clone();
             let drop_id = id.clone();
             let sinks = Sinks {
@@ -378,7 +375,7 @@ async fn run_task(ctx: RunCtx) {
             };
             Some(tokio::spawn(logs::pump(log, label, stdout, stderr, sinks)))
         }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             // The pipes could not join the event loop: the child would block
             // on a full pipe, so it cannot be run.
             let _ = tx.send(Msg::Event(Event {

@@ -326,7 +326,7 @@ impl Drain<'_> {
                     // quiet program keeps the small default; pipe pages
                     // count against a per-user limit).
                     enlarged = true;
-                    let _ = crate::proc::enlarge_pipe(&pipe, FLOOD_PIPE_SIZE);
+                    let _ = pipe.enlarge(FLOOD_PIPE_SIZE);
                 }
             } else if n * 8 < window && window > READ_SIZE && filled == 0 {
                 // The burst is over: give the memory back.

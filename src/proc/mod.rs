@@ -62,8 +62,8 @@ pub use self::tree::{start_time, sweep, Tree};
 pub use self::unix::testing;
 #[allow(unused_imports)]
 pub use self::unix::{
-    detach, enlarge_pipe, init, init_without_sentinel, open_files_limit, output, signal_name,
-    signal_number, Output, Spawner, Supervision,
+    detach, init, init_without_sentinel, open_files_limit, signal_name, signal_number, Output,
+    Spawner, Supervision,
 };
 
 /// Whether a user or group (a name, or a numeric id) exists here: what a

@@ -51,16 +51,27 @@ pub(crate) struct Context {
 #[derive(Debug)]
 pub struct Child {
     pub pid: u32,
-    /// Read ends of the child's stdout and stderr (blocking, close-on-exec).
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    /// Read ends of the child's stdout and stderr (blocking, close-on-exec),
+    /// until [`Child::output`] takes them.
+    pipes: Option<(OwnedFd, OwnedFd)>,
     pub tree: Tree,
     /// The leader's exit status, from the reaper.
     pub exit: oneshot::Receiver<Exit>,
     /// Set when this run could not be placed in its cgroup leaf and runs on
     /// process group + marker alone; say it once.
-    #[allow(dead_code)] // until the daemon publishes it
     pub warning: Option<String>,
+}
+
+impl Child {
+    /// The child's stdout and stderr, registered with the runtime (call on
+    /// it). They are handed out once: a second call is an error.
+    pub fn output(&mut self) -> io::Result<(super::Output, super::Output)> {
+        let (stdout, stderr) = self
+            .pipes
+            .take()
+            .ok_or_else(|| io::Error::other("the output of this child was taken already"))?;
+        Ok((super::Output::new(stdout)?, super::Output::new(stderr)?))
+    }
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -277,8 +288,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
     let tree = Tree::new(pid, leaf.map(|(dir, _)| dir), marker, ctx.sentinel.clone());
     Ok(Child {
         pid: pid as u32,
-        stdout: out_read,
-        stderr: err_read,
+        pipes: Some((out_read, err_read)),
         tree,
         exit,
         warning,

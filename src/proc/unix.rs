@@ -365,13 +365,50 @@ pub fn signal_name(num: i32) -> Option<&'static str> {
     NAMES.iter().find(|(n, _)| *n == num).map(|(_, name)| *name)
 }
 
-/// The read end of a program's stdout or stderr, on the runtime.
-pub type Output = tokio::net::unix::pipe::Receiver;
+/// The read end of a program's stdout or stderr, registered with the
+/// runtime: an [`AsyncRead`](tokio::io::AsyncRead), plus what the log pump
+/// needs beyond reading (waiting for data before it allocates a buffer, and
+/// a bigger pipe for a program that floods).
+#[derive(Debug)]
+pub struct Output(tokio::net::unix::pipe::Receiver);
 
-/// A child's output pipe (a [`Child`]'s `stdout` or `stderr`), registered
-/// with the runtime: call on the runtime.
-pub fn output(fd: OwnedFd) -> io::Result<Output> {
-    tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+impl Output {
+    /// A pipe's read end (blocking or not), registered with the runtime:
+    /// call on the runtime.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Output> {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map(Output)
+    }
+
+    /// Waits until a read would not wait: data, end of file or an error.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.0.readable().await
+    }
+
+    /// Asks the kernel for a pipe buffer of `bytes` (rounded up to pages, at
+    /// most /proc/sys/fs/pipe-max-size for a user without
+    /// CAP_SYS_RESOURCE). For a program that floods its output: fewer reads
+    /// and wake-ups per byte, and more room before the program blocks on a
+    /// full pipe. Elsewhere than on Linux pipes keep the size they have.
+    pub fn enlarge(&self, bytes: usize) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            rustix::pipe::fcntl_setpipe_size(self.0.as_fd(), bytes)?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = bytes;
+        Ok(())
+    }
+}
+
+impl tokio::io::AsyncRead for Output {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
 }
 
 /// What tests of the log pump need of pipes: a pair (the write end is the
@@ -384,34 +421,18 @@ pub mod testing {
     pub type Input = tokio::net::unix::pipe::Sender;
 
     pub fn pipe() -> (Input, Output) {
-        tokio::net::unix::pipe::pipe().unwrap()
+        let (input, output) = tokio::net::unix::pipe::pipe().unwrap();
+        (input, Output(output))
     }
 
     pub fn output_of(fd: impl Into<std::os::fd::OwnedFd>) -> Output {
-        super::output(fd.into()).unwrap()
+        Output::new(fd.into()).unwrap()
     }
 
     /// The buffer size of the pipe `end` belongs to.
     pub fn pipe_size(end: &impl std::os::fd::AsFd) -> usize {
         rustix::pipe::fcntl_getpipe_size(end).unwrap()
     }
-}
-
-/// Asks the kernel for a pipe buffer of `bytes` (rounded up to pages, at
-/// most /proc/sys/fs/pipe-max-size for a user without CAP_SYS_RESOURCE).
-/// For a program that floods its output: fewer reads and wake-ups per byte,
-/// and more room before the program blocks on a full pipe.
-#[cfg(target_os = "linux")]
-pub fn enlarge_pipe(pipe: &Output, bytes: usize) -> io::Result<()> {
-    use std::os::fd::AsFd;
-    rustix::pipe::fcntl_setpipe_size(pipe.as_fd(), bytes)?;
-    Ok(())
-}
-
-/// Elsewhere pipes keep the size the system gives them.
-#[cfg(not(target_os = "linux"))]
-pub fn enlarge_pipe(_pipe: &Output, _bytes: usize) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
