@@ -522,7 +522,9 @@ impl Driver {
         while let Some(action) = self.sup.poll_action() {
             actions.push(action);
         }
-        let changed = actions.iter().any(|a| matches!(a, Action::Publish(_)));
+        let changed = actions
+            .iter()
+            .any(|a| matches!(a, Action::Publish(_) | Action::Refresh));
         // Someone was answered (and may look at the journal next): this
         // turn's lines go to the writers at once, not batched with later ones.
         let answered = actions
@@ -559,6 +561,7 @@ impl Driver {
                 }
                 Action::Publish(event) => self.publish(event),
                 Action::Release { id } => self.exec.release(&id),
+                Action::Refresh => {}
                 Action::Exit => self.exit = true,
             }
         }

@@ -5,22 +5,23 @@
 use serde::{Deserialize, Serialize};
 use ward_core::RunEnd;
 
-/// How the previous run ended.
+/// How the previous run ended: `{"kind": "exit", "code": 1}`,
+/// `{"kind": "signal", "signal": "KILL"}` (with `"core_dumped": true` when
+/// it dumped core), `{"kind": "spawn_failed", "error": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastExit {
-    /// `exit`, `signal` or `spawn_failed`.
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub code: Option<i32>,
-    /// Signal name without `SIG` (`"KILL"`), or its number when unnamed.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub signal: Option<String>,
-    /// The OS error of a failed spawn.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<String>,
-    /// A signal that left a core dump (present only then, as `true`).
-    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
-    pub core_dumped: bool,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LastExit {
+    /// It exited with a code.
+    Exit { code: i32 },
+    /// A signal ended it: its name without `SIG` (`"KILL"`), or its number
+    /// when it has no name.
+    Signal {
+        signal: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        core_dumped: bool,
+    },
+    /// It could not be started: the OS error.
+    SpawnFailed { error: String },
 }
 
 impl LastExit {
@@ -28,36 +29,19 @@ impl LastExit {
         match end {
             RunEnd::Exited {
                 status: ward_core::ExitStatus::Code { code },
-            } => LastExit {
-                kind: "exit".into(),
-                code: Some(*code),
-                signal: None,
-                error: None,
-                core_dumped: false,
-            },
+            } => LastExit::Exit { code: *code },
             RunEnd::Exited {
                 status:
                     ward_core::ExitStatus::Signal {
                         signal,
                         core_dumped,
                     },
-            } => LastExit {
-                kind: "signal".into(),
-                code: None,
-                signal: Some(
-                    crate::proc::signal_name(*signal)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| signal.to_string()),
-                ),
-                error: None,
+            } => LastExit::Signal {
+                signal: signal_word(*signal),
                 core_dumped: *core_dumped,
             },
-            RunEnd::SpawnFailed { error } => LastExit {
-                kind: "spawn_failed".into(),
-                code: None,
-                signal: None,
-                error: Some(error.clone()),
-                core_dumped: false,
+            RunEnd::SpawnFailed { error } => LastExit::SpawnFailed {
+                error: error.clone(),
             },
         }
     }
@@ -67,36 +51,22 @@ impl LastExit {
     /// signal numbers).
     pub fn from_event(event: &serde_json::Value) -> Option<LastExit> {
         match event["event"].as_str()? {
-            "spawn_failed" => Some(LastExit {
-                kind: "spawn_failed".into(),
-                code: None,
-                signal: None,
-                error: Some(event["error"].as_str().unwrap_or_default().to_string()),
-                core_dumped: false,
+            "spawn_failed" => Some(LastExit::SpawnFailed {
+                error: event["error"].as_str().unwrap_or_default().to_string(),
             }),
             "exited" => {
                 let status = &event["status"];
                 match status["kind"].as_str()? {
-                    "exit" | "code" => Some(LastExit {
-                        kind: "exit".into(),
-                        code: Some(i32::try_from(status["code"].as_i64()?).ok()?),
-                        signal: None,
-                        error: None,
-                        core_dumped: false,
+                    "exit" | "code" => Some(LastExit::Exit {
+                        code: i32::try_from(status["code"].as_i64()?).ok()?,
                     }),
-                    "signal" => Some(LastExit {
-                        kind: "signal".into(),
-                        code: None,
-                        signal: Some(match &status["signal"] {
+                    "signal" => Some(LastExit::Signal {
+                        signal: match &status["signal"] {
                             serde_json::Value::Number(n) => {
-                                let n = i32::try_from(n.as_i64()?).ok()?;
-                                crate::proc::signal_name(n)
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| n.to_string())
+                                signal_word(i32::try_from(n.as_i64()?).ok()?)
                             }
                             other => other.as_str()?.to_string(),
-                        }),
-                        error: None,
+                        },
                         core_dumped: status["core_dumped"].as_bool().unwrap_or(false),
                     }),
                     _ => None,
@@ -106,13 +76,21 @@ impl LastExit {
         }
     }
 
+    /// The OS error of a failed spawn.
+    pub fn spawn_error(&self) -> Option<&str> {
+        match self {
+            LastExit::SpawnFailed { error } => Some(error),
+            _ => None,
+        }
+    }
+
     /// What the status table says of it: `exit 1`, `SIGKILL`, or a failed
     /// spawn's error (`cannot run pyhton3: No such file or directory`).
     pub fn reason(&self) -> String {
-        match &self.error {
+        match self {
             // The words without what only a full report needs: the OS
             // error number, the PATH that was searched.
-            Some(error) => {
+            LastExit::SpawnFailed { error } => {
                 let words = error
                     .strip_suffix(')')
                     .and_then(|e| e.rsplit_once(" (os error "))
@@ -122,16 +100,23 @@ impl LastExit {
                     None => words.to_string(),
                 }
             }
-            None => self.short(),
+            _ => self.short(),
         }
     }
 
     /// Short words: `exit 1`, `SIGKILL`, `spawn failed`.
     pub fn short(&self) -> String {
-        match (self.kind.as_str(), self.code, &self.signal) {
-            ("exit", Some(code), _) => format!("exit {code}"),
-            ("signal", _, Some(sig)) => format!("SIG{sig}"),
-            _ => "spawn failed".into(),
+        match self {
+            LastExit::Exit { code } => format!("exit {code}"),
+            LastExit::Signal { signal, .. } => format!("SIG{signal}"),
+            LastExit::SpawnFailed { .. } => "spawn failed".into(),
         }
     }
+}
+
+/// A signal's name without `SIG`, or its number when it has none.
+fn signal_word(number: i32) -> String {
+    crate::proc::signal_name(number)
+        .map(str::to_string)
+        .unwrap_or_else(|| number.to_string())
 }

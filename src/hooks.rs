@@ -122,7 +122,7 @@ pub fn summary(snapshot: &ward_core::Snapshot) -> String {
         .iter()
         .filter(|v| v.desired == Desired::Up && v.state != State::Running)
         // A one-shot that completed is where it should be.
-        .filter(|v| !(v.state == State::Exited && completed(v)));
+        .filter(|v| !(v.state == State::Exited && v.last_end_ok));
     // Two named, the rest counted: no text made for a thousand.
     let named: Vec<String> = troubled
         .by_ref()
@@ -138,16 +138,6 @@ pub fn summary(snapshot: &ward_core::Snapshot) -> String {
         _ => {}
     }
     line
-}
-
-/// The run ended with exit 0 (what a one-shot step is for).
-fn completed(view: &ward_core::InstanceView) -> bool {
-    matches!(
-        view.last_end,
-        Some(ward_core::RunEnd::Exited {
-            status: ward_core::ExitStatus::Code { code: 0 }
-        })
-    )
 }
 
 /// Whether the daemon may say it is ready: no instance is on its way
@@ -183,6 +173,10 @@ mod tests {
             }),
             waiting_on: Vec::new(),
             daemonized: false,
+            restart: ward_core::RestartPolicy::OnFailure,
+            min_uptime: Duration::from_secs(1),
+            proven: false,
+            last_end_ok: end == Some(0),
         }
     }
 

@@ -217,6 +217,10 @@ mod tests {
             last_end: None,
             waiting_on: Vec::new(),
             daemonized: false,
+            restart: ward_core::RestartPolicy::OnFailure,
+            min_uptime: std::time::Duration::from_secs(1),
+            proven: false,
+            last_end_ok: false,
         };
         snapshot.instances.push(view);
         let report = stats.report(&snapshot);

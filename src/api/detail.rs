@@ -43,7 +43,7 @@ pub async fn instances(State(shared): State<Shared>, UrlPath(target): UrlPath<St
     let mut details = Vec::new();
     let mut reads = Vec::new();
     for view in views {
-        let status = InstanceStatus::of(view, now, &specs);
+        let status = InstanceStatus::from_view(view, now);
         let Some(spec) = specs.get(&view.id.program) else {
             continue;
         };

@@ -169,10 +169,9 @@ async fn status(State(shared): State<Shared>, Query(q): Query<StatusQuery>) -> R
         Ok(views) => views,
         Err(e) => return request_error(e),
     };
-    let specs = shared.specs.borrow().clone();
     let selected: Vec<InstanceStatus> = views
         .iter()
-        .map(|v| InstanceStatus::of(v, now, &specs))
+        .map(|v| InstanceStatus::from_view(v, now))
         .collect();
     Json(selected).into_response()
 }
@@ -233,12 +232,11 @@ async fn act(shared: Shared, target: String, make: fn(Target) -> Request) -> Res
 
 fn done(shared: &Shared, reply: Reply) -> Response {
     let now = shared.now();
-    let specs = shared.specs.borrow().clone();
     match reply {
         Reply::Done { instances } => Json(ActionResult {
             instances: instances
                 .iter()
-                .map(|v| InstanceStatus::of(v, now, &specs))
+                .map(|v| InstanceStatus::from_view(v, now))
                 .collect(),
         })
         .into_response(),

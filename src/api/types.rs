@@ -2,7 +2,7 @@
 //! (which is only a client of it), so the two cannot drift apart.
 
 use serde::{Deserialize, Serialize};
-use ward_core::{Desired, DesiredBy, InstanceView, RunEnd, State, Time};
+use ward_core::{Condition, Desired, DesiredBy, InstanceView, RestartPolicy, State, Time};
 
 /// One instance as `GET /v1/status` and `ward status --json` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,9 +28,13 @@ pub struct InstanceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_ms: Option<u64>,
     /// The program's `restart` policy: `always`, `on-failure`, `never`.
-    pub restart: String,
+    pub restart: RestartPolicy,
     /// The program's `min_uptime`: a run that ends sooner is a failed start.
     pub min_uptime_ms: u64,
+    /// `running`, and for its `min_uptime` already: an end now would not be
+    /// a failed start (false in every other state).
+    #[serde(default)]
+    pub proven: bool,
     pub last_exit: Option<LastExit>,
     /// The last run ended with one of the program's `success_exit_codes`
     /// (what a `completed` dependency needs; how `ward start` tells a
@@ -54,7 +58,7 @@ pub struct WaitingOn {
     /// `migrate:0`.
     pub instance: String,
     /// What the waiting instance needs of it: `started` or `completed`.
-    pub condition: String,
+    pub condition: Condition,
     pub state: State,
     pub last_exit: Option<LastExit>,
     /// Its last run failed and it is `exited`, `backoff` or `fatal`: it
@@ -66,10 +70,7 @@ impl WaitingOn {
     fn from_blocker(b: &ward_core::Blocker) -> WaitingOn {
         WaitingOn {
             instance: b.dependency.to_string(),
-            condition: match b.condition {
-                ward_core::Condition::Started => "started".into(),
-                ward_core::Condition::Completed => "completed".into(),
-            },
+            condition: b.condition,
             state: b.state,
             last_exit: b.last_end.as_ref().map(LastExit::from_end),
             failed: b.failed,
@@ -83,21 +84,21 @@ impl WaitingOn {
             .instance
             .rsplit_once(':')
             .map_or(self.instance.as_str(), |(p, _)| p);
-        let until = match self.condition.as_str() {
-            "completed" => format!("{program} completes"),
-            _ => format!("{program} is running"),
+        let until = match self.condition {
+            Condition::Completed => format!("{program} completes"),
+            Condition::Started => format!("{program} is running"),
         };
         if !self.failed {
-            let goal = match self.condition.as_str() {
-                "completed" => "complete",
-                _ => "run",
+            let goal = match self.condition {
+                Condition::Completed => "complete",
+                Condition::Started => "run",
             };
             return format!("for {} to {goal} (it is {})", self.instance, self.state);
         }
         let how = self
             .last_exit
             .as_ref()
-            .map(|e| match &e.error {
+            .map(|e| match e.spawn_error() {
                 Some(err) => format!(" ({err})"),
                 None => format!(" ({})", e.short()),
             })
@@ -134,10 +135,11 @@ impl InstanceStatus {
                 .map(|t| millis(now.saturating_sub(t))),
             state_ms: millis(now.saturating_sub(view.since)),
             next_ms: view.next_at.map(|at| millis(at.saturating_sub(now))),
-            restart: String::new(),
-            min_uptime_ms: 0,
+            restart: view.restart,
+            min_uptime_ms: millis(view.min_uptime),
+            proven: view.proven,
             last_exit: view.last_end.as_ref().map(LastExit::from_end),
-            last_exit_ok: false,
+            last_exit_ok: view.last_end_ok,
             waiting_on: view
                 .waiting_on
                 .iter()
@@ -149,33 +151,12 @@ impl InstanceStatus {
 }
 
 impl InstanceStatus {
-    /// The view, with what the program's spec adds (its restart policy).
-    pub fn of(view: &InstanceView, now: Time, specs: &ward_core::SpecSet) -> InstanceStatus {
-        let mut status = InstanceStatus::from_view(view, now);
-        if let Some(spec) = specs.get(&view.id.program) {
-            status.restart = match spec.restart {
-                ward_core::RestartPolicy::Always => "always",
-                ward_core::RestartPolicy::OnFailure => "on-failure",
-                ward_core::RestartPolicy::Never => "never",
-            }
-            .into();
-            status.min_uptime_ms = millis(spec.min_uptime);
-            status.last_exit_ok = matches!(
-                &view.last_end,
-                Some(RunEnd::Exited {
-                    status: ward_core::ExitStatus::Code { code },
-                }) if spec.success_exit_codes.contains(code)
-            );
-        }
-        status
-    }
-
     /// On its way somewhere: `starting`, `stopping`, or running but not
     /// yet for its `min_uptime` (an end now would be a failed start).
     pub fn unsettled(&self) -> bool {
         match self.state {
             State::Starting | State::Stopping => true,
-            State::Running => self.uptime_ms.unwrap_or(0) < self.min_uptime_ms,
+            State::Running => !self.proven,
             _ => false,
         }
     }
@@ -322,13 +303,25 @@ pub struct ReloadResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramReload {
     pub name: String,
-    /// `added`, `removed`, `restarted` (launch or log settings changed),
-    /// `updated` (policy only) or `rescaled` (the count only).
-    pub change: String,
+    pub change: ProgramChange,
     /// Every setting that differs, by config key (absent for added and
     /// removed programs).
     pub fields: Vec<FieldChange>,
     pub instances: Vec<InstanceReload>,
+}
+
+/// What a reload does to a program as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgramChange {
+    Added,
+    Removed,
+    /// Launch or log settings changed: its running instances restart.
+    Restarted,
+    /// Policy settings only: they apply without a restart.
+    Updated,
+    /// The count only.
+    Rescaled,
 }
 
 /// One setting a reload changes.
@@ -365,10 +358,10 @@ impl ReloadResult {
     ) -> ReloadResult {
         let mut programs: Vec<ProgramReload> = Vec::new();
         let categories = [
-            ("added", &diff.added),
-            ("removed", &diff.removed),
-            ("restarted", &diff.restarted),
-            ("updated", &diff.updated),
+            (ProgramChange::Added, &diff.added),
+            (ProgramChange::Removed, &diff.removed),
+            (ProgramChange::Restarted, &diff.restarted),
+            (ProgramChange::Updated, &diff.updated),
         ];
         let rescaled_only: Vec<String> = diff
             .rescaled
@@ -376,11 +369,14 @@ impl ReloadResult {
             .filter(|name| !diff.restarted.contains(name) && !diff.updated.contains(name))
             .cloned()
             .collect();
-        for (change, names) in categories.into_iter().chain([("rescaled", &rescaled_only)]) {
+        for (change, names) in categories
+            .into_iter()
+            .chain([(ProgramChange::Rescaled, &rescaled_only)])
+        {
             for name in names.iter() {
                 programs.push(ProgramReload {
                     name: name.clone(),
-                    change: change.into(),
+                    change,
                     fields: diff
                         .fields
                         .get(name)

@@ -172,7 +172,7 @@ async fn explain_silence(client: &Client, target: &str) {
     };
     for s in list {
         let why = match &s.last_exit {
-            Some(e) if e.kind == "spawn_failed" => {
+            Some(e @ crate::api::types::LastExit::SpawnFailed { .. }) => {
                 format!("it never started: {}", e.reason())
             }
             _ if s.run.is_none() => {

@@ -141,8 +141,12 @@ pub fn detail(d: &InstanceDetail) -> String {
     if !reason.is_empty() {
         field("why", reason);
     }
-    if let Some(error) = s.last_exit.as_ref().and_then(|e| e.error.as_ref()) {
-        field("error", error.clone());
+    if let Some(error) = s
+        .last_exit
+        .as_ref()
+        .and_then(crate::api::types::LastExit::spawn_error)
+    {
+        field("error", error.to_string());
     }
     if let Some(note) = &s.note {
         field("note", note.clone());
@@ -250,8 +254,9 @@ mod tests {
             uptime_ms: None,
             state_ms: 1,
             next_ms: None,
-            restart: "on-failure".into(),
+            restart: ward_core::RestartPolicy::OnFailure,
             min_uptime_ms: 1000,
+            proven: false,
             last_exit: None,
             last_exit_ok: false,
             waiting_on: Vec::new(),
@@ -260,13 +265,7 @@ mod tests {
     }
 
     fn exit(code: i32) -> Option<LastExit> {
-        Some(LastExit {
-            kind: "exit".into(),
-            code: Some(code),
-            signal: None,
-            error: None,
-            core_dumped: false,
-        })
+        Some(LastExit::Exit { code })
     }
 
     #[test]
@@ -280,12 +279,8 @@ mod tests {
         worker.desired = Desired::Down;
         worker.desired_by = DesiredBy::User;
         let mut job = inst("job", State::Backoff);
-        job.last_exit = Some(LastExit {
-            kind: "spawn_failed".into(),
-            code: None,
-            signal: None,
-            error: Some("cannot run pyhton3: No such file or directory (os error 2)".into()),
-            core_dumped: false,
+        job.last_exit = Some(LastExit::SpawnFailed {
+            error: "cannot run pyhton3: No such file or directory (os error 2)".into(),
         });
         job.next_ms = Some(2_000);
         let mut done = inst("migrate", State::Exited);

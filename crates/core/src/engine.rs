@@ -342,7 +342,7 @@ impl Supervisor {
             instances: self
                 .programs
                 .values()
-                .flat_map(|p| p.instances.values().map(|i| self.view(i)))
+                .flat_map(|p| p.instances.values().map(|i| self.view(&p.spec, i)))
                 .collect(),
         }
     }

@@ -125,7 +125,7 @@ impl Instance {
 
     /// What readers see, without `waiting_on` (the engine fills it in: it
     /// knows the dependencies).
-    pub fn view(&self) -> InstanceView {
+    pub fn view(&self, spec: &ProgramSpec) -> InstanceView {
         InstanceView {
             id: self.id.clone(),
             state: self.state,
@@ -140,6 +140,10 @@ impl Instance {
             last_end: self.last_end.clone(),
             waiting_on: Vec::new(),
             daemonized: self.daemonized,
+            restart: spec.restart,
+            min_uptime: spec.min_uptime,
+            proven: self.state == State::Running && self.uptime_timer.is_none(),
+            last_end_ok: self.last_end_succeeded(spec),
         }
     }
 }

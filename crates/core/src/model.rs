@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::spec::{Condition, LaunchSpec, LogSpec, Signal};
+use crate::spec::{Condition, LaunchSpec, LogSpec, RestartPolicy, Signal};
 
 /// Monotonic time since the shell's epoch. The engine never reads a clock;
 /// every entry point is handed `now`.
@@ -287,6 +287,10 @@ pub enum Action {
     Release {
         id: InstanceId,
     },
+    /// The snapshot changed with no event to publish (a run has now been
+    /// up for its `min_uptime`: its view is `proven`): whoever reads the
+    /// snapshot should get the new one.
+    Refresh,
     /// A shutdown finished: every instance is down. The shell exits.
     Exit,
 }
@@ -519,6 +523,15 @@ pub struct InstanceView {
     /// The last run put itself in the background (see
     /// [`EventKind::Daemonized`]); cleared by the next spawn.
     pub daemonized: bool,
+    /// The program's restart policy.
+    pub restart: RestartPolicy,
+    /// The program's `min_uptime`: a run that ends sooner is a failed start.
+    pub min_uptime: Duration,
+    /// `running`, and for the `min_uptime` in force when this run started:
+    /// an end now would not be a failed start.
+    pub proven: bool,
+    /// The last run ended with one of the program's `success_exit_codes`.
+    pub last_end_ok: bool,
 }
 
 /// A dependency instance that keeps a `waiting` instance from starting.

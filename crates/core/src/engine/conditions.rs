@@ -2,7 +2,7 @@
 
 use crate::instance::Instance;
 use crate::model::{Blocker, InstanceId, InstanceView, State};
-use crate::spec::Condition;
+use crate::spec::{Condition, ProgramSpec};
 
 use super::Supervisor;
 
@@ -19,8 +19,8 @@ impl Supervisor {
 
     /// What readers see of `inst`: a `waiting` one also says what it waits
     /// for.
-    pub(super) fn view(&self, inst: &Instance) -> InstanceView {
-        let mut view = inst.view();
+    pub(super) fn view(&self, spec: &ProgramSpec, inst: &Instance) -> InstanceView {
+        let mut view = inst.view(spec);
         if inst.state == State::Waiting {
             view.waiting_on = self.blockers(&inst.id);
         }

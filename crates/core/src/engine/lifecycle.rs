@@ -421,9 +421,12 @@ impl Supervisor {
             TimerKind::Reset(run) if state == State::Running && current == Some(run) => {
                 inst.streak = 0;
             }
-            // Nothing changes: `instance_mut` marked the program, so the
+            // The run proved itself. No event says so, but the snapshot
+            // does (`proven`); `instance_mut` marked the program, so the
             // settle that follows answers what waited on this run.
-            TimerKind::MinUptime(_) => {}
+            TimerKind::MinUptime(run) if state == State::Running && current == Some(run) => {
+                self.actions.push_back(Action::Refresh);
+            }
             _ => {}
         }
     }

@@ -223,10 +223,10 @@ impl Supervisor {
         };
         let mut views = Vec::with_capacity(targets.len());
         for id in &targets {
-            let Some(inst) = self.instance(id) else {
+            let (Some(inst), Some(spec)) = (self.instance(id), self.spec_of(id)) else {
                 continue;
             };
-            views.push(self.view(inst));
+            views.push(self.view(spec, inst));
             if tree {
                 // Every process the run still has, leader gone or not.
                 if let Some(run) = inst.run.as_ref().filter(|r| r.started_at.is_some()) {

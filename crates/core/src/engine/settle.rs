@@ -119,7 +119,7 @@ impl Supervisor {
                 let instances = request
                     .targets
                     .iter()
-                    .filter_map(|id| self.instance(id).map(|i| self.view(i)))
+                    .filter_map(|id| Some(self.view(self.spec_of(id)?, self.instance(id)?)))
                     .collect();
                 self.reply_done(request.token, instances);
             } else {

@@ -403,6 +403,12 @@ impl CheckedShell {
                     "{id} released while a run of it lives"
                 );
             }
+            Action::Refresh => {
+                ensure!(
+                    self.sup.snapshot().instances.iter().any(|v| v.proven),
+                    "a refresh with no instance newly proven"
+                );
+            }
             Action::Exit => {
                 self.exits += 1;
                 ensure_eq!(self.exits, 1, "Exit count");

@@ -470,3 +470,35 @@ fn the_smallest_policy_change_is_an_update_and_names_its_setting() {
         }]
     );
 }
+
+#[test]
+fn a_run_is_proven_by_its_own_timer_and_the_snapshot_says_so_when_it_fires() {
+    let mut sim = Sim::new(set(vec![prog("api")]));
+    sim.advance(ms(100));
+    assert_eq!(sim.state("api", 0), State::Running);
+    assert!(!sim.view("api", 0).proven);
+    // A reload lowers min_uptime: the run started under 1s keeps that one.
+    let mut api = prog("api");
+    api.min_uptime = ms(200);
+    sim.request(Request::Reload {
+        specs: set(vec![api]),
+        dry_run: false,
+    });
+    assert_eq!(sim.view("api", 0).min_uptime, ms(200));
+    sim.advance(ms(500));
+    assert!(
+        !sim.view("api", 0).proven,
+        "proven before its own min_uptime"
+    );
+    // When its min_uptime passes, no event is published, but the shell is
+    // told to show the new snapshot.
+    let mark = sim.log.len();
+    sim.advance(ms(500));
+    assert!(sim.view("api", 0).proven);
+    let actions = sim.actions_since(mark);
+    assert!(actions.contains(&Action::Refresh), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Publish(_))));
+    // A run that ends is not proven any more.
+    sim.exit("api", 0, 1);
+    assert!(!sim.view("api", 0).proven);
+}
