@@ -7,8 +7,6 @@
 //! Events travel typed ([`Stamped`]); they become JSON only at the edges:
 //! the journal's writer thread and the API.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,7 +16,8 @@ use ward_core::{Event, EventKind, RunEnd};
 
 use crate::exits::LastExit;
 
-use crate::files::{Dir, PRIVATE_FILE};
+use crate::files::Dir;
+use crate::logs::{Kept, Rotating};
 
 /// The journal rotates (once, to `events.jsonl.1`) past this size.
 const JOURNAL_MAX: u64 = 16 * 1024 * 1024;
@@ -360,86 +359,57 @@ impl<T: Line> LineFile<T> {
     }
 }
 
-/// The writer's side of a [`LineFile`], on its own thread.
+/// The writer's side of a [`LineFile`], on its own thread: the file
+/// itself is a [`Rotating`] one (in the state dir, keeping one rotated
+/// file); this says when writing fails and how much was lost.
 struct LineWriter {
-    dir: Arc<Dir>,
-    name: String,
-    path: PathBuf,
-    max: u64,
-    out: Option<BufWriter<File>>,
-    size: u64,
+    file: Rotating<Kept>,
     failing: bool,
     /// Lines lost since writing last worked.
     lost: u64,
 }
 
 impl LineWriter {
+    /// Opens the file at once (in the state dir, never through a link); a
+    /// last line that was cut is ended before the first new one.
     fn open(dir: Arc<Dir>, name: &str, max: u64) -> LineWriter {
-        let mut file = LineWriter {
-            path: dir.join(name),
-            dir,
-            name: name.to_string(),
-            max,
-            out: None,
-            size: 0,
+        let path = dir.join(name);
+        let mut file = Rotating::at(Kept(dir), path, name, max, 1);
+        let _ = file.ensure_open();
+        LineWriter {
+            file,
             failing: false,
             lost: 0,
-        };
-        file.reopen();
-        file
+        }
     }
 
-    /// Opens the file (in the state dir, never through a link); if its last
-    /// line was cut, ends it first.
-    fn reopen(&mut self) {
-        self.out = match self.dir.append(&self.name, PRIVATE_FILE, None) {
-            Ok(mut opened) => {
-                if opened.cut && opened.file.write_all(b"\n").is_ok() {
-                    opened.size += 1;
-                    opened.cut = false;
-                }
-                self.size = opened.size;
-                (!opened.cut).then(|| BufWriter::with_capacity(64 * 1024, opened.file))
-            }
-            Err(_) => None,
-        };
-    }
-
-    /// Writes one batch of `lines` lines; a report when writing starts or
-    /// stops failing. `refused`: lines lost before it.
+    /// Writes one batch of `lines` whole lines; a report when writing
+    /// starts or stops failing. `refused`: lines lost before it.
     fn write(&mut self, bytes: &[u8], lines: u64, refused: u64) -> Option<String> {
         self.lost += refused;
-        if self.out.is_none() {
-            self.reopen();
-        }
-        if self.size > self.max {
-            self.rotate();
-        }
-        let ok = match self.out.as_mut() {
-            Some(out) => out.write_all(bytes).and_then(|()| out.flush()).is_ok(),
-            None => false,
+        let ok = match self.file.write_lines(bytes) {
+            Ok(()) => true,
+            Err(failure) => {
+                // The lines that made it whole are not lost.
+                let whole = memchr::memchr_iter(b'\n', &bytes[..failure.written]).count() as u64;
+                self.lost += lines.saturating_sub(whole);
+                false
+            }
         };
-        if ok {
-            self.size += bytes.len() as u64;
-        } else {
-            self.out = None;
-            self.lost += lines;
-        }
+        let path = self.file.path().display();
         match (ok, self.failing) {
             (false, false) => {
                 self.failing = true;
                 Some(format!(
-                    "cannot write {}; its lines are dropped until it can",
-                    self.path.display()
+                    "cannot write {path}; its lines are dropped until it can"
                 ))
             }
             (true, _) if self.lost > 0 => {
                 self.failing = false;
                 let n = std::mem::take(&mut self.lost);
                 Some(format!(
-                    "{} is written again; {n} line{} could not be written (the disk was full, \
+                    "{path} is written again; {n} line{} could not be written (the disk was full, \
                      failing or too slow)",
-                    self.path.display(),
                     if n == 1 { "" } else { "s" }
                 ))
             }
@@ -449,14 +419,6 @@ impl LineWriter {
             }
             _ => None,
         }
-    }
-
-    fn rotate(&mut self) {
-        if let Some(mut out) = self.out.take() {
-            let _ = out.flush();
-        }
-        let _ = self.dir.rename(&self.name, &format!("{}.1", self.name));
-        self.reopen();
     }
 }
 
@@ -524,5 +486,41 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text:?}");
         assert_eq!(lines[2], "{\"seq\":3}");
         assert!(serde_json::from_str::<serde_json::Value>(lines[2]).is_ok());
+    }
+
+    #[test]
+    fn a_failing_disk_is_said_once_and_what_it_lost_when_it_works_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Arc::new(Dir::open(tmp.path(), crate::files::DirPolicy::private()).unwrap());
+        let mut writer = LineWriter::open(Arc::clone(&dir), "events.jsonl", 1 << 20);
+        assert_eq!(writer.write(b"one\n", 1, 0), None);
+        // The disk fills up in the middle of the second of three lines.
+        let path = tmp.path().join("events.jsonl");
+        let inner = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writer
+            .file
+            .replace_writer(Box::new(crate::logs::Flaky { inner, budget: 6 }));
+        let said = writer.write(b"two\nthree\nfour\n", 3, 0).unwrap();
+        assert!(said.starts_with("cannot write "), "{said}");
+        assert_eq!(writer.write(b"five\n", 1, 0), None, "said once");
+        // Space again (a fresh file: the writer reopens it): the count is
+        // of the lines that did not make it whole (three, four, five) and
+        // two that the queue refused.
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writer.file.replace_writer(Box::new(file));
+        let said = writer.write(b"six\n", 1, 2).unwrap();
+        assert!(
+            said.contains("is written again; 5 lines could not be written"),
+            "{said}"
+        );
+        assert_eq!(writer.write(b"seven\n", 1, 0), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "one\ntwo\nth\nsix\nseven\n", "the cut line is ended");
     }
 }

@@ -1,11 +1,12 @@
-//! Log capture: every run's stdout and stderr, drained by a pump into the
-//! instance's rotating log file (text or JSON lines), the foreground console
-//! and `ward logs -f` followers; and reading the files back for `ward logs`.
+//! Log capture: every run's stdout and stderr ([`crate::proc::Output`]),
+//! drained by a pump into the instance's rotating log file (text or JSON
+//! lines), the foreground console and `ward logs -f` followers; and reading
+//! the files back for `ward logs`. The rotating file ([`Rotating`]) also
+//! holds ward's event journal and its own log.
 //!
 //! This is the one hot path that bypasses the core. A pump never stalls the
 //! child it drains for long: a slow disk or a slow terminal costs dropped
-//! lines (counted and reported), not a blocked pipe. Unix only (the pipes
-//! are tokio's Unix pipes). See docs/logs.md.
+//! lines (counted and reported), not a blocked pipe. See docs/logs.md.
 
 mod console;
 mod format;
@@ -20,7 +21,10 @@ pub use console::{stdout_colour, Console};
 pub use format::rfc3339_now;
 pub use pump::{pump, PumpStats, Sinks};
 pub use rotate::log_path;
-pub use rotate::InstanceLog;
+/// A writer that fails like a full disk, for tests of what writes files.
+#[cfg(test)]
+pub(crate) use rotate::tests::Flaky;
+pub use rotate::{InstanceLog, Kept, Rotating};
 pub use tail::{tail, tail_file};
 
 /// What a pump knows about the run it drains (for JSON lines and the

@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memchr::{memchr, memrchr};
@@ -24,13 +25,19 @@ use crate::files::{Appending, Dir, DirPolicy, FileId};
 /// program is quiet).
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// One instance's log output: the rotating file shared by both streams of
-/// every run of the instance. Lives across runs.
-pub struct InstanceLog {
+/// A file of lines in one directory, rotated by size with rename: an
+/// instance's log ([`InstanceLog`]), the event journal, ward's own log.
+/// `P` says where the directory is and how new files are made.
+pub struct Rotating<P: Place> {
+    place: P,
     path: PathBuf,
-    /// The file's name in `spec.dir`.
+    /// The file's name in the directory.
     name: String,
-    spec: LogSpec,
+    /// Rotate before a write would make the file larger than this (unless
+    /// the file is empty: a single larger line gets a file of its own).
+    max_size: u64,
+    /// Rotated files kept: `name.1` … `name.keep`.
+    keep: u32,
     /// `None` after a rotation (or a failed reopen): the next write opens a
     /// fresh file at `path`.
     file: Option<Box<dyn Write + Send>>,
@@ -46,8 +53,93 @@ pub struct InstanceLog {
     mid_line: bool,
     /// Why the file is not open, if opening failed.
     error: Option<io::Error>,
+}
+
+/// Where a [`Rotating`] file lives.
+pub trait Place: Send {
+    /// The directory, opened (and checked, made if missing) now.
+    fn dir(&mut self) -> io::Result<Arc<Dir>>;
+    /// Permission bits and group of a file made in it.
+    fn access(&mut self) -> io::Result<(u32, Option<u32>)>;
+}
+
+/// A directory ward opened once and keeps (its state dir), where files are
+/// private to ward.
+pub struct Kept(pub Arc<Dir>);
+
+impl Place for Kept {
+    fn dir(&mut self) -> io::Result<Arc<Dir>> {
+        Ok(Arc::clone(&self.0))
+    }
+
+    fn access(&mut self) -> io::Result<(u32, Option<u32>)> {
+        Ok((crate::files::PRIVATE_FILE, None))
+    }
+}
+
+/// One instance's log output: the rotating file shared by both streams of
+/// every run of the instance. Lives across runs.
+pub type InstanceLog = Rotating<LogDir>;
+
+/// An instance's log directory, as its [`LogSpec`] says: opened anew for
+/// each open and rotation (the directory may be removed or moved under
+/// ward, and is made again then), with the spec's permissions and group.
+pub struct LogDir {
+    spec: LogSpec,
     /// The configured group's id, once looked up.
     gid: Option<u32>,
+}
+
+impl Place for LogDir {
+    fn dir(&mut self) -> io::Result<Arc<Dir>> {
+        let group = self.group()?;
+        let access = &self.spec.access;
+        // Who may read the files may list the directory too; nobody else.
+        let mut mode = crate::files::PRIVATE_DIR;
+        if access.mode & 0o040 != 0 {
+            mode |= 0o050;
+        }
+        if access.mode & 0o004 != 0 {
+            mode |= 0o005;
+        }
+        Dir::open(
+            &self.spec.dir,
+            DirPolicy {
+                mode,
+                enforce_mode: false,
+                group,
+                allow_writable: access.allow_writable_dir,
+            },
+        )
+        .map(Arc::new)
+    }
+
+    fn access(&mut self) -> io::Result<(u32, Option<u32>)> {
+        Ok((self.spec.access.mode, self.group()?))
+    }
+}
+
+impl LogDir {
+    /// The id of the configured group, looked up once (a lookup may ask a
+    /// directory service).
+    fn group(&mut self) -> io::Result<Option<u32>> {
+        let Some(name) = &self.spec.access.group else {
+            return Ok(None);
+        };
+        if self.gid.is_none() {
+            let gid = crate::proc::group_id(name).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot use log group {name:?} for the logs in {}: {e}",
+                        self.spec.dir.display()
+                    ),
+                )
+            })?;
+            self.gid = Some(gid);
+        }
+        Ok(self.gid)
+    }
 }
 
 /// A write that stopped early: `written` bytes of the data reached the file
@@ -81,26 +173,19 @@ fn rotated_name(name: &str, n: u32) -> String {
 
 impl InstanceLog {
     /// The log of one instance, `<spec.dir>/<program>.<index>.log`. Touches
-    /// no file: the first write (or [`InstanceLog::ensure_open`]) opens it,
+    /// no file: the first write (or [`Rotating::ensure_open`]) opens it,
     /// creating the directory and the file as needed.
     pub fn new(program: &str, index: u32, spec: &LogSpec) -> InstanceLog {
-        let name = log_name(program, index);
-        InstanceLog {
-            path: spec.dir.join(&name),
-            name,
+        let place = LogDir {
             spec: spec.clone(),
-            file: None,
-            id: None,
-            check_at: None,
-            size: 0,
-            mid_line: false,
-            error: None,
             gid: None,
-        }
+        };
+        let name = log_name(program, index);
+        Rotating::at(place, spec.dir.join(&name), &name, spec.max_size, spec.keep)
     }
 
-    /// [`InstanceLog::new`], then [`InstanceLog::ensure_open`] (whose error
-    /// [`InstanceLog::error`] keeps).
+    /// [`InstanceLog::new`], then [`Rotating::ensure_open`] (whose error
+    /// [`Rotating::error`] keeps).
     #[cfg(test)]
     pub fn open(program: &str, index: u32, spec: &LogSpec) -> InstanceLog {
         let mut log = InstanceLog::new(program, index, spec);
@@ -108,11 +193,35 @@ impl InstanceLog {
         log
     }
 
+    pub(crate) fn spec(&self) -> &LogSpec {
+        &self.place.spec
+    }
+}
+
+impl<P: Place> Rotating<P> {
+    /// `name` in the directory `place` gives (`path` is where that is, for
+    /// messages). Touches no file: the first write opens it.
+    pub fn at(place: P, path: PathBuf, name: &str, max_size: u64, keep: u32) -> Rotating<P> {
+        Rotating {
+            place,
+            path,
+            name: name.to_string(),
+            max_size,
+            keep,
+            file: None,
+            id: None,
+            check_at: None,
+            size: 0,
+            mid_line: false,
+            error: None,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The file is open: [`InstanceLog::ensure_open`] has nothing to do.
+    /// The file is open: [`Rotating::ensure_open`] has nothing to do.
     pub fn is_open(&self) -> bool {
         self.file.is_some()
     }
@@ -120,10 +229,6 @@ impl InstanceLog {
     /// Why the file could not be opened, while it cannot.
     pub fn error(&self) -> Option<&io::Error> {
         self.error.as_ref()
-    }
-
-    pub(crate) fn spec(&self) -> &LogSpec {
-        &self.spec
     }
 
     /// Appends `data`, a run of whole lines (each ending in `\n`), rotating
@@ -139,7 +244,7 @@ impl InstanceLog {
             };
             self.ensure_open().map_err(fail)?;
             let rest = &data[done..];
-            let room = self.spec.max_size.saturating_sub(self.size);
+            let room = self.max_size.saturating_sub(self.size);
             let take = if rest.len() as u64 <= room {
                 rest.len()
             } else {
@@ -195,54 +300,10 @@ impl InstanceLog {
         }
     }
 
-    /// The log directory, opened and checked (made if missing).
-    fn dir(&mut self) -> io::Result<Dir> {
-        let group = self.group()?;
-        let access = &self.spec.access;
-        // Who may read the files may list the directory too; nobody else.
-        let mut mode = crate::files::PRIVATE_DIR;
-        if access.mode & 0o040 != 0 {
-            mode |= 0o050;
-        }
-        if access.mode & 0o004 != 0 {
-            mode |= 0o005;
-        }
-        Dir::open(
-            &self.spec.dir,
-            DirPolicy {
-                mode,
-                enforce_mode: false,
-                group,
-                allow_writable: access.allow_writable_dir,
-            },
-        )
-    }
-
-    /// The id of the configured group, looked up once (a lookup may ask a
-    /// directory service).
-    fn group(&mut self) -> io::Result<Option<u32>> {
-        let Some(name) = &self.spec.access.group else {
-            return Ok(None);
-        };
-        if self.gid.is_none() {
-            let gid = crate::proc::group_id(name).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "cannot use log group {name:?} for {}: {e}",
-                        self.path.display()
-                    ),
-                )
-            })?;
-            self.gid = Some(gid);
-        }
-        Ok(self.gid)
-    }
-
     fn open_file(&mut self) -> io::Result<Appending> {
-        let dir = self.dir()?;
-        let group = self.group()?;
-        dir.append(&self.name, self.spec.access.mode, group)
+        let dir = self.place.dir()?;
+        let (mode, group) = self.place.access()?;
+        dir.append(&self.name, mode, group)
     }
 
     /// While output flows, every [`CHECK_EVERY`]: if the path no longer
@@ -257,7 +318,7 @@ impl InstanceLog {
             return;
         }
         self.check_at = Some(now + CHECK_EVERY);
-        let current = match self.dir() {
+        let current = match self.place.dir() {
             Ok(dir) => dir.id_of(&self.name).ok().flatten() == self.id,
             Err(_) => false,
         };
@@ -302,11 +363,11 @@ impl InstanceLog {
         // Closed before the renames: some platforms refuse to rename an open
         // file, and if a rename fails the next write reopens the same file.
         self.close();
-        let dir = self.dir()?;
-        if self.spec.keep == 0 {
+        let dir = self.place.dir()?;
+        if self.keep == 0 {
             ignore_missing(dir.remove(&self.name))?;
         } else {
-            for n in (1..self.spec.keep).rev() {
+            for n in (1..self.keep).rev() {
                 ignore_missing(dir.rename(
                     &rotated_name(&self.name, n),
                     &rotated_name(&self.name, n + 1),
