@@ -16,7 +16,7 @@
 //!   used between that point and `execve`.)
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 /// The highest descriptor the fallback (a kernel without
 /// `close_range(CLOSE_RANGE_CLOEXEC)`) visits when the open descriptors
@@ -193,35 +193,30 @@ pub fn close_inherited() -> io::Result<()> {
 
 /// A close-on-exec pipe (read end, write end); `nonblocking` for both ends.
 pub(crate) fn pipe(nonblocking: bool) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
-        let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
-        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
+        use rustix::pipe::PipeFlags;
+        let flags = PipeFlags::CLOEXEC
+            | if nonblocking {
+                PipeFlags::NONBLOCK
+            } else {
+                PipeFlags::empty()
+            };
+        Ok(rustix::pipe::pipe_with(flags)?)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     {
         // No pipe2 here: the flags follow at once. Only ward's spawner thread
         // forks after init, so no child can inherit the fds in between.
-        // SAFETY: fds is a valid array of two ints for pipe to fill.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        for fd in fds {
-            // SAFETY: fcntl on the fds pipe just returned.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                if nonblocking {
-                    libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
-                }
+        let (read, write) = rustix::pipe::pipe()?;
+        for fd in [&read, &write] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+            if nonblocking {
+                rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)?;
             }
         }
+        Ok((read, write))
     }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 #[cfg(test)]
@@ -232,10 +227,11 @@ mod tests {
     #[test]
     fn pipes_are_close_on_exec() {
         let (r, w) = pipe(true).unwrap();
-        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
-            // SAFETY: fcntl on an open fd.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        for fd in [&r, &w] {
+            let flags = rustix::io::fcntl_getfd(fd).unwrap();
+            assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+            let status = rustix::fs::fcntl_getfl(fd).unwrap();
+            assert!(status.contains(rustix::fs::OFlags::NONBLOCK));
         }
     }
 
@@ -249,15 +245,14 @@ mod tests {
         let file = std::fs::File::open("/dev/null").unwrap();
         // A descriptor as a careless library would leave it: no
         // close-on-exec, well above the others.
-        // SAFETY: F_DUPFD on an open descriptor; the copy is closed below.
-        let fd = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_DUPFD, 400) };
+        let copy = rustix::io::fcntl_dupfd_cloexec(&file, 400).unwrap();
+        rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty()).unwrap();
+        let fd = copy.as_raw_fd();
         assert!(fd >= 400);
         assert!(!is_cloexec(fd));
         assert!(highest_open().unwrap() >= fd);
         cloexec_each(fd, fd + 1);
         assert!(is_cloexec(fd));
-        // SAFETY: the descriptor made above.
-        unsafe { libc::close(fd) };
     }
 
     #[test]

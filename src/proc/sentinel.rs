@@ -61,9 +61,8 @@ impl Link {
     /// stopped or gone and the pipe is full, the message is dropped; the
     /// marker scan still covers the tree.
     fn send(&self, line: &str) {
-        // SAFETY: the fd is owned by self and open; the buffer is valid for
-        // its length. A line is far below PIPE_BUF, so the write is atomic.
-        let _ = unsafe { libc::write(self.write.as_raw_fd(), line.as_ptr().cast(), line.len()) };
+        // A line is far below PIPE_BUF, so the write is atomic.
+        let _ = rustix::io::write(&self.write, line.as_bytes());
     }
 }
 
@@ -96,14 +95,8 @@ pub(crate) fn start(plan: Plan) -> io::Result<(Link, u32)> {
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: fcntl on an open fd owned by the caller.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    // SAFETY: as above; only adds O_NONBLOCK.
-    if flags == -1
-        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } == -1
-    {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
     Ok(())
 }
 
@@ -111,9 +104,8 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 /// the copy of ward's main that the fork also duplicated.
 fn run(read: OwnedFd, plan: Plan) -> ! {
     let _ = std::panic::catch_unwind(move || {
-        let fd = read.as_raw_fd();
-        detach(fd);
-        let groups = wait_for_eof(fd);
+        detach(read.as_raw_fd());
+        let groups = wait_for_eof(&read);
         drop(read);
         clean_up(&plan, &groups);
     });
@@ -180,23 +172,18 @@ fn inherited_fds() -> Vec<RawFd> {
 }
 
 /// Blocks until ward is gone, collecting the process groups it reports.
-fn wait_for_eof(fd: RawFd) -> HashSet<i32> {
+fn wait_for_eof(fd: &OwnedFd) -> HashSet<i32> {
     let mut groups = HashSet::new();
     let mut pending = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        // SAFETY: buf is valid for writes of its length; fd is open.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 {
-            return groups;
-        }
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return groups;
-        }
-        pending.extend_from_slice(&buf[..n as usize]);
+        let n = match rustix::io::read(fd, &mut buf) {
+            Ok(0) => return groups,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return groups,
+        };
+        pending.extend_from_slice(&buf[..n]);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             apply(&mut groups, &line[..end]);
@@ -234,8 +221,10 @@ fn clean_up(plan: &Plan, groups: &HashSet<i32>) {
         let _ = super::cgroup::kill(root);
     }
     for &pgid in groups {
-        // SAFETY: kill has no memory preconditions; pgid > 1 was checked.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        // pgid > 1 was checked.
+        if let Some(pgid) = rustix::process::Pid::from_raw(pgid) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
     }
     kill_marked(&plan.env_prefix);
     if let Some(root) = &plan.cgroup_root {
@@ -273,8 +262,12 @@ fn kill_marked(env_prefix: &[u8]) {
             return;
         }
         for pid in marked {
-            // SAFETY: kill has no memory preconditions.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
         }
         std::thread::sleep(SCAN_PAUSE);
     }

@@ -412,14 +412,17 @@ pub fn sweep(records: &[TreeRecord]) -> usize {
     }
     #[cfg(not(target_os = "linux"))]
     {
+        /// The process group `pid` is in, if it exists.
+        fn group_of(pid: u32) -> Option<i32> {
+            use rustix::process::{getpgid, Pid};
+            let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
+            Some(getpgid(Some(pid)).ok()?.as_raw_nonzero().get())
+        }
         let mut killed = 0;
         for r in records {
             // Without /proc there is no start time to check, so only a group
             // is hit, and only while its recorded leader still leads it.
-            // SAFETY: getpgid has no memory preconditions.
-            if r.pgid > 1
-                && unsafe { libc::getpgid(r.pid as i32) } == r.pgid
-                && send(-r.pgid, libc::SIGKILL).is_ok()
+            if r.pgid > 1 && group_of(r.pid) == Some(r.pgid) && send(-r.pgid, libc::SIGKILL).is_ok()
             {
                 killed += 1;
             }
