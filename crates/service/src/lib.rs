@@ -1,0 +1,505 @@
+//! # ward-service
+//!
+//! Make a Rust program a native OS service: install it into the service
+//! manager (a systemd unit on Linux, a launchd property list on macOS), and
+//! run it the way that manager expects (readiness, a status line, the
+//! watchdog, a clean stop on SIGTERM, log lines the journal understands).
+//! [ward](https://github.com/ward-sh/ward) uses it for `ward install`; it
+//! depends on nothing of ward's.
+//!
+//! - [`Service`] describes the service; [`install`], [`uninstall`] and
+//!   [`status`] act on the system's service manager.
+//! - [`run`] gives the program a [`Shutdown`] token that fires on SIGTERM
+//!   or Ctrl-C, and a [`Notifier`] (sd_notify on systemd, silent
+//!   elsewhere).
+//! - [`journal`]: stderr priorities and journald's native protocol.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ward_service::{Scope, Service};
+//!
+//! let service = Service::new("hello", "/usr/local/bin/hello", Scope::System)
+//!     .description("Says hello over HTTP")
+//!     .args(["--port", "8080"])
+//!     .notify(true);
+//! ward_service::install(&service, &ward_service::InstallOptions::default())?;
+//!
+//! // In the program itself:
+//! ward_service::run(|ctx| {
+//!     // ... bind, start serving ...
+//!     ctx.notifier.ready();
+//!     while !ctx.shutdown.wait_timeout(Duration::from_secs(1)) {
+//!         ctx.notifier.watchdog();
+//!     }
+//!     ctx.notifier.stopping();
+//! });
+//! # Ok::<(), ward_service::Error>(())
+//! ```
+//!
+//! The Windows Service Control Manager comes next, behind the same names.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod journal;
+pub mod launchd;
+pub mod notify;
+mod shutdown;
+pub mod systemd;
+
+pub use notify::Notifier;
+pub use shutdown::Shutdown;
+
+/// A system-wide service (started at boot, as root unless told otherwise)
+/// or one of a user's (started when the user's service manager is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    System,
+    User,
+}
+
+impl Scope {
+    /// [`Scope::System`] for root, [`Scope::User`] for everyone else.
+    pub fn default_for_this_user() -> Scope {
+        if is_root() {
+            Scope::System
+        } else {
+            Scope::User
+        }
+    }
+}
+
+/// When the service manager starts the program again after it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// After a failure (an exit code other than 0, a signal, a watchdog
+    /// timeout); not after a clean exit.
+    OnFailure,
+    /// Whenever it ends, unless stopped through the manager.
+    Always,
+    Never,
+}
+
+/// What a stop signals (systemd's `KillMode=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillMode {
+    /// SIGTERM to every process of the service.
+    ControlGroup,
+    /// SIGTERM to the main process only, which stops the rest itself; at
+    /// the stop timeout, SIGKILL to every process left (right for a
+    /// supervisor).
+    Mixed,
+}
+
+/// A service to install: what runs, and how the manager treats it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// The unit's name (`hello` → `hello.service`) or the launchd label.
+    /// Letters, digits, `-`, `_`, `.` and `@`; not starting with `.` or `-`.
+    pub name: String,
+    pub description: String,
+    /// An absolute path.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub scope: Scope,
+    /// The program tells the manager when it is ready (`Type=notify`):
+    /// starting it waits for [`Notifier::ready`].
+    pub notify: bool,
+    /// With `notify`: the manager restarts the program if it has not heard
+    /// [`Notifier::watchdog`] for this long.
+    pub watchdog: Option<Duration>,
+    /// The command that makes the program reload (`systemctl reload`);
+    /// program first.
+    pub reload: Option<Vec<String>>,
+    /// How long a stop may take before everything left is killed.
+    pub stop_timeout: Option<Duration>,
+    pub restart: Restart,
+    pub kill_mode: KillMode,
+    /// The program manages a subtree of cgroups of its own (systemd's
+    /// `Delegate=yes`).
+    pub delegate: bool,
+    /// Directories the manager makes for the service and owns: state,
+    /// runtime and logs, each at this path below the manager's base (for
+    /// systemd: `/var/lib/`, `/run/`, `/var/log/`; for a user, the XDG
+    /// equivalents). See [`Service::dirs`].
+    pub dirs: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    /// Where the program's stdout and stderr go under launchd (systemd
+    /// gives them to the journal).
+    pub log_file: Option<PathBuf>,
+    /// Facts the installer keeps with the service, read back by
+    /// [`systemd::read`] (`X-` keys of the unit).
+    pub properties: Vec<(String, String)>,
+    /// Who writes the file (its first line says so, e.g. `ward install`):
+    /// an installer overwrites and removes only files it wrote.
+    pub generator: String,
+}
+
+impl Service {
+    pub fn new(name: &str, program: impl Into<PathBuf>, scope: Scope) -> Service {
+        Service {
+            name: name.to_string(),
+            description: name.to_string(),
+            program: program.into(),
+            args: Vec::new(),
+            scope,
+            notify: false,
+            watchdog: None,
+            reload: None,
+            stop_timeout: None,
+            restart: Restart::OnFailure,
+            kill_mode: KillMode::ControlGroup,
+            delegate: false,
+            dirs: None,
+            env: Vec::new(),
+            working_dir: None,
+            log_file: None,
+            properties: Vec::new(),
+            generator: "ward-service".to_string(),
+        }
+    }
+
+    pub fn description(mut self, text: &str) -> Service {
+        self.description = text.to_string();
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Service
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn notify(mut self, notify: bool) -> Service {
+        self.notify = notify;
+        self
+    }
+
+    /// Checks what a manager would refuse or misread, before anything is
+    /// written.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_name(&self.name)?;
+        if !self.program.is_absolute() {
+            return Err(Error::invalid(format!(
+                "the program must be an absolute path, not {}",
+                self.program.display()
+            )));
+        }
+        let texts = std::iter::once(self.description.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .chain(self.reload.iter().flatten().map(String::as_str))
+            .chain(self.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+            .chain(
+                self.properties
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+            );
+        for text in texts {
+            if text.contains(['\n', '\r', '\0']) {
+                return Err(Error::invalid(format!(
+                    "{text:?} holds a line break or a NUL, which a service file cannot carry"
+                )));
+            }
+        }
+        let paths = [
+            Some(&self.program),
+            self.working_dir.as_ref(),
+            self.log_file.as_ref(),
+        ];
+        for path in paths.into_iter().flatten() {
+            let text = path
+                .to_str()
+                .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
+            if text.contains(['\n', '\r', '\0']) {
+                return Err(Error::invalid(format!(
+                    "{text:?} holds a line break or a NUL, which a service file cannot carry"
+                )));
+            }
+        }
+        // systemd refuses such an executable ("special characters").
+        if self
+            .program
+            .to_str()
+            .is_some_and(|p| p.contains(['"', '\'', '\\']))
+        {
+            return Err(Error::invalid(format!(
+                "{} has a quote or a backslash in its path, which a service manager does not \
+                 run: install the program under a plainer path",
+                self.program.display()
+            )));
+        }
+        for (key, _) in &self.env {
+            if key.is_empty() || key.contains(['=', ' ', '"', '\\']) {
+                return Err(Error::invalid(format!(
+                    "{key:?} cannot be the name of an environment variable"
+                )));
+            }
+        }
+        for (key, _) in &self.properties {
+            let ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "{key:?} cannot be a property name (letters, digits and -)"
+                )));
+            }
+        }
+        if let Some(dirs) = &self.dirs {
+            let ok = !dirs.is_empty()
+                && !dirs.starts_with('/')
+                && dirs
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != "..")
+                && dirs
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@/".contains(&b));
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "{dirs:?} cannot name the service's directories (a relative path of plain names)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A name systemd and launchd both take as is.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{name:?} cannot name a service: use letters, digits, -, _, . and @, \
+             not starting with . or -"
+        )))
+    }
+}
+
+/// How [`install`] goes about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Start the service once installed (and enabled).
+    pub start: bool,
+    /// Write over a service file this installer did not write, or that
+    /// was edited by hand since.
+    pub force: bool,
+}
+
+impl Default for InstallOptions {
+    fn default() -> InstallOptions {
+        InstallOptions {
+            start: true,
+            force: false,
+        }
+    }
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The file written.
+    pub file: PathBuf,
+    /// An older file of this installer's was replaced.
+    pub replaced: bool,
+    pub started: bool,
+}
+
+/// Installs `service` into this system's service manager: writes its
+/// file, enables it (started at boot, or at the user's login) and, unless
+/// told not to, starts it. Anything written is taken back if a step fails.
+pub fn install(service: &Service, options: &InstallOptions) -> Result<Installed, Error> {
+    service.validate()?;
+    #[cfg(target_os = "macos")]
+    {
+        launchd::install(service, options)
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        systemd::install(service, options)
+    }
+}
+
+/// Stops the service, disables it and removes its file (only a file this
+/// installer wrote, unless `force`).
+pub fn uninstall(name: &str, scope: Scope, generator: &str, force: bool) -> Result<PathBuf, Error> {
+    check_name(name)?;
+    #[cfg(target_os = "macos")]
+    {
+        launchd::uninstall(name, scope, generator, force)
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        systemd::uninstall(name, scope, generator, force)
+    }
+}
+
+/// What the manager says of an installed service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    /// `active`, `inactive`, `failed`, `activating`, … (launchd: `running`
+    /// or `not running`).
+    pub state: String,
+    /// The status line the service last sent (`systemctl status`).
+    pub text: Option<String>,
+    pub pid: Option<u32>,
+    /// Started at boot (or login).
+    pub enabled: bool,
+}
+
+/// The manager's view of service `name`.
+pub fn status(name: &str, scope: Scope) -> Result<Status, Error> {
+    check_name(name)?;
+    #[cfg(target_os = "macos")]
+    {
+        launchd::status(name, scope)
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        systemd::status(name, scope)
+    }
+}
+
+/// What a program run by [`run`] is given.
+pub struct Context {
+    /// Fires on SIGTERM (the manager's stop) and SIGINT (Ctrl-C).
+    pub shutdown: Shutdown,
+    pub notifier: Notifier,
+}
+
+/// Runs `main` as a service: with a [`Shutdown`] token that fires when the
+/// manager stops the service (SIGTERM) or on Ctrl-C (SIGINT), and a
+/// [`Notifier`] for readiness, status and the watchdog. Returns what
+/// `main` returns. Signal handling is set up before `main` runs; a second
+/// SIGTERM or SIGINT after the first ends the process at once (exit code
+/// 130), for a program stuck in its shutdown.
+pub fn run<T>(main: impl FnOnce(Context) -> T) -> T {
+    let shutdown = Shutdown::on_signals();
+    main(Context {
+        shutdown,
+        notifier: Notifier::from_env(),
+    })
+}
+
+/// Why something could not be done, in words for the person who asked.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The service description cannot be installed as it is.
+    Invalid,
+    /// Installing for the whole system needs root.
+    NotPermitted,
+    /// No service manager of the expected kind runs here.
+    NoManager,
+    /// A file is in the way (not this installer's, or edited by hand).
+    Exists,
+    /// No such service is installed.
+    NotInstalled,
+    /// A step failed (the message says which, and what the manager said).
+    Failed,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: String) -> Error {
+        Error::new(ErrorKind::Invalid, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        rustix::process::geteuid().is_root()
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// A small, stable hash (64-bit FNV-1a) of a service file's body: an
+/// installer notes it in the file, and so tells a file it wrote from one
+/// edited by hand since.
+pub(crate) fn fingerprint(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_descriptions_are_checked_before_anything_is_written() {
+        let ok = Service::new("my-app_2.x@1", "/opt/app", Scope::System);
+        assert!(ok.validate().is_ok());
+        for bad in ["", ".hidden", "-x", "a b", "a/b", "ünïcode", "a\nb"] {
+            let s = Service::new(bad, "/opt/app", Scope::System);
+            assert_eq!(
+                s.validate().unwrap_err().kind,
+                ErrorKind::Invalid,
+                "{bad:?}"
+            );
+        }
+        let quoted = Service::new("app", "/opt/it's/app", Scope::System);
+        assert!(quoted.validate().unwrap_err().message.contains("quote"));
+        let relative = Service::new("app", "app", Scope::System);
+        assert!(relative
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("absolute"));
+        let newline = Service::new("app", "/opt/app", Scope::System).args(["a\nb"]);
+        assert!(newline.validate().is_err());
+        let mut env = Service::new("app", "/opt/app", Scope::System);
+        env.env.push(("A=B".into(), "x".into()));
+        assert!(env.validate().is_err());
+        let mut dirs = Service::new("app", "/opt/app", Scope::System);
+        for bad in ["/abs", "a/../b", "a//b", "a b", ""] {
+            dirs.dirs = Some(bad.into());
+            assert!(dirs.validate().is_err(), "{bad:?}");
+        }
+        dirs.dirs = Some("ward/api".into());
+        assert!(dirs.validate().is_ok());
+    }
+
+    #[test]
+    fn fingerprints_tell_bodies_apart() {
+        assert_eq!(fingerprint("a"), fingerprint("a"));
+        assert_ne!(fingerprint("a"), fingerprint("b"));
+        assert_eq!(fingerprint("").len(), 16);
+    }
+}
