@@ -50,13 +50,25 @@ const PERSIST_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 256;
 
 pub struct Options {
+    pub mode: Mode,
+    /// The system as reloads check the config against (whether commands
+    /// are checked, where files go by default): as `ward up` checked it.
+    pub host: crate::host::LocalHost,
+}
+
+/// Who runs the daemon, and so where it speaks and what a hangup means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
     /// Attached to a terminal: program output and ward's notices go to
-    /// stdout, and a hangup means the terminal is gone (stop everything).
-    /// Detached (or PID 1): notices go to `ward.log`, a hangup reloads.
-    pub foreground: bool,
-    /// Reloads check that each command can be run (see `ward up
-    /// --no-verify-commands`).
-    pub verify_commands: bool,
+    /// stdout, and a hangup means the terminal is gone (stop everything;
+    /// as PID 1, reload).
+    Foreground,
+    /// Detached: notices go to `ward.log`, a hangup reloads.
+    Detached,
+    /// Under a service manager (`ward service-run`): notices go to stderr
+    /// (the journal), program output only to the log files, a hangup
+    /// reloads.
+    Service,
 }
 
 /// What a daemon needs before it runs, made before any thread exists (the
@@ -155,15 +167,14 @@ async fn run(
     let state_path = state_dir.join("state.json");
     let (state, state_note) = StateFile::load(&state_dir);
     let pid1 = std::process::id() == 1;
-    let hangup_stops = opts.foreground && !pid1;
+    let hangup_stops = opts.mode == Mode::Foreground && !pid1;
 
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
-    let console = opts
-        .foreground
-        .then(|| Console::start(label_width(&config)));
-    let voice = match &console {
-        Some(console) => Voice::console(console.clone()),
-        None => Voice::log(Arc::clone(&state_dir), waker(&tx)),
+    let console = (opts.mode == Mode::Foreground).then(|| Console::start(label_width(&config)));
+    let voice = match (&console, opts.mode) {
+        (Some(console), _) => Voice::console(console.clone()),
+        (None, Mode::Service) => Voice::stderr(),
+        (None, _) => Voice::log(Arc::clone(&state_dir), waker(&tx)),
     };
     let spawner = supervision.start()?;
     let hub: LogHub = Default::default();
@@ -221,7 +232,7 @@ async fn run(
 
     let start = supervision.start_record();
     let mut driver = Driver {
-        verify_commands: opts.verify_commands,
+        host: opts.host,
         start: Some(StartRecord {
             cgroup_root: start.cgroup_root,
             marker_prefix: start.marker_prefix,
@@ -363,8 +374,8 @@ async fn run(
 }
 
 struct Driver {
-    /// Reloads check that each command can be run.
-    verify_commands: bool,
+    /// What reloads check the config against.
+    host: crate::host::LocalHost,
     /// This start, for the state file while it runs.
     start: Option<StartRecord>,
     /// The driver's own inbox, for work it hands to other tasks.
@@ -646,9 +657,8 @@ impl Driver {
         }
         let path = self.config.path.clone();
         let tx = self.tx.clone();
-        let verify_commands = self.verify_commands;
+        let host = self.host.clone();
         tokio::task::spawn_blocking(move || {
-            let host = crate::host::LocalHost { verify_commands };
             let result = Box::new(ward_config::load_with(&path, &host));
             let _ = tx.send(Msg::ConfigLoaded {
                 result,

@@ -5,8 +5,9 @@
 //! going away — from Unix signals today, from the service manager later
 //! (which adds its own: a reload, a pause). Out: [`Hooks`] — ready, a one-line status, reloading,
 //! stopping, and a watchdog ping from the driver loop itself (so a driver
-//! that is stuck stops pinging). Today's hooks do nothing ([`NoHooks`]);
-//! sd_notify, launchd and the SCM fill them in the service issues.
+//! that is stuck stops pinging). `ward up` has none ([`NoHooks`]); `ward
+//! service-run` tells systemd through sd_notify ([`Notify`]); the Windows
+//! SCM fills them in next.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,41 @@ pub fn for_up() -> Box<dyn Hooks> {
     match std::env::var_os("WARD_TEST_HOOKS").filter(|_| cfg!(debug_assertions)) {
         Some(path) => Box::new(Recorder(path.into())),
         None => Box::new(NoHooks),
+    }
+}
+
+/// The hooks for `ward service-run`: [`Notify`] (silent when no service
+/// manager listens), or in a test build asked for it, a [`Recorder`].
+pub fn for_service() -> Box<dyn Hooks> {
+    match std::env::var_os("WARD_TEST_HOOKS").filter(|_| cfg!(debug_assertions)) {
+        Some(path) => Box::new(Recorder(path.into())),
+        None => Box::new(Notify(ward_service::Notifier::from_env())),
+    }
+}
+
+/// Tells a service manager through its notification socket (systemd's
+/// sd_notify): `READY=1`, `STATUS=…`, `RELOADING=1`, `STOPPING=1`,
+/// `WATCHDOG=1` at half of `WatchdogSec=`.
+pub struct Notify(pub ward_service::Notifier);
+
+impl Hooks for Notify {
+    fn ready(&mut self) {
+        self.0.ready();
+    }
+    fn status(&mut self, summary: &str) {
+        self.0.status(summary);
+    }
+    fn reloading(&mut self) {
+        self.0.reloading();
+    }
+    fn stopping(&mut self) {
+        self.0.stopping();
+    }
+    fn watchdog_interval(&self) -> Option<Duration> {
+        self.0.watchdog_interval()
+    }
+    fn watchdog(&mut self) {
+        self.0.watchdog();
     }
 }
 

@@ -4,10 +4,14 @@
 /// This system, as the config sees it: the users and groups a program
 /// runs as must exist here. `check`, `up` and `reload` all load through
 /// it, so `ward check` reports what `ward up` would fail on.
+#[derive(Debug, Clone)]
 pub struct LocalHost {
     /// Check that each command can be run (off with `--no-verify-commands`,
     /// for commands an earlier step creates).
     pub verify_commands: bool,
+    /// Where ward's files go when the config does not say: an installed
+    /// service's places; `None`, beside the config.
+    pub places: Option<ward_config::Places>,
 }
 
 impl ward_config::Host for LocalHost {
@@ -34,5 +38,37 @@ impl ward_config::Host for LocalHost {
                 .map(str::to_string)
         };
         crate::proc::check_command(program, cwd, path, &near)
+    }
+
+    fn places(&self, config_dir: &std::path::Path) -> ward_config::Places {
+        places_or_beside(&self.places, config_dir)
+    }
+}
+
+/// A host that accepts every name, with ward's places: for reading where
+/// a config's files are, not whether it would run.
+pub struct Places(pub Option<ward_config::Places>);
+
+impl ward_config::Host for Places {
+    fn check_user(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn check_group(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn places(&self, config_dir: &std::path::Path) -> ward_config::Places {
+        places_or_beside(&self.0, config_dir)
+    }
+}
+
+fn places_or_beside(
+    places: &Option<ward_config::Places>,
+    config_dir: &std::path::Path,
+) -> ward_config::Places {
+    match places {
+        Some(places) => places.clone(),
+        None => ward_config::Places::beside(config_dir),
     }
 }

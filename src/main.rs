@@ -17,6 +17,7 @@ mod inbox;
 mod logs;
 mod offload;
 mod proc;
+mod service;
 mod state;
 mod stats;
 mod text;
@@ -71,6 +72,11 @@ struct Cli {
     /// config, `.ward/ward.sock` beside it).
     #[arg(long, env = "WARD_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// The installed service to talk to (see `ward install`), given before
+    /// the verb: `ward --service api status` (default: the `ward.toml`
+    /// found from the current folder up, else the only installed service).
+    #[arg(long, env = "WARD_SERVICE", value_name = "NAME")]
+    service: Option<String>,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -147,6 +153,39 @@ enum Verb {
         /// Write ward.1 and ward-VERB.1 here instead of printing ward(1).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Install ward as a service of this system's service manager (a
+    /// systemd unit; a launchd daemon or agent on macOS), enable it so that
+    /// it starts at boot, and start it.
+    ///
+    /// The service runs the config given (`--config`, or the `ward.toml`
+    /// found from the current folder up), or, with a COMMAND after `--`,
+    /// one program without a config of yours (ward writes one, in
+    /// /etc/ward/NAME.toml or ~/.config/ward/NAME.toml). The config is
+    /// checked first: one with errors installs nothing. Its state, socket
+    /// and logs go to the service's places (`/var/lib/ward/NAME`,
+    /// `/run/ward/NAME`, `/var/log/ward/NAME`) unless the config names
+    /// others. Afterwards `ward status` (and every other verb) finds it
+    /// from any folder; `systemctl reload NAME` is `ward reload`.
+    ///
+    /// A unit ward did not write, or one edited by hand since, is not
+    /// replaced without --force. If a step fails, what was written is
+    /// taken back. See docs/install.md.
+    #[command(after_help = exit_codes!())]
+    Install(cli::service::InstallArgs),
+    /// Stop an installed service, disable it and remove its unit, state and
+    /// runtime folders (its logs are kept unless --remove-logs; your config
+    /// stays; a config ward wrote for a COMMAND goes).
+    #[command(after_help = exit_codes!())]
+    Uninstall(cli::service::UninstallArgs),
+    /// What an installed unit runs: the daemon under a service manager.
+    #[command(hide = true)]
+    ServiceRun {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// A user's service.
+        #[arg(long)]
+        user: bool,
     },
     #[command(flatten)]
     Control(Control),
@@ -274,55 +313,80 @@ enum Control {
 fn main() {
     let cli = parse();
     let socket_override = cli.socket.is_some();
-    let init_path = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("ward.toml"));
-    let mut loc = Locations::resolve(cli.config, cli.socket);
-    if let Verb::Up {
-        no_verify_commands: true,
-        ..
-    }
-    | Verb::Check {
-        no_verify_commands: true,
-    } = &cli.verb
-    {
-        loc.verify_commands = false;
-    }
+    let config_given = cli.config.is_some();
+    // Where the config and the daemon are, for the verbs that need them
+    // (found only then: `ward init` in an empty folder looks for nothing).
+    let wanted = (cli.config.clone(), cli.socket.clone(), cli.service.clone());
+    let mut located: Option<Locations> = None;
+    let mut locate = |verify_commands: bool, act: Box<dyn FnOnce(&Locations) -> Outcome>| {
+        let mut loc = Locations::resolve(wanted.0.clone(), wanted.1.clone(), wanted.2.clone())?;
+        loc.verify_commands = verify_commands;
+        let outcome = act(&loc);
+        located = Some(loc);
+        outcome
+    };
     let outcome = match cli.verb {
         // `up` must run before any thread exists: no runtime yet.
-        Verb::Up { detach: false, .. } => {
-            let report = cli::up::take_report_path();
-            let outcome = cli::up::foreground(&loc, socket_override);
-            if let (Err(failure), Some(path)) = (&outcome, report) {
-                cli::up::write_report(&path, failure);
-            }
-            outcome
-        }
         Verb::Up {
-            detach: true, wait, ..
-        } => cli::up::detach(&loc, socket_override, wait),
-        Verb::Check { .. } => cli::check(&loc),
-        Verb::Init => cli::init::init(&init_path),
+            detach: false,
+            no_verify_commands,
+            ..
+        } => locate(
+            !no_verify_commands,
+            Box::new(move |loc| {
+                let report = cli::up::take_report_path();
+                let outcome = cli::up::foreground(loc, socket_override);
+                if let (Err(failure), Some(path)) = (&outcome, report) {
+                    cli::up::write_report(&path, failure);
+                }
+                outcome
+            }),
+        ),
+        Verb::Up {
+            detach: true,
+            wait,
+            no_verify_commands,
+        } => locate(
+            !no_verify_commands,
+            Box::new(move |loc| cli::up::detach(loc, socket_override, wait)),
+        ),
+        Verb::Check { no_verify_commands } => locate(!no_verify_commands, Box::new(cli::check)),
+        Verb::Install(args) => locate(
+            true,
+            Box::new(move |loc| cli::service::install(loc, config_given, &args)),
+        ),
+        Verb::Control(verb) => locate(true, Box::new(move |loc| control(loc, verb))),
+        Verb::Init => cli::init::init(
+            &cli.config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("ward.toml")),
+        ),
         Verb::Completions { shell } => cli::generate::completions(command(), shell),
         Verb::Man { dir } => cli::generate::man(command(), dir.as_deref()),
-        Verb::Control(verb) => control(&loc, verb),
+        Verb::Uninstall(args) => cli::service::uninstall(&args),
+        // Before any thread exists, as `up`.
+        Verb::ServiceRun { name, user } => cli::service::run(cli.config.clone(), &name, user),
     };
-    if let Err(failure) = outcome {
-        for line in &failure.details {
-            eprintln!("{line}");
-        }
-        eprintln!("ward: {}", failure.message);
-        // Where the config was looked for matters unless the command line
-        // itself was wrong (a usage error, exit 2).
-        if let Some(note) = loc
-            .search_note()
-            .filter(|_| failure.code != cli::EXIT_USAGE)
-        {
-            eprintln!("ward: {note}");
-        }
-        std::process::exit(failure.code);
+    finish(outcome, located.as_ref());
+}
+
+/// Exits: 0, or the failure's code after saying why (and, unless the
+/// command line itself was wrong, where the config was looked for).
+fn finish(outcome: Outcome, loc: Option<&Locations>) -> ! {
+    let Err(failure) = outcome else {
+        std::process::exit(0);
+    };
+    for line in &failure.details {
+        eprintln!("{line}");
     }
+    eprintln!("ward: {}", failure.message);
+    if let Some(note) = loc
+        .and_then(Locations::search_note)
+        .filter(|_| failure.code != cli::EXIT_USAGE)
+    {
+        eprintln!("ward: {note}");
+    }
+    std::process::exit(failure.code);
 }
 
 /// The command line. `--socket` on `ward check`, which reads the config

@@ -1,23 +1,102 @@
 //! What ward says to people about its events: a line on the terminal in
 //! the foreground (through the console, in order with the programs'
-//! output), or a line in ward's own log (`ward.log`) when detached.
+//! output), a line in ward's own log (`ward.log`) when detached, or a line
+//! on stderr under a service manager (with a priority the journal keeps,
+//! `<3>` for an error, when stderr is the journal).
 
 use std::sync::Arc;
 
 use ward_core::{Event, EventKind};
+use ward_service::journal::Priority;
 
 use crate::bus::{LineFile, WARD_LOG_MAX};
 use crate::files::Dir;
 use crate::logs::Console;
+use crate::offload::Worker;
 
 pub enum Voice {
     Console(Console),
     Log(LineFile<String>),
+    Stderr(Stderr),
+}
+
+/// ward's lines on stderr, written by a thread of their own: a journal (or
+/// a pipe) that is slow never holds up the driver.
+pub struct Stderr {
+    /// stderr is the journal: it stamps the time, and keeps a priority.
+    journal: bool,
+    /// Lines not handed to the writer yet.
+    pending: Vec<(Priority, String)>,
+    /// Lines the writer could not take (its queue was full).
+    refused: u64,
+    worker: Worker<(Vec<(Priority, String)>, u64)>,
+}
+
+/// Batches the stderr writer may have waiting.
+const STDERR_BATCHES: usize = 256;
+
+impl Stderr {
+    fn new() -> Stderr {
+        let journal = ward_service::journal::stderr_is_journal();
+        let mut bytes = Vec::new();
+        let worker = Worker::start(
+            "stderr",
+            STDERR_BATCHES,
+            || {},
+            move |(lines, refused): (Vec<(Priority, String)>, u64)| {
+                use std::io::Write;
+                bytes.clear();
+                if refused > 0 {
+                    if journal {
+                        bytes.extend_from_slice(Priority::Warning.prefix().as_bytes());
+                    }
+                    bytes.extend_from_slice(
+                        format!("{refused} of ward's lines could not be written (stderr was too slow)\n")
+                            .as_bytes(),
+                    );
+                }
+                for (priority, line) in &lines {
+                    // The journal takes each line as a record of its own.
+                    for part in line.lines() {
+                        if journal {
+                            bytes.extend_from_slice(priority.prefix().as_bytes());
+                        }
+                        bytes.extend_from_slice(part.as_bytes());
+                        bytes.push(b'\n');
+                    }
+                }
+                let _ = std::io::stderr().lock().write_all(&bytes);
+                None
+            },
+        );
+        Stderr {
+            journal,
+            pending: Vec::new(),
+            refused: 0,
+            worker,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = (std::mem::take(&mut self.pending), self.refused);
+        match self.worker.offer(batch) {
+            Ok(()) => self.refused = 0,
+            Err((lines, refused)) => self.refused = refused + lines.len() as u64,
+        }
+    }
 }
 
 impl Voice {
     pub fn console(console: Console) -> Voice {
         Voice::Console(console)
+    }
+
+    /// Lines on stderr, for a service manager to keep (the journal).
+    pub fn stderr() -> Voice {
+        Voice::Stderr(Stderr::new())
     }
 
     /// `ward.log` in the state dir (rotated once past 8 MiB); `wake` is
@@ -29,15 +108,24 @@ impl Voice {
     /// Says the event, if it is one a person wants to read; `ts` is the
     /// time the bus stamped on it.
     pub fn event(&mut self, ts: &str, event: &Event) {
-        if let Some(text) = text(event) {
-            self.say(ts, &text);
+        if let Some((priority, text)) = text(event) {
+            self.say(ts, priority, &text);
         }
     }
 
-    pub fn say(&mut self, ts: &str, text: &str) {
+    /// Says `text`, of `priority` (kept only where a journal reads it).
+    pub fn say(&mut self, ts: &str, priority: Priority, text: &str) {
         match self {
             Voice::Console(console) => console.notice(text),
             Voice::Log(file) => file.append(format!("{ts} {text}")),
+            Voice::Stderr(stderr) => {
+                let line = if stderr.journal {
+                    text.to_string()
+                } else {
+                    format!("{ts} {text}")
+                };
+                stderr.pending.push((priority, line));
+            }
         }
     }
 
@@ -47,13 +135,17 @@ impl Voice {
         match self {
             Voice::Console(_) => None,
             Voice::Log(file) => file.flush(now),
+            Voice::Stderr(stderr) => {
+                stderr.flush();
+                None
+            }
         }
     }
 
     /// When ward.log's lines wait for their hand-off.
     pub fn due(&self) -> Option<std::time::Instant> {
         match self {
-            Voice::Console(_) => None,
+            Voice::Console(_) | Voice::Stderr(_) => None,
             Voice::Log(file) => file.due(),
         }
     }
@@ -64,64 +156,86 @@ impl Voice {
         match self {
             Voice::Console(_) => true,
             Voice::Log(file) => file.finish(within),
+            Voice::Stderr(stderr) => {
+                stderr.flush();
+                stderr.worker.finish(within)
+            }
         }
     }
 
     pub fn as_console(&self) -> Option<&Console> {
         match self {
             Voice::Console(console) => Some(console),
-            Voice::Log(_) => None,
+            Voice::Log(_) | Voice::Stderr(_) => None,
         }
     }
 }
 
-/// The line ward says for an event, if any.
-fn text(event: &Event) -> Option<String> {
+/// The line ward says for an event, if any, and how much it matters.
+fn text(event: &Event) -> Option<(Priority, String)> {
     let who = event
         .instance
         .as_ref()
         .map(|id| format!("{id} "))
         .unwrap_or_default();
-    let text = match &event.kind {
-        EventKind::Spawned { pid } => format!("{who}started (pid {pid})"),
-        EventKind::SpawnFailed { error } => format!("{who}failed to start: {error}"),
-        EventKind::Exited { status, .. } => format!("{who}exited ({})", describe(status)),
+    use Priority::{Error, Info, Notice, Warning};
+    let said = match &event.kind {
+        EventKind::Spawned { pid } => (Info, format!("{who}started (pid {pid})")),
+        EventKind::SpawnFailed { error } => (Warning, format!("{who}failed to start: {error}")),
+        EventKind::Exited { status, .. } => (
+            match status {
+                ward_core::ExitStatus::Code { code: 0 } => Info,
+                _ => Warning,
+            },
+            format!("{who}exited ({})", describe(status)),
+        ),
         EventKind::Backoff { delay_ms, .. } => {
-            format!("{who}restarting in {}", human_ms(*delay_ms))
+            (Info, format!("{who}restarting in {}", human_ms(*delay_ms)))
         }
         EventKind::Fatal {
             failed_starts,
             cooldown_ms,
-        } => match cooldown_ms {
-            Some(ms) => format!(
-                "{who}gave up after {failed_starts} failed starts; next try in {}",
-                human_ms(*ms)
-            ),
-            None => format!("{who}gave up after {failed_starts} failed starts"),
-        },
-        EventKind::StopTimeout => format!("{who}did not stop in time; killing its process tree"),
-        EventKind::Daemonized => format!("{who}{}", crate::text::DAEMONIZED),
+        } => (
+            Error,
+            match cooldown_ms {
+                Some(ms) => format!(
+                    "{who}gave up after {failed_starts} failed starts; next try in {}",
+                    human_ms(*ms)
+                ),
+                None => format!("{who}gave up after {failed_starts} failed starts"),
+            },
+        ),
+        EventKind::StopTimeout => (
+            Warning,
+            format!("{who}did not stop in time; killing its process tree"),
+        ),
+        EventKind::Daemonized => (Warning, format!("{who}{}", crate::text::DAEMONIZED)),
         EventKind::StateChanged {
             to: ward_core::State::Stopped,
             ..
-        } => format!("{who}stopped"),
-        EventKind::Reloaded { diff } => format!(
-            "reloaded: {}",
-            crate::text::reload_summary(&crate::text::Changes::of(diff))
+        } => (Info, format!("{who}stopped")),
+        EventKind::Reloaded { diff } => (
+            Notice,
+            format!(
+                "reloaded: {}",
+                crate::text::reload_summary(&crate::text::Changes::of(diff))
+            ),
         ),
-        EventKind::ReloadRejected { errors } => {
+        EventKind::ReloadRejected { errors } => (
+            Warning,
             format!(
                 "reload rejected, nothing changed:\n  {}",
                 errors.join("\n  ")
-            )
-        }
-        EventKind::LogLinesDropped { lines, reason } => {
-            format!("{who}{lines} log lines were dropped: {reason}")
-        }
-        EventKind::Notice { message } => format!("{who}{message}"),
+            ),
+        ),
+        EventKind::LogLinesDropped { lines, reason } => (
+            Warning,
+            format!("{who}{lines} log lines were dropped: {reason}"),
+        ),
+        EventKind::Notice { message } => (Notice, format!("{who}{message}")),
         _ => return None,
     };
-    Some(text)
+    Some(said)
 }
 
 fn describe(status: &ward_core::ExitStatus) -> String {

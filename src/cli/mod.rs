@@ -8,6 +8,7 @@ pub mod generate;
 pub mod init;
 mod offline;
 mod reload;
+pub mod service;
 mod start;
 mod status;
 pub mod up;
@@ -26,6 +27,10 @@ pub struct Locations {
     /// Check that each command can be run when the config is read (`up`,
     /// `check`, and the daemon's reloads); off with `--no-verify-commands`.
     pub verify_commands: bool,
+    /// Where ward's files are when the config does not say: the places of
+    /// the installed service this is for (`--service`, or the only one
+    /// installed when no `ward.toml` is found); `None`, beside the config.
+    pub places: Option<ward_config::Places>,
 }
 
 /// A failure of a verb: the one-line reason (printed as `ward: reason`),
@@ -75,35 +80,85 @@ impl From<client::CallError> for Failure {
 pub type Outcome = Result<(), Failure>;
 
 impl Locations {
-    /// The config is `--config`/`WARD_CONFIG`, else the first `ward.toml`
-    /// in the current folder or one above it (as git and cargo look for
-    /// theirs), up to the home folder (when the current one is inside it)
-    /// or a file-system boundary; else `./ward.toml`.
+    /// Where the config and the daemon are, in this order (docs/usage.md):
     ///
-    /// The socket comes from `--socket`/`WARD_SOCKET`, else from the config;
-    /// a config with errors still names its socket when its `[ward]` table
-    /// is readable, else the default `.ward/ward.sock` beside it is used
-    /// (so `ward reload` can report the errors of a broken config).
-    pub fn resolve(config: Option<PathBuf>, socket: Option<PathBuf>) -> Locations {
-        let (config, searched) = match config {
-            Some(config) => (absolute(&config), Vec::new()),
-            None => find_config(),
+    /// 1. `--config`/`WARD_CONFIG` names the config, `--socket`/`WARD_SOCKET`
+    ///    the socket;
+    /// 2. `--service NAME`/`WARD_SERVICE` names an installed service (`ward
+    ///    install`): its config, and its places (`/var/lib/ward/NAME`,
+    ///    `/run/ward/NAME/ward.sock`, …) for what the config does not say;
+    /// 3. the first `ward.toml` in the current folder or one above it (as
+    ///    git and cargo look for theirs), up to the home folder (when the
+    ///    current one is inside it) or a file-system boundary;
+    /// 4. the installed service, when there is exactly one (several: a
+    ///    usage error that names them);
+    /// 5. else `./ward.toml` (and a verb that needs it says where it looked).
+    ///
+    /// The socket, unless given, comes from the config; a config with
+    /// errors still names its socket when its `[ward]` table is readable,
+    /// else the default is used (so `ward reload` can report the errors of
+    /// a broken config).
+    pub fn resolve(
+        config: Option<PathBuf>,
+        socket: Option<PathBuf>,
+        service: Option<String>,
+    ) -> Result<Locations, Failure> {
+        let usage = |message: String| Failure {
+            code: EXIT_USAGE,
+            ..Failure::new(message)
         };
-        let socket = socket
-            .map(|s| absolute(&s))
-            .unwrap_or_else(|| ward_config::socket_path(&config));
-        Locations {
+        let named = match service {
+            Some(name) => Some(crate::service::find(&name).map_err(usage)?),
+            None => None,
+        };
+        let (config, searched, service) = match (config, named) {
+            (Some(config), service) => (absolute(&config), Vec::new(), service),
+            (None, Some(service)) => (service.config.clone(), Vec::new(), Some(service)),
+            (None, None) => match find_config() {
+                (found, searched) if searched.is_empty() => (found, searched, None),
+                (fallback, searched) => {
+                    let mut installed = crate::service::installed();
+                    match installed.len() {
+                        0 => (fallback, searched, None),
+                        1 => {
+                            let service = installed.remove(0);
+                            (service.config.clone(), Vec::new(), Some(service))
+                        }
+                        _ => {
+                            return Err(usage(format!(
+                                "no ward.toml here, and several ward services are installed                                  ({}): pick one with --service NAME (or WARD_SERVICE), or                                  pass --config FILE",
+                                crate::service::listing(&installed)
+                            )))
+                        }
+                    }
+                }
+            },
+        };
+        let places = match &service {
+            Some(service) => Some(service.places().map_err(Failure::new)?),
+            None => None,
+        };
+        let mut loc = Locations {
             config,
-            socket,
+            socket: PathBuf::new(),
             searched,
             verify_commands: true,
-        }
+            places,
+        };
+        loc.socket = match socket {
+            Some(socket) => absolute(&socket),
+            None => {
+                ward_config::socket_path_with(&loc.config, &crate::host::Places(loc.places.clone()))
+            }
+        };
+        Ok(loc)
     }
 
     /// This system, as the config is checked against.
     pub fn host(&self) -> crate::host::LocalHost {
         crate::host::LocalHost {
             verify_commands: self.verify_commands,
+            places: self.places.clone(),
         }
     }
 

@@ -12,7 +12,8 @@ use super::{Failure, Locations, Outcome};
 /// The config, read for where its files are (users and groups need not
 /// exist for that).
 fn config(loc: &Locations) -> Result<ward_config::Config, Failure> {
-    ward_config::load(&loc.config).map_err(|diags| {
+    let host = crate::host::Places(loc.places.clone());
+    ward_config::load_with(&loc.config, &host).map_err(|diags| {
         let mut failure = Failure::new(format!(
             "ward is not running, and {} has errors, so its files cannot be found",
             loc.config.display()

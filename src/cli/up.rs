@@ -77,18 +77,36 @@ fn load(loc: &Locations, socket_override: bool) -> Result<ward_config::Config, F
     Ok(config)
 }
 
-/// The foreground daemon. Runs on the calling thread; it must be called
-/// before any other thread exists (the sentinel is forked here).
+/// The foreground daemon (or the one `up --detach` started). Runs on the
+/// calling thread; it must be called before any other thread exists (the
+/// sentinel is forked here).
 pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
+    let mode = match std::env::var_os(DETACHED_ENV) {
+        None => daemon::Mode::Foreground,
+        Some(_) => daemon::Mode::Detached,
+    };
+    // The marker is for this process only, not for the programs it runs.
+    // Single-threaded here, so changing the environment is sound.
+    std::env::remove_var(DETACHED_ENV);
+    run_daemon(loc, socket_override, mode, crate::hooks::for_up)
+}
+
+/// Runs the daemon on the calling thread until it is done, telling the
+/// hooks `hooks` makes how it goes; call before any other thread exists
+/// (the sentinel is forked here). `ward up` and `ward service-run`.
+pub fn run_daemon(
+    loc: &Locations,
+    socket_override: bool,
+    mode: daemon::Mode,
+    hooks: fn() -> Box<dyn crate::hooks::Hooks>,
+) -> Outcome {
     // Whatever the shell (or other parent) had open is not ward's to keep,
     // and must not reach its programs. Single-threaded here, so no
     // descriptor is in use elsewhere.
     crate::proc::close_inherited_fds()
         .map_err(|e| Failure::new(format!("cannot close inherited descriptors: {e}")))?;
-    let foreground = std::env::var_os(DETACHED_ENV).is_none();
-    // The marker is for this process only, not for the programs it runs.
-    // Still single-threaded here, so changing the environment is sound.
-    std::env::remove_var(DETACHED_ENV);
+    // Made after that: hooks may open a descriptor (sd_notify's socket).
+    let hooks = hooks();
     let config = load(loc, socket_override)?;
     let limits = crate::api::Limits::from(&config.ward.api);
     let mut prepared = daemon::Prepared::new(config).map_err(Failure::new)?;
@@ -103,10 +121,10 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
 
     let result = runtime.block_on(prepared.run(
         daemon::Options {
-            foreground,
-            verify_commands: loc.verify_commands,
+            mode,
+            host: loc.host(),
         },
-        crate::hooks::for_up(),
+        hooks,
         // The control API is what serves people.
         Box::new(move |shared, listener, stop| {
             tokio::spawn(crate::api::serve(listener, shared, limits, stop))

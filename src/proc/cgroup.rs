@@ -30,6 +30,25 @@ pub(crate) fn setup(name: &str) -> Result<PathBuf, String> {
             mount_point.display()
         )
     })?;
+    if delegated(&base) {
+        // A service manager gave ward this cgroup to manage: on cgroup v2
+        // a cgroup with children holds no processes of its own (once
+        // controllers are on), so ward itself moves into a leaf beside the
+        // instances' root. The sentinel, forked later, starts there too.
+        let leaf = base.join(SUPERVISOR_LEAF);
+        match fs::create_dir(&leaf) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(format!("cannot create {}: {e}", leaf.display()));
+            }
+            _ => {}
+        }
+        fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()).map_err(|e| {
+            format!(
+                "cannot move ward into {} in its delegated cgroup: {e}",
+                leaf.display()
+            )
+        })?;
+    }
     sweep_dead_roots(&base);
     let root = base.join(name);
     make_dir(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
@@ -38,6 +57,23 @@ pub(crate) fn setup(name: &str) -> Result<PathBuf, String> {
         return Err("this kernel has no cgroup.kill (it needs Linux 5.14 or later)".into());
     }
     Ok(root)
+}
+
+/// In a delegated cgroup, the leaf ward itself (and its sentinel) runs in.
+const SUPERVISOR_LEAF: &str = "supervisor";
+
+/// Whether a service manager delegated `dir` (ward's own cgroup) to ward:
+/// systemd marks a unit's cgroup so with `Delegate=yes` (the extended
+/// attribute `trusted.delegate`, or `user.delegate` for a user manager,
+/// set to `1`).
+fn delegated(dir: &Path) -> bool {
+    ["trusted.delegate", "user.delegate"].iter().any(|name| {
+        let mut value = [0u8; 8];
+        matches!(
+            rustix::fs::getxattr(dir, *name, &mut value),
+            Ok(n) if value[..n].starts_with(b"1")
+        )
+    })
 }
 
 /// Removes the empty `ward-<pid>` roots of wards that are gone: a ward

@@ -23,15 +23,7 @@ use super::{reaper, Launch, MARKER_VAR};
 
 /// Variables systemd (and compatible managers) set for the process they
 /// start; a program under ward must not mistake them for its own.
-const INHERITED_FROM_SERVICE_MANAGER: [&str; 7] = [
-    "NOTIFY_SOCKET",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "INVOCATION_ID",
-];
+const INHERITED_FROM_SERVICE_MANAGER: &[&str] = ward_service::notify::INHERITED;
 
 /// What every spawn needs to know, shared with the spawner thread.
 pub(crate) struct Context {
@@ -164,7 +156,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch, stack: &mut Stack) -> io:
     // What a service manager handed to ward itself (readiness socket,
     // socket activation, watchdog) is ward's, not its programs'.
     let env = child::environment(
-        &INHERITED_FROM_SERVICE_MANAGER,
+        INHERITED_FROM_SERVICE_MANAGER,
         creds
             .iter()
             .flat_map(|c| c.env.iter())

@@ -7,6 +7,8 @@
 //! (is this command on PATH?) belong here, one method each, so that
 //! `ward check` catches what would fail only when a program starts.
 
+use std::path::{Path, PathBuf};
+
 /// Answers about the system a configuration will run on. Each answer is
 /// `Ok`, or `Err` with the reason for a person (`unknown user "www"`),
 /// which is reported at the value that asked, with `file:line:col`.
@@ -29,6 +31,34 @@ pub trait Host {
         _path: Option<&str>,
     ) -> Result<(), String> {
         Ok(())
+    }
+    /// Where ward keeps its files when the config does not say: beside
+    /// the config (`.ward/`) by default; an installed service's own
+    /// directories (`/var/lib/ward/NAME`, …) for a host that runs one.
+    fn places(&self, config_dir: &Path) -> Places {
+        Places::beside(config_dir)
+    }
+}
+
+/// The defaults of `[ward] state_dir`, `[ward] socket` and `[ward.logs]
+/// dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Places {
+    pub state_dir: PathBuf,
+    /// `None`: `ward.sock` in the state dir.
+    pub socket: Option<PathBuf>,
+    /// `None`: `logs/` in the state dir.
+    pub logs_dir: Option<PathBuf>,
+}
+
+impl Places {
+    /// `.ward/` beside the config, with the socket and the logs in it.
+    pub fn beside(config_dir: &Path) -> Places {
+        Places {
+            state_dir: config_dir.join(".ward"),
+            socket: None,
+            logs_dir: None,
+        }
     }
 }
 

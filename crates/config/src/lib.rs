@@ -26,7 +26,7 @@ use ward_core::{LogSpec, SpecSet};
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use graph::MAX_NAME_LEN;
-pub use host::{AnyHost, Host};
+pub use host::{AnyHost, Host, Places};
 pub use input::MAX_FILE_SIZE;
 pub use units::{parse_duration, parse_size, MAX_DURATION};
 
@@ -183,9 +183,17 @@ pub fn parse_with(path: &Path, text: &str, host: &dyn Host) -> Result<Config, Di
 /// them): `[ward] socket` or `state_dir` when those keys read well, else
 /// the default `.ward/ward.sock` beside the file.
 pub fn socket_path(path: &Path) -> PathBuf {
+    socket_path_with(path, &AnyHost)
+}
+
+/// As [`socket_path`], with the defaults `host` gives ([`Host::places`]).
+pub fn socket_path_with(path: &Path, host: &dyn Host) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map_or_else(|| abs.clone(), Path::to_path_buf);
-    let default = dir.join(".ward").join("ward.sock");
+    let places = host.places(&dir);
+    let default = places
+        .socket
+        .unwrap_or_else(|| places.state_dir.join("ward.sock"));
     let Ok(text) = input::read_text(path) else {
         return default;
     };
@@ -193,7 +201,7 @@ pub fn socket_path(path: &Path) -> PathBuf {
     let Ok(root) = DeTable::parse(text) else {
         return default;
     };
-    let mut ctx = Ctx::new(path, text, &AnyHost);
+    let mut ctx = Ctx::new(path, text, host);
     let top = Section::root(root.get_ref());
     settings::read_ward(&mut ctx, top.get("ward"), &dir).socket
 }

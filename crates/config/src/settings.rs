@@ -61,13 +61,20 @@ pub(crate) fn read_ward(
     }
     // Each path with the key it was read from: where a problem with it
     // is reported. A default has none.
+    let places = ctx.host.places(dir);
     let (state_dir, state_dir_key) = match keyed_path(ctx, get("state_dir"), dir) {
         Some((path, f)) => (path, Some(f)),
-        None => (dir.join(".ward"), None),
+        None => (places.state_dir.clone(), None),
     };
     let (socket, socket_key) = match keyed_path(ctx, get("socket"), dir) {
         Some((path, f)) => (path, Some(f)),
-        None => (state_dir.join("ward.sock"), None),
+        None => (
+            places
+                .socket
+                .clone()
+                .unwrap_or_else(|| state_dir.join("ward.sock")),
+            None,
+        ),
     };
     check_state_dir(ctx, &state_dir, state_dir_key.as_ref());
     check_socket_length(ctx, &socket, socket_key.as_ref().or(state_dir_key.as_ref()));
@@ -75,7 +82,10 @@ pub(crate) fn read_ward(
         .and_then(|f| socket_mode(ctx, &f))
         .unwrap_or(DEFAULT_SOCKET_MODE);
     let api = get("api").map_or(DEFAULT_API, |f| read_api(ctx, &f));
-    let defaults = default_logs(&state_dir);
+    let mut defaults = default_logs(&state_dir);
+    if let Some(logs_dir) = places.logs_dir {
+        defaults.dir = logs_dir;
+    }
     let logs = match get("logs") {
         Some(f) => read_logs(ctx, &f, &defaults, dir),
         None => defaults,

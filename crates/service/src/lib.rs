@@ -119,10 +119,11 @@ pub struct Service {
     /// The program manages a subtree of cgroups of its own (systemd's
     /// `Delegate=yes`).
     pub delegate: bool,
-    /// Directories the manager makes for the service and owns: state,
-    /// runtime and logs, each at this path below the manager's base (for
-    /// systemd: `/var/lib/`, `/run/`, `/var/log/`; for a user, the XDG
-    /// equivalents). See [`Service::dirs`].
+    /// Directories the manager makes for the service, at this path below
+    /// its places for them ([`dirs`]): for a system service under systemd,
+    /// state, runtime and logs (`StateDirectory=` …); for a user's, the
+    /// runtime directory only (systemd's places for a user's state moved
+    /// between versions; the service makes its own where [`dirs`] says).
     pub dirs: Option<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<PathBuf>,
@@ -314,6 +315,19 @@ pub struct Installed {
     pub started: bool,
 }
 
+/// The file [`install`] writes for `service` on this system: a systemd
+/// unit, or a launchd property list on macOS.
+pub fn render(service: &Service) -> String {
+    #[cfg(target_os = "macos")]
+    {
+        launchd::render(service)
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        systemd::render(service)
+    }
+}
+
 /// Installs `service` into this system's service manager: writes its
 /// file, enables it (started at boot, or at the user's login) and, unless
 /// told not to, starts it. Anything written is taken back if a step fails.
@@ -366,6 +380,168 @@ pub fn status(name: &str, scope: Scope) -> Result<Status, Error> {
     #[cfg(not(target_os = "macos"))]
     {
         systemd::status(name, scope)
+    }
+}
+
+/// Where a service keeps its files: `base` (e.g. `ward/api`) below this
+/// system's places for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirs {
+    /// Kept across restarts and reboots.
+    pub state: PathBuf,
+    /// Gone at reboot: sockets, pid files.
+    pub runtime: PathBuf,
+    pub logs: PathBuf,
+}
+
+/// The places of a service's files. Linux, system: `/var/lib/BASE`,
+/// `/run/BASE`, `/var/log/BASE` (what systemd's `StateDirectory=`,
+/// `RuntimeDirectory=` and `LogsDirectory=` make, see [`Service::dirs`]).
+/// Linux, user: `$XDG_STATE_HOME/BASE` (`~/.local/state/BASE`), with the
+/// logs in its `logs/`, and `$XDG_RUNTIME_DIR/BASE`. macOS, system:
+/// `/Library/Application Support/BASE`, `/var/run/BASE`,
+/// `/Library/Logs/BASE`; user: `~/Library/Application Support/BASE` (the
+/// runtime files too: socket paths must stay short) and
+/// `~/Library/Logs/BASE`.
+pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
+    let home = || -> Result<PathBuf, Error> {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute())
+            .ok_or_else(|| Error::new(ErrorKind::Failed, "HOME is not set"))
+    };
+    #[cfg(target_os = "macos")]
+    {
+        match scope {
+            Scope::System => Ok(Dirs {
+                state: PathBuf::from("/Library/Application Support").join(base),
+                runtime: PathBuf::from("/var/run").join(base),
+                logs: PathBuf::from("/Library/Logs").join(base),
+            }),
+            Scope::User => {
+                let home = home()?;
+                let state = home.join("Library/Application Support").join(base);
+                Ok(Dirs {
+                    runtime: state.clone(),
+                    state,
+                    logs: home.join("Library/Logs").join(base),
+                })
+            }
+        }
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        match scope {
+            Scope::System => Ok(Dirs {
+                state: PathBuf::from("/var/lib").join(base),
+                runtime: PathBuf::from("/run").join(base),
+                logs: PathBuf::from("/var/log").join(base),
+            }),
+            Scope::User => {
+                let xdg = |var: &str| {
+                    std::env::var_os(var)
+                        .map(PathBuf::from)
+                        .filter(|d| d.is_absolute())
+                };
+                let state = match xdg("XDG_STATE_HOME") {
+                    Some(dir) => dir,
+                    None => home()?.join(".local/state"),
+                }
+                .join(base);
+                let runtime = match xdg("XDG_RUNTIME_DIR") {
+                    Some(dir) => dir,
+                    None => {
+                        #[cfg(unix)]
+                        let uid = rustix::process::getuid().as_raw();
+                        #[cfg(not(unix))]
+                        let uid = 0;
+                        PathBuf::from(format!("/run/user/{uid}"))
+                    }
+                }
+                .join(base);
+                Ok(Dirs {
+                    logs: state.join("logs"),
+                    state,
+                    runtime,
+                })
+            }
+        }
+    }
+}
+
+/// A service this installer put in place, as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    pub scope: Scope,
+    /// The facts it keeps ([`Service::properties`]).
+    pub properties: Vec<(String, String)>,
+    /// Nobody edited its file since.
+    pub untouched: bool,
+}
+
+impl Found {
+    /// The fact named `key`.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The service `name` of `scope`, if `generator` installed it.
+pub fn find(name: &str, scope: Scope, generator: &str) -> Result<Option<Found>, Error> {
+    check_name(name)?;
+    #[cfg(target_os = "macos")]
+    {
+        Ok(launchd::read(name, scope, generator)?
+            .filter(|list| list.ours)
+            .map(|list| Found {
+                name: name.to_string(),
+                scope,
+                properties: list.properties,
+                untouched: true,
+            }))
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        Ok(systemd::read(name, scope, generator)?
+            .filter(|unit| unit.ours)
+            .map(|unit| Found {
+                name: name.to_string(),
+                scope,
+                properties: unit.properties,
+                untouched: !unit.edited,
+            }))
+    }
+}
+
+/// Every service of `scope` that `generator` installed, by name.
+pub fn list(scope: Scope, generator: &str) -> Vec<Found> {
+    #[cfg(target_os = "macos")]
+    {
+        launchd::list(scope, generator)
+            .into_iter()
+            .map(|(name, list)| Found {
+                name,
+                scope,
+                properties: list.properties,
+                untouched: true,
+            })
+            .collect()
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        systemd::list(scope, generator)
+            .into_iter()
+            .map(|(name, unit)| Found {
+                name,
+                scope,
+                properties: unit.properties,
+                untouched: !unit.edited,
+            })
+            .collect()
     }
 }
 

@@ -134,7 +134,7 @@ impl Notifier {
 /// The variables a service manager sets for the process it starts, which a
 /// program must not pass on to the programs it starts in turn (they would
 /// take them for their own).
-pub const INHERITED: [&str; 7] = [
+pub const INHERITED: &[&str] = &[
     "NOTIFY_SOCKET",
     "LISTEN_FDS",
     "LISTEN_PID",
@@ -142,6 +142,9 @@ pub const INHERITED: [&str; 7] = [
     "WATCHDOG_USEC",
     "WATCHDOG_PID",
     "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "SYSTEMD_EXEC_PID",
+    "MANAGERPID",
 ];
 
 /// The watchdog timeout `$WATCHDOG_USEC` sets, if `$WATCHDOG_PID` is unset

@@ -85,10 +85,14 @@ fn render_body(s: &Service) -> String {
         line(&mut u, "Delegate", "yes");
     }
     if let Some(dirs) = &s.dirs {
-        line(&mut u, "StateDirectory", dirs);
-        line(&mut u, "StateDirectoryMode", "0700");
+        // A user manager's places for state and logs moved between systemd
+        // versions; the service makes those itself (see `crate::dirs`).
+        if s.scope == Scope::System {
+            line(&mut u, "StateDirectory", dirs);
+            line(&mut u, "StateDirectoryMode", "0700");
+            line(&mut u, "LogsDirectory", dirs);
+        }
         line(&mut u, "RuntimeDirectory", dirs);
-        line(&mut u, "LogsDirectory", dirs);
     }
     if let Some(dir) = &s.working_dir {
         line(
@@ -659,8 +663,8 @@ TimeoutStopSec=12500ms
 Delegate=yes
 StateDirectory=ward/web-app
 StateDirectoryMode=0700
-RuntimeDirectory=ward/web-app
 LogsDirectory=ward/web-app
+RuntimeDirectory=ward/web-app
 Environment="A=x y %%h"
 
 [Install]

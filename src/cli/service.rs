@@ -1,0 +1,651 @@
+//! `ward install`, `ward uninstall` and `ward service-run` (what the
+//! installed unit runs): ward as a service of the system's service manager.
+//! The unit itself, and talking to systemd or launchd, is `ward-service`'s.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ward_service::{KillMode, Restart, Scope, Service};
+
+use super::{absolute, Failure, Locations, Outcome, EXIT_USAGE};
+use crate::service::{self, CONFIG, GENERATED, GENERATOR};
+
+/// `ward install`'s options.
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    /// For the whole system: started at boot, as root (the default as
+    /// root).
+    #[arg(long, conflicts_with = "user")]
+    pub system: bool,
+    /// For your user: started by your user's service manager, at login (or
+    /// at boot, with `loginctl enable-linger`). The default for everyone
+    /// but root.
+    #[arg(long)]
+    pub user: bool,
+    /// The service's name (default: `ward`): several can be installed side
+    /// by side, each with its own config, state and socket.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Install and enable, but do not start now (it starts at boot).
+    #[arg(long)]
+    pub no_start: bool,
+    /// Replace a unit ward did not write, or one edited by hand since.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the unit (and, with a COMMAND, the config) that would be
+    /// written; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The service manager restarts ward when its supervision loop has not
+    /// answered for this long (`0s`: no watchdog).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration_arg)]
+    pub watchdog: Duration,
+    /// With a COMMAND: its restart policy (`always`, `on-failure`,
+    /// `never`; default `always`).
+    #[arg(long, value_name = "POLICY", requires = "command")]
+    pub restart: Option<String>,
+    /// With a COMMAND: the user it runs as.
+    #[arg(long, value_name = "USER", requires = "command")]
+    pub run_as: Option<String>,
+    /// With a COMMAND: an environment variable for it (again for more).
+    #[arg(long = "env", value_name = "KEY=VALUE", requires = "command")]
+    pub env: Vec<String>,
+    /// With a COMMAND: the folder it runs in (default: the current one).
+    #[arg(long, value_name = "DIR", requires = "command")]
+    pub cwd: Option<PathBuf>,
+    /// With a COMMAND: where its log files go (default: the service's logs
+    /// folder).
+    #[arg(long, value_name = "DIR", requires = "command")]
+    pub log_dir: Option<PathBuf>,
+    /// One program to keep running, without a config of yours: ward writes
+    /// one for it (`ward install --name app -- /opt/app/server --port 80`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `ward uninstall`'s options.
+#[derive(clap::Args, Debug)]
+pub struct UninstallArgs {
+    /// The service's name (default: the only one installed).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Remove a unit of that name that ward did not write, or one edited by
+    /// hand.
+    #[arg(long)]
+    pub force: bool,
+    /// Remove the service's log files too (kept by default).
+    #[arg(long)]
+    pub remove_logs: bool,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        ..Failure::new(message)
+    }
+}
+
+fn failed(e: ward_service::Error) -> Failure {
+    let mut failure = Failure::new(e.message);
+    if matches!(
+        e.kind,
+        ward_service::ErrorKind::Invalid | ward_service::ErrorKind::Exists
+    ) {
+        failure.code = EXIT_USAGE;
+    }
+    failure
+}
+
+/// `ward install`.
+pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outcome {
+    let scope = match (args.system, args.user) {
+        (true, _) => Scope::System,
+        (_, true) => Scope::User,
+        _ => Scope::default_for_this_user(),
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| service::DEFAULT_NAME.into());
+    ward_service::check_name(&name).map_err(failed)?;
+    let places = service::places(&name, scope).map_err(Failure::new)?;
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|e| Failure::new(format!("cannot tell where this ward binary is: {e}")))?;
+
+    // The config: the user's, or one ward writes for a single command.
+    let generated = !args.command.is_empty();
+    if generated && config_given {
+        return Err(usage(
+            "give either --config FILE or a COMMAND after --, not both",
+        ));
+    }
+    let (config_path, config_text) = if generated {
+        let path = generated_config_path(&name, scope)?;
+        (path, Some(wrapper_config(&name, args)?))
+    } else {
+        if !loc.config.is_file() {
+            return Err(usage(format!(
+                "{} does not exist: pass --config FILE, or a COMMAND after -- to install one \
+                 program without a config",
+                loc.config.display()
+            )));
+        }
+        let path = loc
+            .config
+            .canonicalize()
+            .map_err(|e| Failure::new(format!("cannot resolve {}: {e}", loc.config.display())))?;
+        (path, None)
+    };
+    if args.dry_run {
+        if let Some(text) = &config_text {
+            println!("# {}", config_path.display());
+            print!("{text}");
+            println!();
+        }
+    }
+    // A generated config is checked before it is written: read it from a
+    // scratch file beside where it goes... unless this is a dry run, which
+    // writes nothing at all.
+    let host = crate::host::LocalHost {
+        verify_commands: true,
+        places: Some(places.clone()),
+    };
+    let check_path = match &config_text {
+        Some(text) => {
+            let scratch =
+                std::env::temp_dir().join(format!("ward-install-{}.toml", std::process::id()));
+            std::fs::write(&scratch, text)
+                .map_err(|e| Failure::new(format!("cannot write {}: {e}", scratch.display())))?;
+            scratch
+        }
+        None => config_path.clone(),
+    };
+    let loaded = ward_config::load_with(&check_path, &host);
+    if config_text.is_some() {
+        let _ = std::fs::remove_file(&check_path);
+    }
+    let config = loaded.map_err(|diags| {
+        let mut failure = Failure::new(format!(
+            "{} has {} error{}; nothing was installed",
+            config_path.display(),
+            diags.items.len(),
+            if diags.items.len() == 1 { "" } else { "s" }
+        ));
+        failure.details = diags.items.iter().map(|d| d.to_string()).collect();
+        failure
+    })?;
+
+    let mut args_run = vec![
+        "service-run".to_string(),
+        "--name".into(),
+        name.clone(),
+        "--config".into(),
+        config_path.to_string_lossy().into_owned(),
+    ];
+    if scope == Scope::User {
+        args_run.push("--user".into());
+    }
+    let exe_text = exe.to_string_lossy().into_owned();
+    let mut unit = Service::new(&name, &exe, scope)
+        .description(&format!(
+            "ward: keeps the programs of {} running",
+            config_path.display()
+        ))
+        .args(args_run)
+        .notify(true);
+    unit.watchdog = (!args.watchdog.is_zero()).then_some(args.watchdog);
+    unit.reload = Some(vec![
+        exe_text,
+        "--service".into(),
+        name.clone(),
+        "reload".into(),
+    ]);
+    unit.stop_timeout = Some(stop_budget(&config.specs));
+    unit.restart = Restart::OnFailure;
+    unit.kill_mode = KillMode::Mixed;
+    unit.delegate = true;
+    unit.dirs = Some(service::base(&name));
+    unit.log_file = places.logs_dir.as_ref().map(|d| d.join("ward.out"));
+    unit.properties = vec![(CONFIG.into(), config_path.to_string_lossy().into_owned())];
+    if generated {
+        unit.properties.push((GENERATED.into(), "yes".into()));
+    }
+    unit.generator = GENERATOR.into();
+    unit.validate().map_err(failed)?;
+
+    if args.dry_run {
+        print!("{}", ward_service::render(&unit));
+        return Ok(());
+    }
+    if let Some(text) = &config_text {
+        write_generated_config(&config_path, text, args.force)?;
+    }
+    let options = ward_service::InstallOptions {
+        start: !args.no_start,
+        force: args.force,
+    };
+    let installed = match ward_service::install(&unit, &options) {
+        Ok(installed) => installed,
+        Err(e) => {
+            if config_text.is_some() {
+                let _ = std::fs::remove_file(&config_path);
+            }
+            return Err(failed(e));
+        }
+    };
+    let scope_flag = if scope == Scope::User { " --user" } else { "" };
+    println!(
+        "{} ward service {name:?}: {}",
+        if installed.replaced {
+            "replaced the"
+        } else {
+            "installed the"
+        },
+        installed.file.display()
+    );
+    println!("  config: {}", config_path.display());
+    println!(
+        "  state:  {}   logs: {}",
+        config.ward.state_dir.display(),
+        config.ward.logs.dir.display()
+    );
+    if installed.started {
+        if let Ok(status) = ward_service::status(&name, scope) {
+            println!(
+                "  {}{}",
+                status.state,
+                status.text.map(|t| format!(": {t}")).unwrap_or_default()
+            );
+        }
+    } else {
+        println!("  not started now (--no-start); it starts at boot, or with `systemctl{scope_flag} start {name}`");
+    }
+    let pick = if name == service::DEFAULT_NAME {
+        String::new()
+    } else {
+        format!(" (--service {name} when there are several)")
+    };
+    println!(
+        "  `ward status` from any folder talks to it{pick}; `ward uninstall{}` removes it",
+        if name == service::DEFAULT_NAME {
+            String::new()
+        } else {
+            format!(" --name {name}")
+        }
+    );
+    Ok(())
+}
+
+/// How long a stop of everything may take: ward stops programs in reverse
+/// dependency order, each level within its `stop_timeout`, so the longest
+/// chain of stop timeouts, plus time to kill what is left and write the
+/// last state.
+fn stop_budget(specs: &ward_core::SpecSet) -> Duration {
+    fn chain(
+        name: &str,
+        specs: &ward_core::SpecSet,
+        memo: &mut BTreeMap<String, Duration>,
+        depth: usize,
+    ) -> Duration {
+        if let Some(d) = memo.get(name) {
+            return *d;
+        }
+        let Some(spec) = specs.get(name) else {
+            return Duration::ZERO;
+        };
+        // The config has no cycles (ward-config refuses them); the depth
+        // bound only keeps a bug from recursing for ever.
+        let below = if depth > specs.programs.len() {
+            Duration::ZERO
+        } else {
+            spec.depends_on
+                .keys()
+                .map(|dep| chain(dep, specs, memo, depth + 1))
+                .max()
+                .unwrap_or_default()
+        };
+        let total = spec.stop_timeout + below;
+        memo.insert(name.to_string(), total);
+        total
+    }
+    let mut memo = BTreeMap::new();
+    let longest = specs
+        .programs
+        .keys()
+        .map(|name| chain(name, specs, &mut memo, 0))
+        .max()
+        .unwrap_or_default();
+    (longest + Duration::from_secs(15)).max(Duration::from_secs(30))
+}
+
+/// Where `ward install NAME -- COMMAND` keeps the config it writes:
+/// `/etc/ward/NAME.toml`, or `~/.config/ward/NAME.toml` for a user.
+fn generated_config_path(name: &str, scope: Scope) -> Result<PathBuf, Failure> {
+    match scope {
+        Scope::System => Ok(PathBuf::from("/etc/ward").join(format!("{name}.toml"))),
+        Scope::User => {
+            let base = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|d| d.is_absolute())
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".config"))
+                        .filter(|d| d.is_absolute())
+                })
+                .ok_or_else(|| {
+                    Failure::new("HOME is not set: cannot tell where your config goes")
+                })?;
+            Ok(base.join("ward").join(format!("{name}.toml")))
+        }
+    }
+}
+
+/// The first line of a config `ward install` writes: it replaces and
+/// removes only files that start so.
+const GENERATED_HEADER: &str = "# Written by `ward install`";
+
+/// The config of the one-program wrapper.
+fn wrapper_config(name: &str, args: &InstallArgs) -> Result<String, Failure> {
+    let mut text = format!(
+        "{GENERATED_HEADER} for the service {name:?}; `ward install --force` writes it again.\n\n[program.{}]\n",
+        toml_key(name)
+    );
+    let command: Vec<String> = args.command.iter().map(|w| toml_string(w)).collect();
+    text.push_str(&format!("command = [{}]\n", command.join(", ")));
+    text.push_str(&format!(
+        "restart = {}\n",
+        toml_string(args.restart.as_deref().unwrap_or("always"))
+    ));
+    let cwd = match &args.cwd {
+        Some(dir) => absolute(dir),
+        None => std::env::current_dir()
+            .map_err(|e| Failure::new(format!("cannot tell the current folder: {e}")))?,
+    };
+    text.push_str(&format!("cwd = {}\n", toml_string(&cwd.to_string_lossy())));
+    if let Some(user) = &args.run_as {
+        text.push_str(&format!("user = {}\n", toml_string(user)));
+    }
+    if !args.env.is_empty() {
+        let mut pairs = Vec::new();
+        for pair in &args.env {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(usage(format!("--env {pair:?} is not KEY=VALUE")));
+            };
+            pairs.push(format!("{} = {}", toml_key(key), toml_string(value)));
+        }
+        text.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+    }
+    if let Some(dir) = &args.log_dir {
+        text.push_str(&format!(
+            "logs = {{ dir = {} }}\n",
+            toml_string(&absolute(dir).to_string_lossy())
+        ));
+    }
+    Ok(text)
+}
+
+/// A TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A TOML key: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_string()
+    } else {
+        toml_string(key)
+    }
+}
+
+/// Writes the wrapper's config, never over a file ward did not write.
+fn write_generated_config(path: &Path, text: &str, force: bool) -> Outcome {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        if !existing.starts_with(GENERATED_HEADER) && !force {
+            return Err(usage(format!(
+                "{} exists and was not written by `ward install`: pass --config {0} to install \
+                 it as it is, or --force to replace it",
+                path.display()
+            )));
+        }
+    } else if path.exists() || path.is_symlink() {
+        return Err(usage(format!("{} is in the way", path.display())));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `ward uninstall`.
+pub fn uninstall(args: &UninstallArgs) -> Outcome {
+    let target = match &args.name {
+        Some(name) => service::find(name).map_err(usage)?,
+        None => {
+            let mut all = service::installed();
+            match all.len() {
+                1 => all.remove(0),
+                0 => return Err(usage("no ward service is installed")),
+                _ => {
+                    return Err(usage(format!(
+                        "several ward services are installed ({}): say which with --name NAME",
+                        service::listing(&all)
+                    )))
+                }
+            }
+        }
+    };
+    let places = target.places().map_err(Failure::new)?;
+    // Where its files are, as the service used them (its config may have
+    // put them elsewhere than the service's places; those stay).
+    let host = crate::host::Places(Some(places.clone()));
+    let config = ward_config::load_with(&target.config, &host).ok();
+    let file = ward_service::uninstall(&target.name, target.scope, GENERATOR, args.force)
+        .map_err(failed)?;
+    println!(
+        "removed the ward service {:?}: {}",
+        target.name,
+        file.display()
+    );
+    let mut kept = Vec::new();
+    for (dir, what) in [
+        (Some(places.state_dir.clone()), "state"),
+        (
+            places
+                .socket
+                .as_ref()
+                .and_then(|s| s.parent().map(Path::to_path_buf)),
+            "runtime",
+        ),
+    ] {
+        if let Some(dir) = dir {
+            remove_dir(&dir, what);
+        }
+    }
+    if let Some(logs) = &places.logs_dir {
+        if args.remove_logs {
+            remove_dir(logs, "logs");
+        } else if logs.exists() {
+            kept.push(format!(
+                "its logs are kept in {} (--remove-logs removes them)",
+                logs.display()
+            ));
+        }
+    }
+    if let Some(config) = &config {
+        if config.ward.state_dir != places.state_dir && config.ward.state_dir.exists() {
+            kept.push(format!(
+                "the state dir its config names is kept: {}",
+                config.ward.state_dir.display()
+            ));
+        }
+    }
+    if target.generated {
+        match std::fs::read_to_string(&target.config) {
+            Ok(text) if text.starts_with(GENERATED_HEADER) => {
+                if std::fs::remove_file(&target.config).is_ok() {
+                    println!(
+                        "  removed the config ward wrote for it: {}",
+                        target.config.display()
+                    );
+                }
+            }
+            _ => kept.push(format!("its config is kept: {}", target.config.display())),
+        }
+    } else {
+        kept.push(format!(
+            "its config is yours and stays: {}",
+            target.config.display()
+        ));
+    }
+    for line in kept {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+fn remove_dir(dir: &Path, what: &str) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => println!("  removed its {what} folder {}", dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => println!(
+            "  could not remove its {what} folder {}: {e}",
+            dir.display()
+        ),
+    }
+}
+
+/// `ward service-run --name NAME [--user]`: the daemon as the installed
+/// unit runs it. Its files go to the service's places unless the config
+/// says otherwise; it tells the service manager how it goes (sd_notify),
+/// and speaks on stderr (the journal).
+pub fn run(config: Option<PathBuf>, name: &str, user: bool) -> Outcome {
+    let scope = if user { Scope::User } else { Scope::System };
+    ward_service::check_name(name).map_err(failed)?;
+    let Some(config) = config else {
+        return Err(usage(
+            "service-run needs --config FILE (the installed unit passes it)",
+        ));
+    };
+    let places = service::places(name, scope).map_err(Failure::new)?;
+    let mut loc = Locations {
+        config: absolute(&config),
+        socket: PathBuf::new(),
+        searched: Vec::new(),
+        verify_commands: true,
+        places: Some(places),
+    };
+    loc.socket =
+        ward_config::socket_path_with(&loc.config, &crate::host::Places(loc.places.clone()));
+    super::up::run_daemon(
+        &loc,
+        false,
+        crate::daemon::Mode::Service,
+        crate::hooks::for_service,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(text: &str) -> ward_core::SpecSet {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.toml");
+        std::fs::write(&path, text).unwrap();
+        ward_config::load(&path).unwrap().specs
+    }
+
+    #[test]
+    fn the_stop_budget_covers_the_longest_chain_of_stop_timeouts() {
+        let s = specs(
+            r#"
+[program.db]
+command = ["x"]
+stop_timeout = "20s"
+[program.api]
+command = ["x"]
+stop_timeout = "10s"
+depends_on = ["db"]
+[program.web]
+command = ["x"]
+stop_timeout = "5s"
+depends_on = ["api"]
+[program.cron]
+command = ["x"]
+stop_timeout = "30s"
+"#,
+        );
+        // web → api → db: 35s, more than cron's 30s; plus 15s.
+        assert_eq!(stop_budget(&s), Duration::from_secs(50));
+        assert_eq!(
+            stop_budget(&specs(
+                "[program.a]\ncommand = [\"x\"]\nstop_timeout = \"1s\"\n"
+            )),
+            Duration::from_secs(30),
+            "never below 30s"
+        );
+    }
+
+    #[test]
+    fn the_wrapper_config_quotes_what_it_is_given() {
+        let args = InstallArgs {
+            system: false,
+            user: false,
+            name: None,
+            no_start: false,
+            force: false,
+            dry_run: false,
+            watchdog: Duration::from_secs(30),
+            restart: Some("on-failure".into()),
+            run_as: Some("www-data".into()),
+            env: vec!["PORT=80".into(), "GREETING=say \"hi\"\\n".into()],
+            cwd: Some("/srv/my app".into()),
+            log_dir: None,
+            command: vec!["/opt/app/server".into(), "--name".into(), "a \"b\"".into()],
+        };
+        let text = wrapper_config("app", &args).unwrap();
+        assert_eq!(
+            text,
+            "# Written by `ward install` for the service \"app\"; `ward install --force` writes it again.\n\n\
+             [program.app]\n\
+             command = [\"/opt/app/server\", \"--name\", \"a \\\"b\\\"\"]\n\
+             restart = \"on-failure\"\n\
+             cwd = \"/srv/my app\"\n\
+             user = \"www-data\"\n\
+             env = { PORT = \"80\", GREETING = \"say \\\"hi\\\"\\\\n\" }\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = ward_config::load(&path).expect("the generated config is valid");
+        let app = config.specs.get("app").unwrap();
+        assert_eq!(app.launch.argv, ["/opt/app/server", "--name", "a \"b\""]);
+        assert_eq!(
+            app.launch.env,
+            [
+                ("PORT".to_string(), "80".to_string()),
+                ("GREETING".to_string(), "say \"hi\"\\n".to_string())
+            ]
+        );
+    }
+}
