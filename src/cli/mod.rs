@@ -126,7 +126,9 @@ impl Locations {
                         }
                         _ => {
                             return Err(usage(format!(
-                                "no ward.toml here, and several ward services are installed                                  ({}): pick one with --service NAME (or WARD_SERVICE), or                                  pass --config FILE",
+                                "no ward.toml here, and several ward services are installed \
+                                 ({}): pick one with --service NAME (or WARD_SERVICE), or \
+                                 pass --config FILE",
                                 crate::service::listing(&installed)
                             )))
                         }

@@ -16,6 +16,7 @@ mod logs;
 mod lookup;
 mod reload;
 mod schema;
+mod service;
 mod signals;
 mod stop_modes;
 mod trees;

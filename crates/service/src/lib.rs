@@ -397,8 +397,8 @@ pub struct Dirs {
 /// The places of a service's files. Linux, system: `/var/lib/BASE`,
 /// `/run/BASE`, `/var/log/BASE` (what systemd's `StateDirectory=`,
 /// `RuntimeDirectory=` and `LogsDirectory=` make, see [`Service::dirs`]).
-/// Linux, user: `$XDG_STATE_HOME/BASE` (`~/.local/state/BASE`), with the
-/// logs in its `logs/`, and `$XDG_RUNTIME_DIR/BASE`. macOS, system:
+/// Linux, user: `$XDG_STATE_HOME/BASE` (`~/.local/state/BASE`),
+/// `$XDG_RUNTIME_DIR/BASE`, `$XDG_STATE_HOME/log/BASE`. macOS, system:
 /// `/Library/Application Support/BASE`, `/var/run/BASE`,
 /// `/Library/Logs/BASE`; user: `~/Library/Application Support/BASE` (the
 /// runtime files too: socket paths must stay short) and
@@ -443,11 +443,10 @@ pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
                         .map(PathBuf::from)
                         .filter(|d| d.is_absolute())
                 };
-                let state = match xdg("XDG_STATE_HOME") {
+                let state_home = match xdg("XDG_STATE_HOME") {
                     Some(dir) => dir,
                     None => home()?.join(".local/state"),
-                }
-                .join(base);
+                };
                 let runtime = match xdg("XDG_RUNTIME_DIR") {
                     Some(dir) => dir,
                     None => {
@@ -460,8 +459,8 @@ pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
                 }
                 .join(base);
                 Ok(Dirs {
-                    logs: state.join("logs"),
-                    state,
+                    state: state_home.join(base),
+                    logs: state_home.join("log").join(base),
                     runtime,
                 })
             }

@@ -332,9 +332,26 @@ pub fn list(scope: Scope, generator: &str) -> Vec<(String, UnitFile)> {
 pub fn running(scope: Scope) -> bool {
     match scope {
         Scope::System => Path::new("/run/systemd/system").is_dir(),
-        Scope::User => systemctl(Scope::User, &["is-system-running"])
-            .map(|out| !out.stdout.trim().is_empty())
-            .unwrap_or(false),
+        // The user manager's own socket, where `systemctl --user` goes.
+        Scope::User => user_runtime_dir().is_some_and(|dir| dir.join("systemd/private").exists()),
+    }
+}
+
+/// `$XDG_RUNTIME_DIR`, else `/run/user/UID`.
+fn user_runtime_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_absolute()) {
+        return Some(PathBuf::from(dir));
+    }
+    #[cfg(unix)]
+    {
+        Some(PathBuf::from(format!(
+            "/run/user/{}",
+            rustix::process::getuid().as_raw()
+        )))
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
