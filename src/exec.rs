@@ -33,6 +33,16 @@ pub struct Exec {
     /// Where the pumps count lines and bytes.
     stats: crate::stats::Stats,
     instances: HashMap<InstanceId, InstanceRt>,
+    /// journald, once a program sends its output there.
+    journald: Journald,
+}
+
+/// The way to journald, found when the first program needs it.
+enum Journald {
+    Unknown,
+    Here(Arc<ward_service::journal::Journal>),
+    /// Not reachable (said once).
+    Absent,
 }
 
 struct InstanceRt {
@@ -77,6 +87,7 @@ impl Exec {
             hub,
             stats,
             instances: HashMap::new(),
+            journald: Journald::Unknown,
         }
     }
 
@@ -87,6 +98,7 @@ impl Exec {
         launch: Arc<LaunchSpec>,
         logs: Arc<LogSpec>,
     ) {
+        let journal = if logs.journald { self.journald() } else { None };
         // A run's log file lives as long as the instance's log settings. It
         // is opened by the run task, off the driver: an open can block (a
         // hung disk), and the driver must not.
@@ -125,10 +137,39 @@ impl Exec {
             follow,
             counters,
             console: self.console.clone(),
+            journal,
             spawner: self.spawner.clone(),
             tx: self.tx.clone(),
         };
         tokio::spawn(run_task(ctx));
+    }
+
+    /// The connection to journald, made once (a socket and no wait);
+    /// `None`, said once, where there is none.
+    fn journald(&mut self) -> Option<Arc<ward_service::journal::Journal>> {
+        if let Journald::Unknown = self.journald {
+            self.journald = match ward_service::journal::Journal::connect() {
+                Ok(journal) => Journald::Here(Arc::new(journal)),
+                Err(e) => {
+                    let _ = self.tx.send(Msg::Event(Event {
+                        instance: None,
+                        run: None,
+                        kind: EventKind::Notice {
+                            message: format!(
+                                "cannot send output to journald ({}: {e}); programs with \
+                                 logs.journald = true write to their files only",
+                                ward_service::journal::SOCKET
+                            ),
+                        },
+                    }));
+                    Journald::Absent
+                }
+            };
+        }
+        match &self.journald {
+            Journald::Here(journal) => Some(Arc::clone(journal)),
+            _ => None,
+        }
     }
 
     /// The spawn task found the process: apply what was asked meanwhile.
@@ -284,6 +325,7 @@ struct RunCtx {
     follow: broadcast::Sender<Bytes>,
     counters: Arc<crate::stats::LogCounters>,
     console: Option<Console>,
+    journal: Option<Arc<ward_service::journal::Journal>>,
     spawner: Spawner,
     tx: mpsc::UnboundedSender<Msg>,
 }
@@ -297,6 +339,7 @@ async fn run_task(ctx: RunCtx) {
         follow,
         counters,
         console,
+        journal,
         spawner,
         tx,
     } = ctx;
@@ -355,10 +398,17 @@ async fn run_task(ctx: RunCtx) {
         Ok((stdout, stderr)) => {
             let drop_tx = tx.clone();
             let drop_id = id.clone();
+            let label = RunLabel {
+                program: id.program.clone(),
+                index: id.index,
+                run: run.0,
+                pid,
+            };
             let sinks = Sinks {
                 console,
                 follow,
                 counters,
+                journal: journal.map(|journal| logs::JournalSink::new(journal, &label)),
                 on_drop: Arc::new(move |lines, reason| {
                     let _ = drop_tx.send(Msg::Event(Event {
                         instance: Some(drop_id.clone()),
@@ -366,12 +416,6 @@ async fn run_task(ctx: RunCtx) {
                         kind: EventKind::LogLinesDropped { lines, reason },
                     }));
                 }),
-            };
-            let label = RunLabel {
-                program: id.program.clone(),
-                index: id.index,
-                run: run.0,
-                pid,
             };
             Some(tokio::spawn(logs::pump(log, label, stdout, stderr, sinks)))
         }
@@ -451,12 +495,19 @@ async fn open_log(
     run: RunId,
     tx: &mpsc::UnboundedSender<Msg>,
 ) {
-    if log.try_lock().is_ok_and(|log| log.is_open()) {
+    // Open already, or no files at all (`logs.files = false`).
+    if log
+        .try_lock()
+        .is_ok_and(|log| log.is_open() || !log.spec().files)
+    {
         return;
     }
     let log = Arc::clone(log);
     let failed = tokio::task::spawn_blocking(move || {
         let mut log = logs::lock(&log);
+        if !log.spec().files {
+            return None;
+        }
         // Said once while the same error lasts, not at every restart.
         let before = log.error().map(|e| e.to_string());
         match log.ensure_open() {

@@ -270,6 +270,8 @@ mod tests {
             timestamps,
             max_line: 16 * 1024,
             access: Default::default(),
+            files: true,
+            journald: false,
         }
     }
 

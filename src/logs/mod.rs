@@ -10,6 +10,7 @@
 
 mod console;
 mod format;
+mod journal;
 mod json;
 mod pump;
 mod rotate;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use console::{stdout_colour, Console};
 pub use format::rfc3339_now;
+pub use journal::JournalSink;
 pub use pump::{pump, PumpStats, Sinks};
 pub use rotate::log_path;
 /// A writer that fails like a full disk, for tests of what writes files.

@@ -85,6 +85,8 @@ pub struct Sinks {
     pub on_drop: Arc<dyn Fn(u64, String) + Send + Sync>,
     /// The instance's counters of lines and bytes ([`crate::stats`]).
     pub counters: Arc<crate::stats::LogCounters>,
+    /// journald, for `logs = { journald = true }`.
+    pub journal: Option<super::JournalSink>,
 }
 
 /// What one pump saw.
@@ -125,12 +127,14 @@ pub async fn pump(
     sinks: Sinks,
 ) -> PumpStats {
     let spec = lock(&log).spec().clone();
+    let files = spec.files;
     let (queue, queue_rx) = mpsc::channel(QUEUE_CHUNKS);
     let (out_free, out_free_rx) = std_mpsc::channel();
     let (err_free, err_free_rx) = std_mpsc::channel();
     let behind = Arc::new(AtomicU64::new(0));
     let writer = Writer {
         log,
+        files,
         queue: queue_rx,
         free: [out_free, err_free],
         behind: Arc::clone(&behind),
@@ -155,6 +159,10 @@ pub async fn pump(
         chunk_lines: 0,
         stats: StreamStats::default(),
         counters: &sinks.counters,
+        journal: sinks.journal.as_ref(),
+        journal_buf: Vec::new(),
+        journal_refused: 0,
+        on_drop: &sinks.on_drop,
     };
     let out = drain(Stream::Stdout, out_free_rx).run(stdout);
     let err = drain(Stream::Stderr, err_free_rx).run(stderr);
@@ -179,6 +187,9 @@ pub async fn pump(
 
 struct Writer {
     log: Arc<Mutex<InstanceLog>>,
+    /// `logs.files`: off, the chunks only go back to their drains (the
+    /// followers and the console had them already).
+    files: bool,
     queue: mpsc::Receiver<Chunk>,
     /// Buffers go back to the drain they came from, by stream.
     free: [std_mpsc::Sender<Vec<u8>>; 2],
@@ -206,6 +217,12 @@ impl Writer {
                     }
                     Err(_) => break,
                 }
+            }
+            if !self.files {
+                for chunk in batch {
+                    let _ = self.free[stream_index(chunk.stream)].send(chunk.data);
+                }
+                continue;
             }
             let lines: u64 = batch.iter().map(|c| c.lines).sum();
             let log = Arc::clone(&self.log);
@@ -284,6 +301,12 @@ struct Drain<'a> {
     stats: StreamStats,
     /// The instance's counters, shared with `ward`'s stats.
     counters: &'a crate::stats::LogCounters,
+    journal: Option<&'a super::JournalSink>,
+    /// The journal record being sent, reused.
+    journal_buf: Vec<u8>,
+    /// Lines journald did not take since the last report.
+    journal_refused: u64,
+    on_drop: &'a Arc<dyn Fn(u64, String) + Send + Sync>,
 }
 
 impl Drain<'_> {
@@ -346,6 +369,7 @@ impl Drain<'_> {
                     if self.console.is_some() {
                         self.console_buf.extend_from_slice(line);
                     }
+                    self.to_journal(&buf[start..line_end]);
                 } else {
                     self.push_line(&mut out, &buf[start..line_end]);
                 }
@@ -404,13 +428,32 @@ impl Drain<'_> {
     fn push_piece(&mut self, out: &mut Vec<u8>, piece: &[u8], partial: bool) {
         self.format.push(out, piece, partial);
         self.chunk_lines += 1;
+        self.to_journal(piece);
         if self.console.is_some() {
             self.console_buf.extend_from_slice(piece);
             self.console_buf.push(b'\n');
         }
     }
 
+    /// One line (or piece of one) to journald, if the program's output
+    /// goes there.
+    #[inline]
+    fn to_journal(&mut self, line: &[u8]) {
+        if let Some(journal) = self.journal {
+            if !journal.line(&mut self.journal_buf, self.stream, line) {
+                self.journal_refused += 1;
+            }
+        }
+    }
+
     async fn send(&mut self, out: Vec<u8>) {
+        if self.journal_refused > 0 {
+            let refused = mem::take(&mut self.journal_refused);
+            (self.on_drop)(
+                refused,
+                "journald did not take them (too slow, or not running)".into(),
+            );
+        }
         let lines = mem::take(&mut self.chunk_lines);
         if lines == 0 {
             self.spare = Some(out);

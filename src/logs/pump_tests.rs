@@ -22,6 +22,8 @@ fn spec(dir: &Path, format: LogFormat, timestamps: bool) -> LogSpec {
         timestamps,
         max_line: 1024,
         access: Default::default(),
+        files: true,
+        journald: false,
     }
 }
 
@@ -44,6 +46,7 @@ fn sinks() -> (Sinks, Drops) {
         follow: broadcast::channel(1024).0,
         on_drop: Arc::new(move |lines, reason| lock(&seen).push((lines, reason))),
         counters: Arc::default(),
+        journal: None,
     };
     (sinks, drops)
 }
@@ -585,4 +588,107 @@ async fn a_flooding_program_gets_a_larger_pipe() {
     );
     drop((tx, tx_err));
     timeout(LIMIT, pumping).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn lines_go_to_the_journal_with_fields_of_their_own_and_no_file_when_files_are_off() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("journal.sock");
+    let journald = UnixDatagram::bind(&socket).unwrap();
+    let mut spec = spec(tmp.path(), LogFormat::Text, true);
+    spec.files = false;
+    spec.journald = true;
+    let log = Arc::new(Mutex::new(InstanceLog::new("api", 0, &spec)));
+    let path = lock(&log).path().to_path_buf();
+    let (mut sinks, drops) = sinks();
+    let journal = ward_service::journal::Journal::connect_to(&socket).unwrap();
+    sinks.journal = Some(super::super::JournalSink::new(Arc::new(journal), &label()));
+    let mut follow = sinks.follow.subscribe();
+    let (mut out_tx, out) = pipes();
+    let (mut err_tx, err) = pipes();
+    out_tx.write_all(b"one\ntwo\n").await.unwrap();
+    err_tx.write_all(b"bad\n").await.unwrap();
+    drop((out_tx, err_tx));
+    let stats = timeout(LIMIT, pump(log, label(), out, err, sinks))
+        .await
+        .unwrap();
+    assert_eq!(stats.stdout.lines + stats.stderr.lines, 3);
+
+    let mut records = Vec::new();
+    let mut buf = [0u8; 1024];
+    journald.set_nonblocking(true).unwrap();
+    while let Ok(n) = journald.recv(&mut buf) {
+        records.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let of = |message: &str| {
+        records
+            .iter()
+            .find(|r| r.starts_with(&format!("MESSAGE={message}\n")))
+            .unwrap_or_else(|| panic!("no record of {message:?} in {records:?}"))
+            .clone()
+    };
+    let one = of("one");
+    for field in [
+        "PRIORITY=6\n",
+        "SYSLOG_IDENTIFIER=api\n",
+        "SYSLOG_PID=1234\n",
+        "WARD_PROGRAM=api\n",
+        "WARD_INSTANCE=0\n",
+        "WARD_RUN=7\n",
+    ] {
+        assert!(one.contains(field), "{field:?} not in {one:?}");
+    }
+    assert!(of("bad").contains("PRIORITY=4\n"), "stderr is a warning");
+    of("two");
+    assert_eq!(records.len(), 3);
+    // No file at all, but followers still see the lines.
+    assert!(!path.exists());
+    let mut followed = Vec::new();
+    while let Ok(chunk) = follow.try_recv() {
+        followed.extend_from_slice(&chunk);
+    }
+    let followed = String::from_utf8_lossy(&followed);
+    assert!(
+        followed.contains("one") && followed.contains("bad"),
+        "{followed}"
+    );
+    assert!(lock(&drops).is_empty());
+}
+
+#[tokio::test]
+async fn a_journal_that_does_not_take_lines_costs_those_lines_counted() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("journal.sock");
+    // Nobody reads: once the socket's buffer is full, records are refused.
+    let _journald = UnixDatagram::bind(&socket).unwrap();
+    let mut spec = spec(tmp.path(), LogFormat::Text, true);
+    spec.journald = true;
+    let log = open(&spec);
+    let path = lock(&log).path().to_path_buf();
+    let (mut sinks, drops) = sinks();
+    let journal = ward_service::journal::Journal::connect_to(&socket).unwrap();
+    sinks.journal = Some(super::super::JournalSink::new(Arc::new(journal), &label()));
+    let (mut out_tx, out) = pipes();
+    let (err_tx, err) = pipes();
+    drop(err_tx);
+    let pumping = tokio::spawn(pump(log, label(), out, err, sinks));
+    let line = format!("{}\n", "x".repeat(1000));
+    for _ in 0..5000 {
+        out_tx.write_all(line.as_bytes()).await.unwrap();
+    }
+    drop(out_tx);
+    timeout(LIMIT, pumping).await.unwrap().unwrap();
+    // The file has every line; the journal's losses are said.
+    assert_eq!(read(&path).lines().count(), 5000);
+    let dropped: u64 = lock(&drops)
+        .iter()
+        .filter(|(_, why)| why.contains("journald did not take them"))
+        .map(|(n, _)| n)
+        .sum();
+    assert!(
+        dropped > 0 && dropped < 5000,
+        "{dropped} lines said dropped"
+    );
 }

@@ -420,6 +420,8 @@ pub(crate) mod tests {
             timestamps: false,
             max_line: 16 * 1024,
             access: Default::default(),
+            files: true,
+            journald: false,
         }
     }
 

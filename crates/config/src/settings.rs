@@ -13,7 +13,7 @@ use crate::{ApiSettings, WardSettings};
 
 const WARD_KEYS: [&str; 5] = ["state_dir", "socket", "socket_mode", "api", "logs"];
 const API_KEYS: [&str; 3] = ["header_timeout", "idle_timeout", "max_connections_per_user"];
-const LOG_KEYS: [&str; 9] = [
+const LOG_KEYS: [&str; 11] = [
     "dir",
     "max_size",
     "keep",
@@ -23,6 +23,8 @@ const LOG_KEYS: [&str; 9] = [
     "mode",
     "group",
     "allow_writable_dir",
+    "files",
+    "journald",
 ];
 
 pub(crate) const DEFAULT_SOCKET_MODE: u32 = 0o600;
@@ -46,6 +48,8 @@ pub(crate) fn default_logs(state_dir: &Path) -> LogSpec {
         timestamps: true,
         max_line: 16 * 1024,
         access: Default::default(),
+        files: true,
+        journald: false,
     }
 }
 
@@ -360,6 +364,30 @@ pub(crate) fn read_logs(
     }
     if let Some(b) = section.get("allow_writable_dir").and_then(|f| ctx.bool(&f)) {
         logs.access.allow_writable_dir = b;
+    }
+    if let Some(b) = section.get("files").and_then(|f| ctx.bool(&f)) {
+        logs.files = b;
+    }
+    if let Some(b) = section.get("journald").and_then(|f| ctx.bool(&f)) {
+        logs.journald = b;
+    }
+    if !logs.files && !logs.journald {
+        // Said where it was decided: the key of this table that turned
+        // the last way out off.
+        if let Some(f) = section.get("files").or_else(|| section.get("journald")) {
+            ctx.error(
+                f.value.span(),
+                format!(
+                    "{}: with files = false and journald = false the output goes nowhere",
+                    f.place()
+                ),
+                Some(
+                    "keep the files (files = true), or send the output to the journal \
+                     (journald = true)"
+                        .into(),
+                ),
+            );
+        }
     }
     logs
 }

@@ -133,6 +133,8 @@ fn changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<(Part, FieldChange)
         timestamps,
         max_line,
         access,
+        files,
+        journald,
     } = &**logs;
     let new_logs = &*after.logs;
     out.field(
@@ -145,6 +147,8 @@ fn changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<(Part, FieldChange)
     out.field("logs.format", word(format), word(&new_logs.format));
     out.field("logs.timestamps", timestamps, new_logs.timestamps);
     out.field("logs.max_line", max_line, new_logs.max_line);
+    out.field("logs.files", files, new_logs.files);
+    out.field("logs.journald", journald, new_logs.journald);
     let LogAccess {
         mode,
         group: log_group,

@@ -78,6 +78,11 @@ pub struct LogSpec {
     pub max_line: usize,
     /// Who may read the files, and which directories ward accepts.
     pub access: LogAccess,
+    /// Write the output to the log files (off: only to the journal).
+    pub files: bool,
+    /// Also send each line to journald (its native protocol), with the
+    /// program, instance and run as fields of its own.
+    pub journald: bool,
 }
 
 /// Permissions of an instance's log files and directory.

@@ -84,7 +84,8 @@ fn serve(port: u16) {
             }
         });
         ctx.notifier.ready();
-        ctx.notifier.status(&format!("listening on 127.0.0.1:{port}"));
+        ctx.notifier
+            .status(&format!("listening on 127.0.0.1:{port}"));
         eprintln!("{}listening on 127.0.0.1:{port}", prefix(6));
         let tick = ctx
             .notifier

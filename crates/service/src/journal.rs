@@ -84,10 +84,15 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 /// journald is slow and the socket's buffer is full, a record is refused
 /// (an error of kind `WouldBlock`) and the caller decides what that costs
 /// (count it, drop it).
+///
+/// Each record goes to the socket's path anew (as libsystemd sends them):
+/// a journald restarted meanwhile (a package upgrade) gets the next one.
 #[derive(Debug)]
 pub struct Journal {
     #[cfg(unix)]
     socket: std::os::unix::net::UnixDatagram,
+    #[cfg(unix)]
+    addr: std::os::unix::net::SocketAddr,
     #[cfg(unix)]
     buf: std::sync::Mutex<Vec<u8>>,
 }
@@ -103,17 +108,42 @@ impl Journal {
     pub fn connect_to(path: &std::path::Path) -> io::Result<Journal> {
         #[cfg(unix)]
         {
+            use std::os::unix::fs::FileTypeExt;
+            if !std::fs::metadata(path)?.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not a socket", path.display()),
+                ));
+            }
             let socket = std::os::unix::net::UnixDatagram::unbound()?;
-            socket.connect(path)?;
             socket.set_nonblocking(true)?;
             Ok(Journal {
                 socket,
+                addr: std::os::unix::net::SocketAddr::from_pathname(path)?,
                 buf: std::sync::Mutex::new(Vec::new()),
             })
         }
         #[cfg(not(unix))]
         {
             let _ = path;
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "there is no journald on this system",
+            ))
+        }
+    }
+
+    /// As [`Journal::send`], encoding into `buf` (the caller's, reused
+    /// from record to record) instead of a shared buffer.
+    pub fn send_with(&self, buf: &mut Vec<u8>, fields: &[(&str, &[u8])]) -> io::Result<()> {
+        buf.clear();
+        encode(buf, fields);
+        #[cfg(unix)]
+        {
+            self.socket.send_to_addr(buf, &self.addr).map(drop)
+        }
+        #[cfg(not(unix))]
+        {
             Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "there is no journald on this system",
@@ -130,7 +160,7 @@ impl Journal {
             let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
             buf.clear();
             encode(&mut buf, fields);
-            let sent = self.socket.send(&buf);
+            let sent = self.socket.send_to_addr(&buf, &self.addr);
             if buf.capacity() > 1 << 20 {
                 // One huge record should not keep its buffer forever.
                 *buf = Vec::new();

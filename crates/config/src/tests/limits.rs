@@ -546,3 +546,30 @@ fn log_files_may_be_shared_for_reading_only() {
         );
     }
 }
+
+#[test]
+fn output_goes_to_files_the_journal_or_both_but_somewhere() {
+    let c = ok(
+        "[ward.logs]\njournald = true\n[program.a]\ncommand = \"a\"\n\
+                [program.b]\ncommand = \"b\"\nlogs = { files = false }\n",
+    );
+    let (a, b) = (&c.specs.programs["a"].logs, &c.specs.programs["b"].logs);
+    assert!(a.files && a.journald);
+    assert!(!b.files && b.journald);
+    let plain = ok("[program.a]\ncommand = \"a\"\n");
+    assert!(plain.specs.programs["a"].logs.files);
+    assert!(!plain.specs.programs["a"].logs.journald, "off unless asked");
+    let d = error("[program.a]\ncommand = \"a\"\nlogs = { files = false }\n");
+    assert_eq!((d.line, d.col), (3, 18));
+    assert!(
+        d.message.contains("the output goes nowhere"),
+        "{}",
+        d.message
+    );
+    // Turned off in [ward.logs], the journal turned off by the program.
+    let d = error(
+        "[ward.logs]\nfiles = false\njournald = true\n\
+         [program.a]\ncommand = \"a\"\nlogs = { journald = false }\n",
+    );
+    assert_eq!(d.line, 6);
+}

@@ -41,6 +41,8 @@ fn an_empty_file_is_valid_and_has_every_default() {
             timestamps: true,
             max_line: 16 * 1024,
             access: Default::default(),
+            files: true,
+            journald: false,
         }
     );
 }
@@ -171,6 +173,8 @@ logs         = { max_size = "10MB", keep = 3, format = "json", timestamps = fals
             timestamps: false,
             max_line: 32 * 1024,
             access: Default::default(),
+            files: true,
+            journald: false,
         }
     );
     assert_eq!(program(&c, "migrate").restart, RestartPolicy::Never);
@@ -251,6 +255,8 @@ command = "b"
         timestamps: true,
         max_line: 16 * 1024,
         access: Default::default(),
+        files: true,
+        journald: false,
     };
     assert_eq!(c.ward.logs, want);
     assert_eq!(*program(&c, "b").logs, want);

@@ -81,6 +81,8 @@ pub fn build(shapes: &[Shape]) -> SpecSet {
                     timestamps: true,
                     max_line: 8192,
                     access: Default::default(),
+                    files: true,
+                    journald: false,
                 }),
                 instances: shape.instances,
                 autostart: shape.autostart,

@@ -39,6 +39,8 @@ pub fn prog(name: &str) -> ProgramSpec {
             timestamps: true,
             max_line: 8192,
             access: Default::default(),
+            files: true,
+            journald: false,
         }),
         instances: 1,
         autostart: true,
