@@ -369,7 +369,7 @@ impl Drain<'_> {
                     if self.console.is_some() {
                         self.console_buf.extend_from_slice(line);
                     }
-                    self.to_journal(&buf[start..line_end]);
+                    self.send_to_journal(&buf[start..line_end]);
                 } else {
                     self.push_line(&mut out, &buf[start..line_end]);
                 }
@@ -428,7 +428,7 @@ impl Drain<'_> {
     fn push_piece(&mut self, out: &mut Vec<u8>, piece: &[u8], partial: bool) {
         self.format.push(out, piece, partial);
         self.chunk_lines += 1;
-        self.to_journal(piece);
+        self.send_to_journal(piece);
         if self.console.is_some() {
             self.console_buf.extend_from_slice(piece);
             self.console_buf.push(b'\n');
@@ -438,7 +438,7 @@ impl Drain<'_> {
     /// One line (or piece of one) to journald, if the program's output
     /// goes there.
     #[inline]
-    fn to_journal(&mut self, line: &[u8]) {
+    fn send_to_journal(&mut self, line: &[u8]) {
         if let Some(journal) = self.journal {
             if !journal.line(&mut self.journal_buf, self.stream, line) {
                 self.journal_refused += 1;
