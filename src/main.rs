@@ -379,7 +379,10 @@ fn finish(outcome: Outcome, loc: Option<&Locations>) -> ! {
     for line in &failure.details {
         eprintln!("{line}");
     }
-    eprintln!("ward: {}", failure.message);
+    let service_down = loc
+        .and_then(Locations::service_not_running)
+        .filter(|_| failure.code == cli::EXIT_NOT_RUNNING);
+    eprintln!("ward: {}", service_down.unwrap_or(failure.message));
     if let Some(note) = loc
         .and_then(Locations::search_note)
         .filter(|_| failure.code != cli::EXIT_USAGE)

@@ -27,9 +27,11 @@ pub struct Locations {
     /// Check that each command can be run when the config is read (`up`,
     /// `check`, and the daemon's reloads); off with `--no-verify-commands`.
     pub verify_commands: bool,
-    /// Where ward's files are when the config does not say: the places of
-    /// the installed service this is for (`--service`, or the only one
-    /// installed when no `ward.toml` is found); `None`, beside the config.
+    /// The installed service this is for (`--service`, or the only one
+    /// installed when no `ward.toml` is found).
+    pub service: Option<crate::service::Installed>,
+    /// Where ward's files are when the config does not say: that service's
+    /// places; `None`, beside the config.
     pub places: Option<ward_config::Places>,
 }
 
@@ -145,6 +147,7 @@ impl Locations {
             socket: PathBuf::new(),
             searched,
             verify_commands: true,
+            service,
             places,
         };
         loc.socket = match socket {
@@ -162,6 +165,19 @@ impl Locations {
             verify_commands: self.verify_commands,
             places: self.places.clone(),
         }
+    }
+
+    /// For a daemon that does not answer, when it is an installed
+    /// service: what to say instead of "start it with `ward up`".
+    pub fn service_not_running(&self) -> Option<String> {
+        let service = self.service.as_ref()?;
+        Some(format!(
+            "the ward service {:?} is not running (no daemon answers on {}): start it with \
+             `{}`; `ward logs` and `ward events` show what happened",
+            service.name,
+            self.socket.display(),
+            ward_service::start_command(&service.name, service.scope)
+        ))
     }
 
     /// Where the search for `ward.toml` went, when it found none.

@@ -87,6 +87,13 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 fn failed(e: ward_service::Error) -> Failure {
+    if e.kind == ward_service::ErrorKind::NoManager {
+        return Failure::new(format!(
+            "{}; in a container, make `ward up --config FILE` its entrypoint (ward runs \
+             as PID 1 there), or install for your user (--user) where a user manager runs",
+            e.message
+        ));
+    }
     let mut failure = Failure::new(e.message);
     if matches!(
         e.kind,
@@ -552,6 +559,7 @@ pub fn run(config: Option<PathBuf>, name: &str, user: bool) -> Outcome {
         socket: PathBuf::new(),
         searched: Vec::new(),
         verify_commands: true,
+        service: None,
         places: Some(places),
     };
     loc.socket =

@@ -201,9 +201,15 @@ fn service_run_tells_the_manager_and_the_cli_finds_it_from_any_folder() {
     assert!(said.contains("<5>reloaded: restarted api"), "{said}");
     assert!(said.contains("<6>api:0 stopped"), "{said}");
 
-    // Not running: the CLI says so, naming the service's socket.
+    // Not running: the CLI says so, and how to start the service.
     let out = home.ward("elsewhere", &["status"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("the ward service \"t\" is not running")
+            && said.contains("`systemctl --user start t`"),
+        "{said}"
+    );
 
     let out = home.ward("elsewhere", &["uninstall"]);
     assert!(out.status.success(), "{out:?}");
@@ -325,4 +331,75 @@ fn install_checks_the_config_and_the_command_before_writing_anything() {
         !home.path("config/ward").exists(),
         "a dry run writes nothing"
     );
+}
+
+#[test]
+fn without_a_service_manager_install_says_what_to_do_instead() {
+    let home = Home::new();
+    let config = home.config().display().to_string();
+    // No user manager answers in this home's runtime folder.
+    let out = home.ward("app", &["--config", &config, "install", "--user"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no systemd user manager answers"), "{said}");
+    assert!(
+        said.contains("`ward up --config FILE` its entrypoint"),
+        "{said}"
+    );
+    assert!(!home.path("config/systemd").exists(), "nothing was written");
+}
+
+#[test]
+fn the_unit_ward_writes_passes_systemds_own_linter() {
+    let home = Home::new();
+    // Stop timeouts and a path with a space and a percent sign.
+    let dir = home.path("my app 100%");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("ward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[program.db]\ncommand = [{TESTEE:?}]\nstop_timeout = \"40s\"\n\
+             [program.api]\ncommand = [{TESTEE:?}]\nstop_timeout = \"20s\"\ndepends_on = [\"db\"]\n"
+        ),
+    )
+    .unwrap();
+    for scope in ["--system", "--user"] {
+        let out = home.ward(
+            "app",
+            &[
+                "--config",
+                &config.display().to_string(),
+                "install",
+                scope,
+                "--name",
+                "lint",
+                "--dry-run",
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let unit = String::from_utf8(out.stdout).unwrap();
+        // db's 40s, then api's 20s, then 15s to spare.
+        assert!(unit.contains("TimeoutStopSec=75s"), "{unit}");
+        assert!(unit.contains("ward.toml"), "{unit}");
+        let path = home.path("lint.service");
+        std::fs::write(&path, &unit).unwrap();
+        let lint = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze runs (.ci/run installs systemd)");
+        if !Path::new("/run/systemd/system").exists() {
+            let _ = std::fs::remove_file("/run/systemd/systemd-units-load");
+        }
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
+        assert!(
+            lint.status.success() && said.is_empty(),
+            "{scope}: {said}\n{unit}"
+        );
+    }
 }

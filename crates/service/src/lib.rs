@@ -544,6 +544,25 @@ pub fn list(scope: Scope, generator: &str) -> Vec<Found> {
     }
 }
 
+/// The command that starts service `name` by hand: `systemctl start NAME`,
+/// `systemctl --user start NAME`, `launchctl kickstart system/NAME`.
+pub fn start_command(name: &str, scope: Scope) -> String {
+    #[cfg(target_os = "macos")]
+    {
+        match scope {
+            Scope::System => format!("sudo launchctl kickstart system/{name}"),
+            Scope::User => format!("launchctl kickstart gui/$(id -u)/{name}"),
+        }
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        match scope {
+            Scope::System => format!("systemctl start {name}"),
+            Scope::User => format!("systemctl --user start {name}"),
+        }
+    }
+}
+
 /// What a program run by [`run`] is given.
 pub struct Context {
     /// Fires on SIGTERM (the manager's stop) and SIGINT (Ctrl-C).

@@ -361,9 +361,8 @@ fn no_manager(scope: Scope) -> Error {
         .unwrap_or_else(|_| "unknown".into());
     let message = match scope {
         Scope::System => format!(
-            "systemd does not run this system (PID 1 is {pid1}), so there is nothing to \
-             install into; in a container, run the program from its entrypoint instead, \
-             or install for your user (--user) where a user manager runs"
+            "systemd does not run this system (PID 1 is {pid1}): there is no service \
+             manager to install into"
         ),
         Scope::User => "no systemd user manager answers for this user (systemctl --user); \
              log in through a session that starts one, or enable lingering \
