@@ -152,27 +152,16 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
             println!();
         }
     }
-    // A generated config is checked before it is written: read it from a
-    // scratch file beside where it goes... unless this is a dry run, which
-    // writes nothing at all.
+    // A generated config is checked before anything is written, as the
+    // text it will be at its place.
     let host = crate::host::LocalHost {
         verify_commands: true,
         places: Some(places.clone()),
     };
-    let check_path = match &config_text {
-        Some(text) => {
-            let scratch =
-                std::env::temp_dir().join(format!("ward-install-{}.toml", std::process::id()));
-            std::fs::write(&scratch, text)
-                .map_err(|e| Failure::new(format!("cannot write {}: {e}", scratch.display())))?;
-            scratch
-        }
-        None => config_path.clone(),
+    let loaded = match &config_text {
+        Some(text) => ward_config::parse_with(&config_path, text, &host),
+        None => ward_config::load_with(&config_path, &host),
     };
-    let loaded = ward_config::load_with(&check_path, &host);
-    if config_text.is_some() {
-        let _ = std::fs::remove_file(&check_path);
-    }
     let config = loaded.map_err(|diags| {
         let mut failure = Failure::new(format!(
             "{} has {} error{}; nothing was installed",
@@ -422,24 +411,53 @@ fn toml_key(key: &str) -> String {
     }
 }
 
-/// Writes the wrapper's config, never over a file ward did not write.
+/// The folder of a generated config, opened safely (made if missing; not
+/// a link; not writable by others), and the file's name in it.
+fn generated_dir(path: &Path) -> Result<(crate::files::Dir, String), Failure> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(Failure::new(format!(
+            "{} cannot hold a config",
+            path.display()
+        )));
+    };
+    let policy = crate::files::DirPolicy {
+        mode: 0o755,
+        enforce_mode: false,
+        group: None,
+        allow_writable: false,
+    };
+    let dir = crate::files::Dir::open(dir, policy).map_err(|e| Failure::new(e.to_string()))?;
+    Ok((dir, name.to_string()))
+}
+
+/// Whether the file at `path` is a config `ward install` wrote (read as a
+/// regular file, bounded, never through a link).
+fn is_generated(path: &Path) -> bool {
+    let Ok((dir, name)) = generated_dir(path) else {
+        return false;
+    };
+    dir.read(&name, ward_config::MAX_FILE_SIZE)
+        .is_ok_and(|text| text.starts_with(GENERATED_HEADER.as_bytes()))
+}
+
+/// Writes the wrapper's config, never over a file ward did not write and
+/// never through a link.
 fn write_generated_config(path: &Path, text: &str, force: bool) -> Outcome {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        if !existing.starts_with(GENERATED_HEADER) && !force {
+    let (dir, name) = generated_dir(path)?;
+    match dir.read(&name, ward_config::MAX_FILE_SIZE) {
+        Ok(existing) if !existing.starts_with(GENERATED_HEADER.as_bytes()) && !force => {
             return Err(usage(format!(
                 "{} exists and was not written by `ward install`: pass --config {0} to install \
                  it as it is, or --force to replace it",
                 path.display()
             )));
         }
-    } else if path.exists() || path.is_symlink() {
-        return Err(usage(format!("{} is in the way", path.display())));
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound && !force => {
+            return Err(usage(format!("{} is in the way: {e}", path.display())));
+        }
+        _ => {}
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    std::fs::write(path, text)
+    dir.replace(&name, text.as_bytes(), 0o644, true)
         .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
 }
 
@@ -506,23 +524,20 @@ pub fn uninstall(args: &UninstallArgs) -> Outcome {
             ));
         }
     }
-    if target.generated {
-        match std::fs::read_to_string(&target.config) {
-            Ok(text) if text.starts_with(GENERATED_HEADER) => {
-                if std::fs::remove_file(&target.config).is_ok() {
-                    println!(
-                        "  removed the config ward wrote for it: {}",
-                        target.config.display()
-                    );
-                }
-            }
-            _ => kept.push(format!("its config is kept: {}", target.config.display())),
-        }
-    } else {
+    if !target.generated {
         kept.push(format!(
             "its config is yours and stays: {}",
             target.config.display()
         ));
+    } else if is_generated(&target.config)
+        && generated_dir(&target.config).is_ok_and(|(dir, name)| dir.remove(&name).is_ok())
+    {
+        println!(
+            "  removed the config ward wrote for it: {}",
+            target.config.display()
+        );
+    } else {
+        kept.push(format!("its config is kept: {}", target.config.display()));
     }
     for line in kept {
         println!("  {line}");

@@ -403,3 +403,32 @@ fn the_unit_ward_writes_passes_systemds_own_linter() {
         );
     }
 }
+
+#[test]
+fn a_link_planted_where_the_wrappers_config_goes_is_not_written_through() {
+    let home = Home::new();
+    let victim = home.path("home/victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let dir = home.path("config/ward");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("app.toml")).unwrap();
+    let out = home.ward(
+        "app",
+        &[
+            "install",
+            "--user",
+            "--name",
+            "app",
+            "--",
+            TESTEE,
+            "--forever",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("app.toml is in the way"), "{said}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // Nor is it removed or followed by an install that then fails: the
+    // link is as it was.
+    assert!(dir.join("app.toml").is_symlink());
+}
