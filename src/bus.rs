@@ -265,10 +265,10 @@ const QUEUED_BATCHES: usize = 256;
 /// Unless asked to hand them over now, lines go to the writer at most this
 /// often (each hand-off wakes its thread): the turns of a crash loop, a few
 /// thousand a second, share a batch.
-const HAND_OFF_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+pub(crate) const HAND_OFF_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// ... and at once when this many wait.
-const HAND_OFF_LINES: usize = 1024;
+pub(crate) const HAND_OFF_LINES: usize = 1024;
 
 impl<T: Line> LineFile<T> {
     /// `wake` is called when the writer has something to say (see

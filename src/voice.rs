@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ward_core::{Event, EventKind};
 use ward_service::journal::Priority;
 
-use crate::bus::{LineFile, WARD_LOG_MAX};
+use crate::bus::{LineFile, HAND_OFF_EVERY, HAND_OFF_LINES, WARD_LOG_MAX};
 use crate::files::Dir;
 use crate::logs::Console;
 use crate::offload::Worker;
@@ -29,6 +29,9 @@ pub struct Stderr {
     pending: Vec<(Priority, String)>,
     /// Lines the writer could not take (its queue was full).
     refused: u64,
+    /// The last hand-off: lines go at most every [`HAND_OFF_EVERY`], as
+    /// the journal's do.
+    handed: Option<std::time::Instant>,
     worker: Worker<(Vec<(Priority, String)>, u64)>,
 }
 
@@ -73,14 +76,25 @@ impl Stderr {
             journal,
             pending: Vec::new(),
             refused: 0,
+            handed: None,
             worker,
         }
     }
 
-    fn flush(&mut self) {
+    /// Hands the waiting lines to the writer: with `now`, or once
+    /// [`HAND_OFF_EVERY`] has passed since the last hand-off.
+    fn flush(&mut self, now: bool) {
         if self.pending.is_empty() {
             return;
         }
+        let at = std::time::Instant::now();
+        let due = now
+            || self.pending.len() >= HAND_OFF_LINES
+            || self.handed.is_none_or(|last| at >= last + HAND_OFF_EVERY);
+        if !due {
+            return;
+        }
+        self.handed = Some(at);
         let batch = (std::mem::take(&mut self.pending), self.refused);
         match self.worker.offer(batch) {
             Ok(()) => self.refused = 0,
@@ -136,7 +150,7 @@ impl Voice {
             Voice::Console(_) => None,
             Voice::Log(file) => file.flush(now),
             Voice::Stderr(stderr) => {
-                stderr.flush();
+                stderr.flush(now);
                 None
             }
         }
@@ -145,8 +159,13 @@ impl Voice {
     /// When ward.log's lines wait for their hand-off.
     pub fn due(&self) -> Option<std::time::Instant> {
         match self {
-            Voice::Console(_) | Voice::Stderr(_) => None,
+            Voice::Console(_) => None,
             Voice::Log(file) => file.due(),
+            Voice::Stderr(stderr) => (!stderr.pending.is_empty()).then(|| {
+                stderr
+                    .handed
+                    .map_or_else(std::time::Instant::now, |last| last + HAND_OFF_EVERY)
+            }),
         }
     }
 
@@ -157,7 +176,7 @@ impl Voice {
             Voice::Console(_) => true,
             Voice::Log(file) => file.finish(within),
             Voice::Stderr(stderr) => {
-                stderr.flush();
+                stderr.flush(true);
                 stderr.worker.finish(within)
             }
         }
