@@ -432,3 +432,37 @@ fn a_link_planted_where_the_wrappers_config_goes_is_not_written_through() {
     // link is as it was.
     assert!(dir.join("app.toml").is_symlink());
 }
+
+#[test]
+fn a_system_service_needs_root_and_says_so() {
+    if !is_root() {
+        // The test runs ward as another user, which takes root.
+        return;
+    }
+    let home = Home::new();
+    // nobody may read the config (and reach it).
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [home.dir.path().to_path_buf(), home.path("app")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(home.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(WARD)
+        .arg("--config")
+        .arg(home.config())
+        .args(["install", "--system"])
+        .current_dir("/")
+        .env_remove("WARD_CONFIG")
+        .env_remove("WARD_SOCKET")
+        .env("HOME", home.path("home"));
+    let out = run_bounded(cmd);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "installing a system service needs root (sudo), or install it for your user (--user)"
+        ),
+        "{said}"
+    );
+}
