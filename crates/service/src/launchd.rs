@@ -320,29 +320,18 @@ fn read_file(path: &Path, generator: &str) -> Result<Option<ListFile>, Error> {
 
 /// Every list of `scope` this generator wrote, by label.
 pub fn list(scope: Scope, generator: &str) -> Vec<(String, ListFile)> {
-    let Ok(path) = plist_path("x", scope) else {
+    let Some(dir) = plist_path("x", scope)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    else {
         return Vec::new();
     };
-    let Some(dir) = path.parent() else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".plist")) else {
-            continue;
-        };
-        if let Ok(Some(list)) = read_file(&entry.path(), generator) {
-            if list.ours {
-                found.push((name.to_string(), list));
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found
+    crate::scan(&dir, ".plist", |path| {
+        read_file(path, generator)
+            .ok()
+            .flatten()
+            .filter(|list| list.ours)
+    })
 }
 
 /// The string pairs under [`PROPERTIES`] in a list this module wrote.

@@ -640,6 +640,28 @@ pub fn is_root() -> bool {
     }
 }
 
+/// The files `NAME.SUFFIX` in `dir` that `read` takes (an installer's own),
+/// by NAME, sorted.
+pub(crate) fn scan<T>(
+    dir: &std::path::Path,
+    suffix: &str,
+    mut read: impl FnMut(&std::path::Path) -> Option<T>,
+) -> Vec<(String, T)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, T)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let name = file_name.to_str()?.strip_suffix(suffix)?.to_string();
+            Some((name, read(&entry.path())?))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
 /// A small, stable hash (64-bit FNV-1a) of a service file's body: an
 /// installer notes it in the file, and so tells a file it wrote from one
 /// edited by hand since.

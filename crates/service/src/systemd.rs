@@ -308,23 +308,12 @@ pub fn list(scope: Scope, generator: &str) -> Vec<(String, UnitFile)> {
     let Ok(dir) = unit_dir(scope) else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".service")) else {
-            continue;
-        };
-        if let Ok(Some(unit)) = read_file(&entry.path(), generator) {
-            if unit.ours {
-                found.push((name.to_string(), unit));
-            }
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found
+    crate::scan(&dir, ".service", |path| {
+        read_file(path, generator)
+            .ok()
+            .flatten()
+            .filter(|unit| unit.ours)
+    })
 }
 
 /// Whether systemd manages this system (it made `/run/systemd/system`), or
