@@ -72,6 +72,7 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// `<device>:<inode>`, both decimal.
+#[cfg(any(unix, test))]
 fn parse_stream(s: &str) -> Option<(u64, u64)> {
     let (dev, ino) = s.split_once(':')?;
     Some((dev.parse().ok()?, ino.parse().ok()?))

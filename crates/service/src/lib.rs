@@ -222,11 +222,13 @@ impl Service {
                 )));
             }
         }
-        // systemd refuses such an executable ("special characters").
-        if self
-            .program
-            .to_str()
-            .is_some_and(|p| p.contains(['"', '\'', '\\']))
+        // systemd refuses such an executable ("special characters"); on
+        // Windows a backslash is the path's separator.
+        if cfg!(unix)
+            && self
+                .program
+                .to_str()
+                .is_some_and(|p| p.contains(['"', '\'', '\\']))
         {
             return Err(Error::invalid(format!(
                 "{} has a quote or a backslash in its path, which a service manager does not \
@@ -678,32 +680,39 @@ pub(crate) fn fingerprint(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// An absolute program path on this system.
+    fn app() -> PathBuf {
+        std::path::absolute("/opt/app").unwrap()
+    }
+
     #[test]
     fn names_and_descriptions_are_checked_before_anything_is_written() {
-        let ok = Service::new("my-app_2.x@1", "/opt/app", Scope::System);
+        let ok = Service::new("my-app_2.x@1", app(), Scope::System);
         assert!(ok.validate().is_ok());
         for bad in ["", ".hidden", "-x", "a b", "a/b", "ünïcode", "a\nb"] {
-            let s = Service::new(bad, "/opt/app", Scope::System);
+            let s = Service::new(bad, app(), Scope::System);
             assert_eq!(
                 s.validate().unwrap_err().kind,
                 ErrorKind::Invalid,
                 "{bad:?}"
             );
         }
-        let quoted = Service::new("app", "/opt/it's/app", Scope::System);
-        assert!(quoted.validate().unwrap_err().message.contains("quote"));
+        if cfg!(unix) {
+            let quoted = Service::new("app", "/opt/it's/app", Scope::System);
+            assert!(quoted.validate().unwrap_err().message.contains("quote"));
+        }
         let relative = Service::new("app", "app", Scope::System);
         assert!(relative
             .validate()
             .unwrap_err()
             .message
             .contains("absolute"));
-        let newline = Service::new("app", "/opt/app", Scope::System).args(["a\nb"]);
+        let newline = Service::new("app", app(), Scope::System).args(["a\nb"]);
         assert!(newline.validate().is_err());
-        let mut env = Service::new("app", "/opt/app", Scope::System);
+        let mut env = Service::new("app", app(), Scope::System);
         env.env.push(("A=B".into(), "x".into()));
         assert!(env.validate().is_err());
-        let mut dirs = Service::new("app", "/opt/app", Scope::System);
+        let mut dirs = Service::new("app", app(), Scope::System);
         for bad in ["/abs", "a/../b", "a//b", "a b", ""] {
             dirs.dirs = Some(bad.into());
             assert!(dirs.validate().is_err(), "{bad:?}");

@@ -480,8 +480,9 @@ fn env_file_problems_are_reported_where_they_are() {
         .collect();
     let missing = dir.path().join("missing.env");
     let missing_message = format!(
-        "cannot read env_file {}: No such file or directory (os error 2)",
-        missing.display()
+        "cannot read env_file {}: {}",
+        missing.display(),
+        std::io::Error::from_raw_os_error(2)
     );
     assert_eq!(
         got,
@@ -595,8 +596,9 @@ fn a_missing_file_is_one_plain_diagnostic() {
     assert_eq!(
         d.message,
         format!(
-            "cannot read {}: No such file or directory (os error 2)",
-            path.display()
+            "cannot read {}: {}",
+            path.display(),
+            std::io::Error::from_raw_os_error(2)
         )
     );
     assert_eq!(

@@ -11,6 +11,12 @@ use ward_core::{
 use super::{ok, program};
 use crate::{load, parse};
 
+/// A path as the config makes it absolute on this system (`/srv/app` is
+/// `C:\srv\app`, or whichever drive is current, on Windows).
+fn abs(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap()
+}
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -18,10 +24,10 @@ fn secs(n: u64) -> Duration {
 #[test]
 fn an_empty_file_is_valid_and_has_every_default() {
     let c = ok("");
-    assert_eq!(c.path, PathBuf::from("/srv/app/ward.toml"));
+    assert_eq!(c.path, abs("/srv/app/ward.toml"));
     assert_eq!(c.specs, SpecSet::default());
-    assert_eq!(c.ward.state_dir, PathBuf::from("/srv/app/.ward"));
-    assert_eq!(c.ward.socket, PathBuf::from("/srv/app/.ward/ward.sock"));
+    assert_eq!(c.ward.state_dir, abs("/srv/app/.ward"));
+    assert_eq!(c.ward.socket, abs("/srv/app/.ward/ward.sock"));
     assert_eq!(c.ward.socket_mode, 0o600);
     assert_eq!(
         c.ward.api,
@@ -34,7 +40,7 @@ fn an_empty_file_is_valid_and_has_every_default() {
     assert_eq!(
         c.ward.logs,
         LogSpec {
-            dir: PathBuf::from("/srv/app/.ward/logs"),
+            dir: abs("/srv/app/.ward/logs"),
             max_size: 50_000_000,
             keep: 5,
             format: LogFormat::Text,
@@ -54,7 +60,7 @@ fn a_program_with_only_a_command_gets_every_default() {
     assert_eq!(p.name, "api");
     assert_eq!(p.launch.argv, ["./bin/api", "--port", "8080"]);
     assert!(!p.launch.shell);
-    assert_eq!(p.launch.cwd, PathBuf::from("/srv/app"));
+    assert_eq!(p.launch.cwd, abs("/srv/app"));
     assert!(p.launch.env.is_empty());
     assert_eq!((&p.launch.user, &p.launch.group), (&None, &None));
     assert_eq!(p.instances, 1);
@@ -120,7 +126,7 @@ logs         = { max_size = "10MB", keep = 3, format = "json", timestamps = fals
     assert_eq!(c.specs.programs.len(), 3);
     let p = program(&c, "api");
     assert_eq!(p.launch.argv, ["./bin/api", "--port", "8080"]);
-    assert_eq!(p.launch.cwd, PathBuf::from("/srv/app/srv"));
+    assert_eq!(p.launch.cwd, abs("/srv/app/srv"));
     assert_eq!(
         p.launch.env,
         [
@@ -166,7 +172,7 @@ logs         = { max_size = "10MB", keep = 3, format = "json", timestamps = fals
     assert_eq!(
         *p.logs,
         LogSpec {
-            dir: PathBuf::from("/srv/app/logs"),
+            dir: abs("/srv/app/logs"),
             max_size: 10_000_000,
             keep: 3,
             format: LogFormat::Json,
@@ -244,11 +250,11 @@ logs = { keep = 1 }
 [program.b]
 command = "b"
 "#);
-    assert_eq!(c.ward.state_dir, PathBuf::from("/var/lib/ward"));
-    assert_eq!(c.ward.socket, PathBuf::from("/srv/app/run/ward.sock"));
+    assert_eq!(c.ward.state_dir, abs("/var/lib/ward"));
+    assert_eq!(c.ward.socket, abs("/srv/app/run/ward.sock"));
     assert_eq!(c.ward.socket_mode, 0o660);
     let want = LogSpec {
-        dir: PathBuf::from("/var/lib/ward/logs"),
+        dir: abs("/var/lib/ward/logs"),
         max_size: 1 << 20,
         keep: 9,
         format: LogFormat::Json,
@@ -266,9 +272,9 @@ command = "b"
 #[test]
 fn socket_defaults_follow_state_dir_and_octal_integers_work() {
     let c = ok("[ward]\nstate_dir = \"state\"\nsocket_mode = 0o640\n");
-    assert_eq!(c.ward.state_dir, PathBuf::from("/srv/app/state"));
-    assert_eq!(c.ward.socket, PathBuf::from("/srv/app/state/ward.sock"));
-    assert_eq!(c.ward.logs.dir, PathBuf::from("/srv/app/state/logs"));
+    assert_eq!(c.ward.state_dir, abs("/srv/app/state"));
+    assert_eq!(c.ward.socket, abs("/srv/app/state/ward.sock"));
+    assert_eq!(c.ward.logs.dir, abs("/srv/app/state/logs"));
     assert_eq!(c.ward.socket_mode, 0o640);
 }
 
