@@ -39,7 +39,15 @@ fn main() {
                 "{}{}",
                 s.state,
                 s.text.map(|t| format!(": {t}")).unwrap_or_default()
-            )
+            );
+            if !s.restart_delays.is_empty() {
+                let delays: Vec<String> = s
+                    .restart_delays
+                    .iter()
+                    .map(|d| format!("{}s", d.as_secs()))
+                    .collect();
+                println!("restarts after failures: {}", delays.join(" "));
+            }
         }),
         _ => {
             serve(port);
@@ -68,7 +76,7 @@ fn install(scope: Scope, port: u16) -> Result<(), ward_service::Error> {
 }
 
 fn serve(port: u16) {
-    ward_service::run(|ctx| {
+    ward_service::run(move |ctx| {
         let listener = match TcpListener::bind(("127.0.0.1", port)) {
             Ok(listener) => listener,
             Err(e) => {

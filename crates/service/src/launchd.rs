@@ -268,6 +268,7 @@ pub(crate) fn status(name: &str, scope: Scope) -> Result<crate::Status, Error> {
         text: None,
         pid,
         enabled: out.status.success(),
+        restart_delays: Vec::new(),
     })
 }
 

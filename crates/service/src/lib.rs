@@ -1,7 +1,8 @@
 //! # ward-service
 //!
 //! Make a Rust program a native OS service: install it into the service
-//! manager (a systemd unit on Linux, a launchd property list on macOS), and
+//! manager (a systemd unit on Linux, a launchd property list on macOS, the
+//! Service Control Manager on Windows), and
 //! run it the way that manager expects (readiness, a status line, the
 //! watchdog, a clean stop on SIGTERM, log lines the journal understands).
 //! [ward](https://github.com/ward-sh/ward) uses it for `ward install`; it
@@ -36,7 +37,12 @@
 //! # Ok::<(), ward_service::Error>(())
 //! ```
 //!
-//! The Windows Service Control Manager comes next, behind the same names.
+//! On Windows the same names drive the Service Control Manager (through the
+//! `windows-service` crate): [`install`] creates an automatic-start service
+//! with failure actions (restart after 1 s, 5 s, 30 s), [`run`] runs `main`
+//! under the SCM's dispatcher and reports StartPending, Running (at
+//! [`Notifier::ready`]), StopPending (on Stop, Shutdown, Preshutdown) and
+//! Stopped.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -47,6 +53,8 @@ pub mod launchd;
 pub mod notify;
 mod shutdown;
 pub mod systemd;
+#[cfg(windows)]
+mod windows;
 
 pub use notify::Notifier;
 pub use shutdown::Shutdown;
@@ -324,7 +332,11 @@ pub fn render(service: &Service) -> String {
     {
         launchd::render(service)
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        windows::render(service)
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         systemd::render(service)
     }
@@ -339,7 +351,11 @@ pub fn install(service: &Service, options: &InstallOptions) -> Result<Installed,
     {
         launchd::install(service, options)
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        windows::install(service, options)
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         systemd::install(service, options)
     }
@@ -353,7 +369,11 @@ pub fn uninstall(name: &str, scope: Scope, generator: &str, force: bool) -> Resu
     {
         launchd::uninstall(name, scope, generator, force)
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        windows::uninstall(name, scope, generator, force)
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         systemd::uninstall(name, scope, generator, force)
     }
@@ -370,6 +390,10 @@ pub struct Status {
     pub pid: Option<u32>,
     /// Started at boot (or login).
     pub enabled: bool,
+    /// Windows: the delays of the Service Control Manager's failure actions
+    /// (restart after each, in turn). Empty elsewhere: systemd's is
+    /// `Restart=`, launchd's `KeepAlive`.
+    pub restart_delays: Vec<Duration>,
 }
 
 /// The manager's view of service `name`.
@@ -379,7 +403,11 @@ pub fn status(name: &str, scope: Scope) -> Result<Status, Error> {
     {
         launchd::status(name, scope)
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        windows::status(name, scope)
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         systemd::status(name, scope)
     }
@@ -431,7 +459,29 @@ pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
             }
         }
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        let known = |var: &str, fallback: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|d| d.is_absolute())
+                .unwrap_or_else(|| PathBuf::from(fallback))
+        };
+        let root = match scope {
+            Scope::System => known("ProgramData", r"C:\ProgramData"),
+            Scope::User => match std::env::var_os("LOCALAPPDATA") {
+                Some(dir) => PathBuf::from(dir),
+                None => home()?.join(r"AppData\Local"),
+            },
+        }
+        .join(base);
+        Ok(Dirs {
+            runtime: root.clone(),
+            logs: root.join("logs"),
+            state: root,
+        })
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         match scope {
             Scope::System => Ok(Dirs {
@@ -505,7 +555,11 @@ pub fn find(name: &str, scope: Scope, generator: &str) -> Result<Option<Found>, 
                 untouched: true,
             }))
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        windows::find(name, scope, generator)
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         Ok(systemd::read(name, scope, generator)?
             .filter(|unit| unit.ours)
@@ -532,7 +586,11 @@ pub fn list(scope: Scope, generator: &str) -> Vec<Found> {
             })
             .collect()
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        windows::list(scope, generator)
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         systemd::list(scope, generator)
             .into_iter()
@@ -556,7 +614,12 @@ pub fn start_command(name: &str, scope: Scope) -> String {
             Scope::User => format!("launchctl kickstart gui/$(id -u)/{name}"),
         }
     }
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    {
+        let _ = scope;
+        format!("sc.exe start {name}")
+    }
+    #[cfg(not(any(target_os = "macos", windows)))]
     {
         match scope {
             Scope::System => format!("systemctl start {name}"),
@@ -567,7 +630,9 @@ pub fn start_command(name: &str, scope: Scope) -> String {
 
 /// What a program run by [`run`] is given.
 pub struct Context {
-    /// Fires on SIGTERM (the manager's stop) and SIGINT (Ctrl-C).
+    /// Fires on SIGTERM (the manager's stop) and SIGINT (Ctrl-C); on
+    /// Windows on the SCM's Stop, Shutdown and Preshutdown, or Ctrl-C and
+    /// Ctrl-Break in a console.
     pub shutdown: Shutdown,
     pub notifier: Notifier,
 }
@@ -578,12 +643,25 @@ pub struct Context {
 /// `main` returns. Signal handling is set up before `main` runs; a second
 /// SIGTERM or SIGINT after the first ends the process at once (exit code
 /// 130), for a program stuck in its shutdown.
-pub fn run<T>(main: impl FnOnce(Context) -> T) -> T {
-    let shutdown = Shutdown::on_signals();
-    main(Context {
-        shutdown,
-        notifier: Notifier::from_env(),
-    })
+///
+/// On Windows, started by the Service Control Manager, `main` runs on the
+/// dispatcher's thread: the service reports StartPending until
+/// [`Notifier::ready`] (then Running), StopPending from the Stop request
+/// (or [`Notifier::stopping`]) and Stopped once `main` returns. Started
+/// from a console, it runs as a program.
+pub fn run<T: Send + 'static>(main: impl FnOnce(Context) -> T + Send + 'static) -> T {
+    #[cfg(windows)]
+    {
+        windows::run(main)
+    }
+    #[cfg(not(windows))]
+    {
+        let shutdown = Shutdown::on_signals();
+        main(Context {
+            shutdown,
+            notifier: Notifier::from_env(),
+        })
+    }
 }
 
 /// Why something could not be done, in words for the person who asked.

@@ -28,6 +28,9 @@ pub struct Notifier {
         std::os::unix::net::UnixDatagram,
         std::os::unix::net::SocketAddr,
     )>,
+    /// Under the Windows Service Control Manager: its status reports.
+    #[cfg(windows)]
+    scm: Option<std::sync::Arc<crate::windows::Reporter>>,
     watchdog: Option<Duration>,
 }
 
@@ -54,7 +57,7 @@ impl Notifier {
         #[cfg(not(unix))]
         {
             let _ = watchdog;
-            Notifier { watchdog: None }
+            Notifier::none()
         }
     }
 
@@ -63,6 +66,17 @@ impl Notifier {
         Notifier {
             #[cfg(unix)]
             socket: None,
+            #[cfg(windows)]
+            scm: None,
+            watchdog: None,
+        }
+    }
+
+    /// The status reports of a service the SCM runs.
+    #[cfg(windows)]
+    pub(crate) fn scm(reporter: std::sync::Arc<crate::windows::Reporter>) -> Notifier {
+        Notifier {
+            scm: Some(reporter),
             watchdog: None,
         }
     }
@@ -73,14 +87,23 @@ impl Notifier {
         {
             self.socket.is_some()
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        {
+            self.scm.is_some()
+        }
+        #[cfg(not(any(unix, windows)))]
         {
             false
         }
     }
 
-    /// Start-up is complete (`READY=1`); after a reload, the reload is.
+    /// Start-up is complete (`READY=1`; the SCM's Running); after a
+    /// reload, the reload is.
     pub fn ready(&self) {
+        #[cfg(windows)]
+        if let Some(scm) = &self.scm {
+            scm.running();
+        }
         let _ = self.send("READY=1");
     }
 
@@ -100,8 +123,12 @@ impl Notifier {
         let _ = self.send(&message);
     }
 
-    /// Shutting down (`STOPPING=1`).
+    /// Shutting down (`STOPPING=1`; the SCM's StopPending).
     pub fn stopping(&self) {
+        #[cfg(windows)]
+        if let Some(scm) = &self.scm {
+            scm.stopping();
+        }
         let _ = self.send("STOPPING=1");
     }
 

@@ -23,6 +23,8 @@ impl Shutdown {
         let token = Shutdown::new();
         #[cfg(unix)]
         watch_signals(token.clone());
+        #[cfg(windows)]
+        watch_console(token.clone());
         token
     }
 
@@ -89,6 +91,37 @@ fn watch_signals(token: Shutdown) {
         });
     if let Err(e) = spawned {
         eprintln!("cannot watch for SIGTERM and SIGINT ({e}); only the program can stop itself");
+    }
+}
+
+/// The token Ctrl-C, Ctrl-Break and closing the console fire (one per
+/// process: the console handler is process-wide).
+#[cfg(windows)]
+static CONSOLE: std::sync::OnceLock<Shutdown> = std::sync::OnceLock::new();
+
+#[cfg(windows)]
+fn watch_console(token: Shutdown) {
+    use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+    unsafe extern "system" fn handler(_event: u32) -> windows_sys::core::BOOL {
+        match CONSOLE.get() {
+            // A second one: end at once, as on Unix.
+            Some(token) if token.is_set() => std::process::exit(130),
+            Some(token) => {
+                token.fire();
+                1
+            }
+            None => 0,
+        }
+    }
+    if CONSOLE.set(token).is_ok() {
+        // SAFETY: the handler is a plain function that lives as long as
+        // the process; registering it has no other precondition.
+        if unsafe { SetConsoleCtrlHandler(Some(handler), 1) } == 0 {
+            eprintln!(
+                "cannot watch for Ctrl-C ({}); only the program can stop itself",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 }
 

@@ -1,0 +1,718 @@
+//! The Windows Service Control Manager: creating, configuring, starting,
+//! stopping and deleting a service (through the `windows-service` crate),
+//! and running as one (the dispatcher, the control handler, status
+//! reports). Services belong to the machine: there is no user scope.
+//!
+//! An installer's facts ([`Service::properties`]) and its name
+//! ([`Service::generator`]) are kept as string values under the service's
+//! `Parameters` registry key, where Windows keeps a service's own settings.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use windows_service::service::{
+    ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
+    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
+    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+};
+use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+
+use crate::{Error, ErrorKind, Found, InstallOptions, Installed, Scope, Service, Shutdown, Status};
+
+/// The value naming who installed a service.
+const GENERATOR_VALUE: &str = "Generator";
+/// Properties are kept as `Property.NAME` values.
+const PROPERTY_PREFIX: &str = "Property.";
+/// How long install and uninstall wait for a service to start or stop.
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn machine_only(scope: Scope) -> Result<(), Error> {
+    match scope {
+        Scope::System => Ok(()),
+        Scope::User => Err(Error::new(
+            ErrorKind::Invalid,
+            "Windows services belong to the machine: install without --user",
+        )),
+    }
+}
+
+fn winapi(what: &str, e: windows_service::Error) -> Error {
+    let denied = matches!(&e, windows_service::Error::Winapi(io) if io.raw_os_error() == Some(5));
+    if denied {
+        return Error::new(
+            ErrorKind::NotPermitted,
+            format!("cannot {what}: access is denied; run it from an elevated prompt (Run as administrator)"),
+        );
+    }
+    let why = match &e {
+        windows_service::Error::Winapi(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    Error::new(ErrorKind::Failed, format!("cannot {what}: {why}"))
+}
+
+fn is_missing(e: &windows_service::Error) -> bool {
+    // ERROR_SERVICE_DOES_NOT_EXIST
+    matches!(e, windows_service::Error::Winapi(io) if io.raw_os_error() == Some(1060))
+}
+
+fn manager(access: ServiceManagerAccess) -> Result<ServiceManager, Error> {
+    ServiceManager::local_computer(None::<&str>, access)
+        .map_err(|e| winapi("open the Service Control Manager", e))
+}
+
+fn parameters_key(name: &str) -> String {
+    format!(r"SYSTEM\CurrentControlSet\Services\{name}\Parameters")
+}
+
+/// What [`install`] creates, in words (`sc.exe create` would say the same).
+pub(crate) fn render(service: &Service) -> String {
+    let mut command = vec![format!("\"{}\"", service.program.display())];
+    command.extend(service.args.iter().map(|a| {
+        if a.contains([' ', '"']) {
+            format!("\"{}\"", a.replace('"', "\\\""))
+        } else {
+            a.clone()
+        }
+    }));
+    let mut text = format!(
+        "service {:?} (Windows Service Control Manager)\n  command: {}\n  start: automatic\n  \
+         on failure: restart after 1s, 5s, 30s; the count reset after a day\n  description: {}\n",
+        service.name,
+        command.join(" "),
+        service.description
+    );
+    for (key, value) in &service.properties {
+        text.push_str(&format!("  {key}: {value}\n"));
+    }
+    text
+}
+
+/// Creates the service (automatic start; restarted by the SCM after 1 s,
+/// 5 s, 30 s, the count reset after a day), records its facts, and starts
+/// it unless told not to, waiting until it runs. A failed step deletes
+/// what was created.
+pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Installed, Error> {
+    machine_only(service.scope)?;
+    let scm = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
+    let replaced = match scm.open_service(&service.name, ServiceAccess::QUERY_STATUS) {
+        Ok(_) => {
+            let ours = registry::get(&parameters_key(&service.name), GENERATOR_VALUE).as_deref()
+                == Some(service.generator.as_str());
+            if !ours && !options.force {
+                return Err(Error::new(
+                    ErrorKind::Exists,
+                    format!(
+                        "a service named {:?} exists and was not installed by {}: choose another \
+                         name, or replace it with --force",
+                        service.name, service.generator
+                    ),
+                ));
+            }
+            remove(&scm, &service.name)?;
+            true
+        }
+        Err(e) if is_missing(&e) => false,
+        Err(e) => return Err(winapi("look for an existing service", e)),
+    };
+    let info = ServiceInfo {
+        name: OsString::from(&service.name),
+        display_name: OsString::from(&service.name),
+        service_type: ServiceType::OWN_PROCESS,
+        start_type: ServiceStartType::AutoStart,
+        error_control: ServiceErrorControl::Normal,
+        executable_path: service.program.clone(),
+        launch_arguments: service.args.iter().map(OsString::from).collect(),
+        dependencies: Vec::new(),
+        account_name: None,
+        account_password: None,
+    };
+    let access = ServiceAccess::QUERY_STATUS
+        | ServiceAccess::START
+        | ServiceAccess::STOP
+        | ServiceAccess::DELETE
+        | ServiceAccess::CHANGE_CONFIG;
+    let created = scm
+        .create_service(&info, access)
+        .map_err(|e| winapi("create the service", e))?;
+    let undo = |err: Error| -> Error {
+        let _ = created.delete();
+        err
+    };
+    created
+        .set_description(&service.description)
+        .map_err(|e| undo(winapi("describe the service", e)))?;
+    created
+        .update_failure_actions(failure_actions())
+        .map_err(|e| undo(winapi("set the service's failure actions", e)))?;
+    let key = parameters_key(&service.name);
+    let mut values = vec![(GENERATOR_VALUE.to_string(), service.generator.clone())];
+    values.extend(
+        service
+            .properties
+            .iter()
+            .map(|(k, v)| (format!("{PROPERTY_PREFIX}{k}"), v.clone())),
+    );
+    for (value, data) in &values {
+        registry::set(&key, value, data).map_err(|e| {
+            undo(Error::new(
+                ErrorKind::Failed,
+                format!("cannot record the service's {value} in HKLM\\{key}: {e}"),
+            ))
+        })?;
+    }
+    if options.start {
+        created
+            .start::<&OsStr>(&[])
+            .map_err(|e| undo(winapi("start the service", e)))?;
+        wait_for(&created, ServiceState::Running).map_err(|e| {
+            let _ = created.stop();
+            undo(e)
+        })?;
+    }
+    Ok(Installed {
+        file: PathBuf::from(format!(
+            r"HKLM\SYSTEM\CurrentControlSet\Services\{}",
+            service.name
+        )),
+        replaced,
+        started: options.start,
+    })
+}
+
+/// What the SCM does when the service fails: start it again after 1 s, then
+/// 5 s, then 30 s (and 30 s for every failure after), the count reset
+/// after a day without one.
+fn failure_actions() -> ServiceFailureActions {
+    let restart = |secs| ServiceAction {
+        action_type: ServiceActionType::Restart,
+        delay: Duration::from_secs(secs),
+    };
+    ServiceFailureActions {
+        reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
+        reboot_msg: None,
+        command: None,
+        actions: Some(vec![restart(1), restart(5), restart(30)]),
+    }
+}
+
+/// Polls until the service is in `state` (Wine's `net start` does not wait,
+/// and neither does `StartService`), at most [`SETTLE`].
+fn wait_for(service: &windows_service::service::Service, state: ServiceState) -> Result<(), Error> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let status = service
+            .query_status()
+            .map_err(|e| winapi("ask how the service is", e))?;
+        if status.current_state == state {
+            return Ok(());
+        }
+        if status.current_state == ServiceState::Stopped && state != ServiceState::Stopped {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                format!("the service stopped as it started ({:?})", status.exit_code),
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                format!(
+                    "the service is still {:?} after {}s",
+                    status.current_state,
+                    SETTLE.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stops the service (waiting until it has) and deletes it.
+fn remove(scm: &ServiceManager, name: &str) -> Result<(), Error> {
+    let service = scm
+        .open_service(
+            name,
+            ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
+        )
+        .map_err(|e| winapi("open the service", e))?;
+    let status = service
+        .query_status()
+        .map_err(|e| winapi("ask how the service is", e))?;
+    if status.current_state != ServiceState::Stopped {
+        service.stop().map_err(|e| winapi("stop the service", e))?;
+        wait_for(&service, ServiceState::Stopped)?;
+    }
+    service
+        .delete()
+        .map_err(|e| winapi("delete the service", e))
+}
+
+pub(crate) fn uninstall(
+    name: &str,
+    scope: Scope,
+    generator: &str,
+    force: bool,
+) -> Result<PathBuf, Error> {
+    machine_only(scope)?;
+    let scm = manager(ServiceManagerAccess::CONNECT)?;
+    match scm.open_service(name, ServiceAccess::QUERY_STATUS) {
+        Ok(_) => {}
+        Err(e) if is_missing(&e) => {
+            return Err(Error::new(
+                ErrorKind::NotInstalled,
+                format!("there is no service {name:?}"),
+            ))
+        }
+        Err(e) => return Err(winapi("open the service", e)),
+    }
+    let ours = registry::get(&parameters_key(name), GENERATOR_VALUE).as_deref() == Some(generator);
+    if !ours && !force {
+        return Err(Error::new(
+            ErrorKind::Exists,
+            format!("the service {name:?} was not installed by {generator}: it is not removed (--force removes it)"),
+        ));
+    }
+    remove(&scm, name)?;
+    Ok(PathBuf::from(format!(
+        r"HKLM\SYSTEM\CurrentControlSet\Services\{name}"
+    )))
+}
+
+pub(crate) fn status(name: &str, scope: Scope) -> Result<Status, Error> {
+    machine_only(scope)?;
+    let scm = manager(ServiceManagerAccess::CONNECT)?;
+    let service = scm
+        .open_service(
+            name,
+            ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG,
+        )
+        .map_err(|e| {
+            if is_missing(&e) {
+                Error::new(
+                    ErrorKind::NotInstalled,
+                    format!("there is no service {name:?}"),
+                )
+            } else {
+                winapi("open the service", e)
+            }
+        })?;
+    let now = service
+        .query_status()
+        .map_err(|e| winapi("ask how the service is", e))?;
+    let config = service
+        .query_config()
+        .map_err(|e| winapi("read the service's configuration", e))?;
+    let state = match now.current_state {
+        ServiceState::Stopped => "stopped",
+        ServiceState::StartPending => "starting",
+        ServiceState::StopPending => "stopping",
+        ServiceState::Running => "running",
+        ServiceState::ContinuePending => "continuing",
+        ServiceState::PausePending => "pausing",
+        ServiceState::Paused => "paused",
+    };
+    let restart_delays = service
+        .get_failure_actions()
+        .ok()
+        .and_then(|f| f.actions)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.action_type == ServiceActionType::Restart)
+        .map(|a| a.delay)
+        .collect();
+    Ok(Status {
+        state: state.into(),
+        text: None,
+        pid: now.process_id,
+        enabled: config.start_type == ServiceStartType::AutoStart,
+        restart_delays,
+    })
+}
+
+pub(crate) fn find(name: &str, scope: Scope, generator: &str) -> Result<Option<Found>, Error> {
+    if scope == Scope::User {
+        return Ok(None);
+    }
+    let key = parameters_key(name);
+    if registry::get(&key, GENERATOR_VALUE).as_deref() != Some(generator) {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        name: name.to_string(),
+        scope,
+        properties: registry::values(&key)
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(PROPERTY_PREFIX)?.to_string(), v)))
+            .collect(),
+        untouched: true,
+    }))
+}
+
+pub(crate) fn list(scope: Scope, generator: &str) -> Vec<Found> {
+    if scope == Scope::User {
+        return Vec::new();
+    }
+    let mut found: Vec<Found> = registry::subkeys(r"SYSTEM\CurrentControlSet\Services")
+        .into_iter()
+        .filter_map(|name| find(&name, scope, generator).ok().flatten())
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+// ----- running as a service -----
+
+/// The status reports of a running service, shared by its notifier and the
+/// control handler.
+pub(crate) struct Reporter {
+    handle: service_control_handler::ServiceStatusHandle,
+    checkpoint: Mutex<u32>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reporter")
+    }
+}
+
+impl Reporter {
+    fn report(&self, state: ServiceState, wait_hint: Duration) {
+        let pending = matches!(
+            state,
+            ServiceState::StartPending | ServiceState::StopPending
+        );
+        let checkpoint = {
+            let mut n = self.checkpoint.lock().unwrap_or_else(|e| e.into_inner());
+            *n = if pending { *n + 1 } else { 0 };
+            *n
+        };
+        let _ = self.handle.set_service_status(ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: state,
+            controls_accepted: if state == ServiceState::Running {
+                ServiceControlAccept::STOP
+                    | ServiceControlAccept::SHUTDOWN
+                    | ServiceControlAccept::PRESHUTDOWN
+            } else {
+                ServiceControlAccept::empty()
+            },
+            exit_code: ServiceExitCode::Win32(0),
+            checkpoint,
+            wait_hint,
+            process_id: None,
+        });
+    }
+
+    /// Running (what `Notifier::ready` says).
+    pub(crate) fn running(&self) {
+        self.report(ServiceState::Running, Duration::ZERO);
+    }
+
+    /// Stopping, with more time asked for (what `Notifier::stopping` and
+    /// each watchdog ping while stopping say).
+    pub(crate) fn stopping(&self) {
+        self.report(ServiceState::StopPending, Duration::from_secs(30));
+    }
+
+    /// Still starting, or still stopping: the checkpoint moves on.
+    pub(crate) fn progress(&self, stopping: bool) {
+        let state = if stopping {
+            ServiceState::StopPending
+        } else {
+            ServiceState::StartPending
+        };
+        self.report(state, Duration::from_secs(30));
+    }
+
+    fn stopped(&self, code: u32) {
+        let _ = self.handle.set_service_status(ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: ServiceState::Stopped,
+            controls_accepted: ServiceControlAccept::empty(),
+            exit_code: ServiceExitCode::Win32(code),
+            checkpoint: 0,
+            wait_hint: Duration::ZERO,
+            process_id: None,
+        });
+    }
+}
+
+type Main = Box<dyn FnOnce(crate::Context) -> Box<dyn std::any::Any + Send> + Send>;
+
+/// What the dispatcher's thread runs: set once, by [`run`].
+static MAIN: OnceLock<Mutex<Option<Main>>> = OnceLock::new();
+/// What `main` returned, for [`run`] to hand back.
+static RESULT: OnceLock<Mutex<Option<Box<dyn std::any::Any + Send>>>> = OnceLock::new();
+
+windows_service::define_windows_service!(ffi_service_main, service_main);
+
+fn service_main(_arguments: Vec<OsString>) {
+    let Some(main) = MAIN
+        .get()
+        .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).take())
+    else {
+        return;
+    };
+    let shutdown = Shutdown::new();
+    let on_control = shutdown.clone();
+    let reporter: Arc<OnceLock<Arc<Reporter>>> = Arc::default();
+    let handler_reporter = Arc::clone(&reporter);
+    let handler = move |control| match control {
+        ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
+            if let Some(r) = handler_reporter.get() {
+                r.stopping();
+            }
+            on_control.fire();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+        _ => ServiceControlHandlerResult::NotImplemented,
+    };
+    // The name is not checked for a service of its own process.
+    let Ok(handle) = service_control_handler::register("", handler) else {
+        return;
+    };
+    let shared = Arc::new(Reporter {
+        handle,
+        checkpoint: Mutex::new(0),
+    });
+    let _ = reporter.set(Arc::clone(&shared));
+    shared.progress(false);
+    let result = main(crate::Context {
+        shutdown,
+        notifier: crate::Notifier::scm(Arc::clone(&shared)),
+    });
+    if let Some(slot) = RESULT.get() {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    }
+    shared.stopped(0);
+}
+
+/// Runs `main` under the Service Control Manager when it started this
+/// process, and as a console program otherwise (Ctrl-C and Ctrl-Break fire
+/// the token).
+pub(crate) fn run<T: Send + 'static>(main: impl FnOnce(crate::Context) -> T + Send + 'static) -> T {
+    let boxed: Main = Box::new(move |ctx| Box::new(main(ctx)) as Box<dyn std::any::Any + Send>);
+    let _ = MAIN.set(Mutex::new(Some(boxed)));
+    let _ = RESULT.set(Mutex::new(None));
+    match windows_service::service_dispatcher::start("", ffi_service_main) {
+        Ok(()) => {}
+        // ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: not started by the SCM.
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(1063) => {
+            let main = MAIN
+                .get()
+                .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).take());
+            if let Some(main) = main {
+                let result = main(crate::Context {
+                    shutdown: Shutdown::on_signals(),
+                    notifier: crate::Notifier::none(),
+                });
+                if let Ok(result) = result.downcast::<T>() {
+                    return *result;
+                }
+            }
+            eprintln!("the program did not run");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("cannot start the service dispatcher: {e}");
+            std::process::exit(1);
+        }
+    }
+    let result = RESULT
+        .get()
+        .and_then(|r| r.lock().unwrap_or_else(|e| e.into_inner()).take());
+    match result.map(|r| r.downcast::<T>()) {
+        Some(Ok(result)) => *result,
+        // The SCM never called service_main (it could not register its
+        // handler): nothing ran.
+        _ => {
+            eprintln!("the service did not run");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// String values of the registry (`HKEY_LOCAL_MACHINE`).
+mod registry {
+    use std::ffi::OsString;
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    use windows_sys::Win32::Foundation::{ERROR_NO_MORE_ITEMS, ERROR_SUCCESS};
+    use windows_sys::Win32::System::Registry::{
+        RegCloseKey, RegEnumKeyExW, RegEnumValueW, RegGetValueW, RegOpenKeyExW, RegSetKeyValueW,
+        HKEY, HKEY_LOCAL_MACHINE, KEY_READ, REG_SZ, RRF_RT_REG_SZ,
+    };
+
+    fn wide(text: &str) -> Vec<u16> {
+        std::ffi::OsStr::new(text)
+            .encode_wide()
+            .chain(std::iter::once(0))
+            .collect()
+    }
+
+    fn string(buf: &[u16]) -> String {
+        let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+        OsString::from_wide(&buf[..end])
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Sets `key\value` to `data`, creating the key.
+    pub fn set(key: &str, value: &str, data: &str) -> std::io::Result<()> {
+        let (key, value, data) = (wide(key), wide(value), wide(data));
+        // SAFETY: every pointer is to a NUL-terminated UTF-16 buffer alive
+        // for the call; the size is the data's in bytes, NUL included.
+        let rc = unsafe {
+            RegSetKeyValueW(
+                HKEY_LOCAL_MACHINE,
+                key.as_ptr(),
+                value.as_ptr(),
+                REG_SZ,
+                data.as_ptr().cast(),
+                (data.len() * 2) as u32,
+            )
+        };
+        if rc == ERROR_SUCCESS {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(rc as i32))
+        }
+    }
+
+    /// `key\value`, if it is a string.
+    pub fn get(key: &str, value: &str) -> Option<String> {
+        let (key, value) = (wide(key), wide(value));
+        let mut buf = vec![0u16; 4096];
+        let mut size = (buf.len() * 2) as u32;
+        // SAFETY: key and value are NUL-terminated; buf holds `size` bytes.
+        let rc = unsafe {
+            RegGetValueW(
+                HKEY_LOCAL_MACHINE,
+                key.as_ptr(),
+                value.as_ptr(),
+                RRF_RT_REG_SZ,
+                std::ptr::null_mut(),
+                buf.as_mut_ptr().cast(),
+                &mut size,
+            )
+        };
+        (rc == ERROR_SUCCESS).then(|| string(&buf))
+    }
+
+    fn open(key: &str) -> Option<HKEY> {
+        let key = wide(key);
+        let mut handle: HKEY = std::ptr::null_mut();
+        // SAFETY: key is NUL-terminated; handle receives the opened key.
+        let rc =
+            unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, key.as_ptr(), 0, KEY_READ, &mut handle) };
+        (rc == ERROR_SUCCESS).then_some(handle)
+    }
+
+    /// The names of `key`'s subkeys.
+    pub fn subkeys(key: &str) -> Vec<String> {
+        let Some(handle) = open(key) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for index in 0.. {
+            let mut buf = [0u16; 256];
+            let mut len = buf.len() as u32;
+            // SAFETY: handle is open; buf holds `len` characters.
+            let rc = unsafe {
+                RegEnumKeyExW(
+                    handle,
+                    index,
+                    buf.as_mut_ptr(),
+                    &mut len,
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc == ERROR_NO_MORE_ITEMS || rc != ERROR_SUCCESS {
+                break;
+            }
+            names.push(string(&buf[..len as usize]));
+        }
+        // SAFETY: handle was opened above and is closed once.
+        unsafe { RegCloseKey(handle) };
+        names
+    }
+
+    /// Every string value of `key`, by name.
+    pub fn values(key: &str) -> Vec<(String, String)> {
+        let Some(handle) = open(key) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for index in 0.. {
+            let mut buf = [0u16; 256];
+            let mut len = buf.len() as u32;
+            // SAFETY: handle is open; buf holds `len` characters; the type
+            // and data are not asked for.
+            let rc = unsafe {
+                RegEnumValueW(
+                    handle,
+                    index,
+                    buf.as_mut_ptr(),
+                    &mut len,
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc == ERROR_NO_MORE_ITEMS || rc != ERROR_SUCCESS {
+                break;
+            }
+            names.push(string(&buf[..len as usize]));
+        }
+        // SAFETY: handle was opened above and is closed once.
+        unsafe { RegCloseKey(handle) };
+        names
+            .into_iter()
+            .filter_map(|name| Some((name.clone(), get(key, &name)?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wine keeps no failure actions (it has no crash recovery), so what
+    /// install asks for is checked here, as the SCM receives it.
+    #[test]
+    fn a_failed_service_is_restarted_after_1_5_and_30_seconds() {
+        let actions = failure_actions();
+        let raw: Vec<(i32, u32)> = actions
+            .actions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| (a.to_raw().Type, a.to_raw().Delay))
+            .collect();
+        let restart = ServiceActionType::Restart.to_raw();
+        assert_eq!(raw, [(restart, 1000), (restart, 5000), (restart, 30000)]);
+        assert_eq!(actions.reset_period.to_raw(), 24 * 3600);
+    }
+
+    #[test]
+    fn the_description_of_a_service_names_its_command_quoted() {
+        let mut s = Service::new(
+            "app",
+            std::path::absolute("/opt/my app/app.exe").unwrap(),
+            Scope::System,
+        )
+        .args(["--name", "a b"]);
+        s.properties = vec![("Ward-Config".into(), "C:\\ward.toml".into())];
+        let text = render(&s);
+        assert!(text.contains("app.exe\" --name \"a b\""), "{text}");
+        assert!(text.contains("restart after 1s, 5s, 30s"), "{text}");
+        assert!(text.contains("Ward-Config: C:\\ward.toml"), "{text}");
+    }
+}
