@@ -215,9 +215,16 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
         print!("{}", ward_service::render(&unit));
         return Ok(());
     }
-    if let Some(text) = &config_text {
-        write_generated_config(&config_path, text, args.force)?;
-    }
+    // A config ward writes now goes again if installing fails (one it
+    // wrote before, replaced with --force, is not brought back).
+    let wrote_config = match &config_text {
+        Some(text) => {
+            let existed = config_path.exists();
+            write_generated_config(&config_path, text, args.force)?;
+            !existed
+        }
+        None => false,
+    };
     let options = ward_service::InstallOptions {
         start: !args.no_start,
         force: args.force,
@@ -225,13 +232,14 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
     let installed = match ward_service::install(&unit, &options) {
         Ok(installed) => installed,
         Err(e) => {
-            if config_text.is_some() {
-                let _ = std::fs::remove_file(&config_path);
+            if wrote_config {
+                if let Ok((dir, name)) = generated_dir(&config_path) {
+                    let _ = dir.remove(&name);
+                }
             }
             return Err(failed(e));
         }
     };
-    let scope_flag = if scope == Scope::User { " --user" } else { "" };
     println!(
         "{} ward service {name:?}: {}",
         if installed.replaced {
@@ -256,7 +264,10 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
             );
         }
     } else {
-        println!("  not started now (--no-start); it starts at boot, or with `systemctl{scope_flag} start {name}`");
+        println!(
+            "  not started now (--no-start); it starts at boot, or with `{}`",
+            ward_service::start_command(&name, scope)
+        );
     }
     let pick = if name == service::DEFAULT_NAME {
         String::new()

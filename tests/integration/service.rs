@@ -347,6 +347,24 @@ fn without_a_service_manager_install_says_what_to_do_instead() {
         "{said}"
     );
     assert!(!home.path("config/systemd").exists(), "nothing was written");
+    // The one-program wrapper's config, written first, goes again.
+    let out = home.ward(
+        "app",
+        &[
+            "install",
+            "--user",
+            "--name",
+            "w",
+            "--",
+            TESTEE,
+            "--forever",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        !home.path("config/ward/w.toml").exists(),
+        "the config it wrote was left behind"
+    );
 }
 
 #[test]
