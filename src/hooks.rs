@@ -177,13 +177,14 @@ pub fn summary(snapshot: &ward_core::Snapshot) -> String {
 }
 
 /// Whether the daemon may say it is ready: no instance is on its way
-/// (starting, or stopping — a restart of a reload).
+/// (starting, running but not yet for its `min_uptime`, or stopping — a
+/// restart of a reload). Ready means what `ward start` means by up: each
+/// program has proven itself, or failed, or waits.
 pub fn settled(snapshot: &ward_core::Snapshot) -> bool {
-    !snapshot.instances.iter().any(|v| {
-        matches!(
-            v.state,
-            ward_core::State::Starting | ward_core::State::Stopping
-        )
+    !snapshot.instances.iter().any(|v| match v.state {
+        ward_core::State::Starting | ward_core::State::Stopping => true,
+        ward_core::State::Running => !v.proven,
+        _ => false,
     })
 }
 
@@ -211,7 +212,8 @@ mod tests {
             daemonized: false,
             restart: ward_core::RestartPolicy::OnFailure,
             min_uptime: Duration::from_secs(1),
-            proven: false,
+            // Running for its min_uptime already, unless a test says not.
+            proven: state == State::Running,
             last_end_ok: end == Some(0),
         }
     }
@@ -253,5 +255,16 @@ mod tests {
             .instances
             .push(view("old", State::Stopping, Desired::Up, None));
         assert!(!settled(&snapshot), "a restart under way is not settled");
+        snapshot.instances.pop();
+        snapshot
+            .instances
+            .push(view("young", State::Running, Desired::Up, None));
+        snapshot.instances.last_mut().unwrap().proven = false;
+        assert!(
+            !settled(&snapshot),
+            "running, but not yet for its min_uptime: not settled"
+        );
+        snapshot.instances.last_mut().unwrap().proven = true;
+        assert!(settled(&snapshot));
     }
 }

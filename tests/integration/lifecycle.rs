@@ -546,3 +546,41 @@ command = ["{testee}"]
         "{all:?}"
     );
 }
+
+/// Ready means up past `min_uptime`: a program that dies in its first
+/// moments is not taken for started (the ready comes once it has failed,
+/// not while it still seems to run).
+#[test]
+fn ready_waits_for_min_uptime_so_a_program_that_dies_at_once_is_not_ready() {
+    let mut ward = Ward::new(
+        r#"
+[program.brittle]
+command = ["{testee}", "--exit", "1", "--after", "300ms"]
+restart = "on-failure"
+min_uptime = "30s"
+backoff = { initial = "30s" }
+"#,
+    );
+    let record = ward.path().join("hooks.txt");
+    std::fs::write(&record, "").unwrap();
+    ward.spawn_daemon(&[("WARD_TEST_HOOKS", record.to_str().unwrap())]);
+    ward.wait_answering();
+    let lines = || -> Vec<String> {
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until("ready", || lines().iter().any(|l| l == "ready"));
+    let all = lines();
+    let ready = all.iter().position(|l| l == "ready").unwrap();
+    let running = all.iter().position(|l| l == "status 1/1 running");
+    let backoff = all.iter().position(|l| l.contains("brittle:0 backoff"));
+    assert!(running.is_some_and(|r| r < ready), "{all:?}");
+    assert!(
+        backoff.is_some_and(|b| b < ready),
+        "ready while brittle ran for less than its min_uptime: {all:?}"
+    );
+    ward.down();
+}
