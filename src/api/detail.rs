@@ -59,6 +59,8 @@ pub async fn instances(State(shared): State<Shared>, UrlPath(target): UrlPath<St
             stderr: Vec::new(),
             stderr_marked: marked,
             log: log.display().to_string(),
+            log_files: spec.logs.files,
+            journald: spec.logs.journald,
         });
     }
     let journal = shared.journal.clone();

@@ -262,6 +262,16 @@ pub struct InstanceDetail {
     pub stderr_marked: bool,
     /// The log file.
     pub log: String,
+    /// `logs.files`: false when the output goes to the journal only.
+    #[serde(default = "yes")]
+    pub log_files: bool,
+    /// `logs.journald`: the output goes to journald too.
+    #[serde(default)]
+    pub journald: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn millis(d: std::time::Duration) -> u64 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::client::{encode, Client};
 use super::{describe_reload, Failure, Locations, Outcome};
-use crate::api::types::{ActionResult, InstanceStatus, ReloadResult};
+use crate::api::types::{ActionResult, ReloadResult};
 
 pub async fn status(loc: &Locations, name: Option<&str>, json: bool) -> Outcome {
     super::status::status(loc, name, json).await
@@ -166,12 +166,21 @@ pub async fn logs(loc: &Locations, target: &str, follow: bool, lines: usize) -> 
 /// Nothing in the logs: say so on stderr, and why when ward knows (a
 /// command that cannot run has no output to show, only its error).
 async fn explain_silence(client: &Client, target: &str) {
-    let path = format!("/v1/status?name={}", encode(target));
-    let Ok(list) = client.get::<Vec<InstanceStatus>>(&path).await else {
+    let path = format!("/v1/instances/{}", encode(target));
+    let Ok(list) = client
+        .get::<Vec<crate::api::types::InstanceDetail>>(&path)
+        .await
+    else {
         return;
     };
-    for s in list {
+    for detail in list {
+        let s = detail.status;
         let why = match &s.last_exit {
+            _ if !detail.log_files => format!(
+                "its output goes to the journal only (logs.files = false): \
+                 journalctl WARD_PROGRAM={} WARD_INSTANCE={}",
+                s.name, s.instance
+            ),
             Some(e @ crate::api::types::LastExit::SpawnFailed { .. }) => {
                 format!("it never started: {}", e.reason())
             }

@@ -231,3 +231,33 @@ start_limit = { burst = 1, interval = "1m", cooldown = "never" }
     );
     ward.down();
 }
+
+#[test]
+fn logs_of_a_program_that_writes_only_to_the_journal_say_where_to_look() {
+    let ward = Ward::new(
+        r#"
+[program.quiet]
+command = ["{testee}", "--echo", "hello", "--forever"]
+logs = { journald = true, files = false }
+"#,
+    )
+    .up();
+    ward.wait_state("quiet", 0, "running");
+    let out = ward.ward(&["logs", "quiet"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "no file was written");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "no output from quiet:0: its output goes to the journal only (logs.files = false): \
+             journalctl WARD_PROGRAM=quiet WARD_INSTANCE=0"
+        ),
+        "{err}"
+    );
+    let detail = ward.ok(&["status", "quiet", "--json"]);
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail[0]["log_files"], false);
+    assert_eq!(detail[0]["journald"], true);
+    assert!(!ward.path().join(".ward/logs/quiet.0.log").exists());
+    ward.down();
+}
