@@ -94,6 +94,10 @@ pub struct Journal {
     socket: std::os::unix::net::UnixDatagram,
     #[cfg(unix)]
     addr: std::os::unix::net::SocketAddr,
+    /// The same address, for a record too large for one datagram (sent
+    /// as a sealed memfd, as libsystemd does).
+    #[cfg(target_os = "linux")]
+    path: rustix::net::SocketAddrUnix,
     #[cfg(unix)]
     buf: std::sync::Mutex<Vec<u8>>,
 }
@@ -121,6 +125,8 @@ impl Journal {
             Ok(Journal {
                 socket,
                 addr: std::os::unix::net::SocketAddr::from_pathname(path)?,
+                #[cfg(target_os = "linux")]
+                path: rustix::net::SocketAddrUnix::new(path)?,
                 buf: std::sync::Mutex::new(Vec::new()),
             })
         }
@@ -139,17 +145,66 @@ impl Journal {
     pub fn send_with(&self, buf: &mut Vec<u8>, fields: &[(&str, &[u8])]) -> io::Result<()> {
         buf.clear();
         encode(buf, fields);
+        self.send_record(buf)
+    }
+
+    /// Sends an encoded record: one datagram, or, on Linux, for a record
+    /// larger than a datagram may be, a sealed memfd holding it.
+    fn send_record(&self, record: &[u8]) -> io::Result<()> {
         #[cfg(unix)]
         {
-            self.socket.send_to_addr(buf, &self.addr).map(drop)
+            match self.socket.send_to_addr(record, &self.addr) {
+                #[cfg(target_os = "linux")]
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MSGSIZE.raw_os_error()) => {
+                    self.send_memfd(record)
+                }
+                other => other.map(drop),
+            }
         }
         #[cfg(not(unix))]
         {
+            let _ = record;
             Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "there is no journald on this system",
             ))
         }
+    }
+
+    /// A record too large for a datagram: written to a memfd, sealed (so
+    /// that journald may map it as it is), and its descriptor sent.
+    #[cfg(target_os = "linux")]
+    fn send_memfd(&self, record: &[u8]) -> io::Result<()> {
+        use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        use std::os::fd::AsFd;
+        let fd = memfd_create(
+            "journal-record",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        let mut rest = record;
+        while !rest.is_empty() {
+            let n = rustix::io::write(&fd, rest)?;
+            rest = &rest[n..];
+        }
+        fcntl_add_seals(
+            &fd,
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+        )?;
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [fd.as_fd()];
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other("no room for the descriptor"));
+        }
+        rustix::net::sendmsg_addr(
+            &self.socket,
+            &self.path,
+            &[],
+            &mut control,
+            SendFlags::empty(),
+        )?;
+        Ok(())
     }
 
     /// Sends one record. Field names are upper case letters, digits and
@@ -161,7 +216,7 @@ impl Journal {
             let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
             buf.clear();
             encode(&mut buf, fields);
-            let sent = self.socket.send_to_addr(&buf, &self.addr);
+            let sent = self.send_record(&buf);
             if buf.capacity() > 1 << 20 {
                 // One huge record should not keep its buffer forever.
                 *buf = Vec::new();
@@ -241,6 +296,50 @@ mod tests {
         assert!(!valid_field_name("1ST"));
         assert_eq!(parse_stream("8:12345"), Some((8, 12345)));
         assert_eq!(parse_stream("8-12345"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_record_too_large_for_a_datagram_goes_as_a_sealed_memfd() {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        use std::os::unix::net::UnixDatagram;
+        let path =
+            std::env::temp_dir().join(format!("ward-service-journal-big-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let server = UnixDatagram::bind(&path).unwrap();
+        let journal = Journal::connect_to(&path).unwrap();
+        let big = vec![b'x'; 4 << 20];
+        journal.send(&[("MESSAGE", &big)]).unwrap();
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut nothing = [0u8; 16];
+        let got = rustix::net::recvmsg(
+            &server,
+            &mut [std::io::IoSliceMut::new(&mut nothing)],
+            &mut control,
+            RecvFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(got.bytes, 0, "the datagram itself is empty");
+        let fd = control
+            .drain()
+            .find_map(|m| match m {
+                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                _ => None,
+            })
+            .expect("a descriptor came with it");
+        // The sender's offset is at the end: journald maps the file; read
+        // it from its start.
+        let file = std::fs::File::from(fd);
+        let mut expect = Vec::new();
+        encode(&mut expect, &[("MESSAGE", &big)]);
+        let mut text = vec![0u8; expect.len()];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut text, 0).unwrap();
+        assert!(text == expect, "the memfd does not hold the record");
+        assert_eq!(file.metadata().unwrap().len(), expect.len() as u64);
+        let seals = rustix::fs::fcntl_get_seals(&file).unwrap();
+        assert!(seals.contains(rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::SEAL));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[cfg(unix)]
