@@ -209,9 +209,10 @@ impl Service {
                     .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
             );
         for text in texts {
-            if text.contains(['\n', '\r', '\0']) {
+            if unfit(text) {
                 return Err(Error::invalid(format!(
-                    "{text:?} holds a line break or a NUL, which a service file cannot carry"
+                    "{text:?} holds a control character (a line break, a NUL, …) or ends in a \
+                     backslash, which a service file cannot carry"
                 )));
             }
         }
@@ -224,9 +225,10 @@ impl Service {
             let text = path
                 .to_str()
                 .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
-            if text.contains(['\n', '\r', '\0']) {
+            if unfit(text) {
                 return Err(Error::invalid(format!(
-                    "{text:?} holds a line break or a NUL, which a service file cannot carry"
+                    "{text:?} holds a control character (a line break, a NUL, …) or ends in a \
+                     backslash, which a service file cannot carry"
                 )));
             }
         }
@@ -276,6 +278,14 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Text a unit or a property list cannot hold as is: a control character
+/// (a line break would start a line of its own in a unit; XML has no
+/// place for most), or a backslash at the end (it would continue a unit's
+/// line onto the next).
+fn unfit(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\t') || text.ends_with('\\')
 }
 
 /// A name systemd and launchd both take as is.
@@ -787,6 +797,15 @@ mod tests {
             .contains("absolute"));
         let newline = Service::new("app", app(), Scope::System).args(["a\nb"]);
         assert!(newline.validate().is_err());
+        let bell = Service::new("app", app(), Scope::System).description("ding\u{7}");
+        assert!(bell.validate().is_err());
+        let mut trailing = Service::new("app", app(), Scope::System);
+        trailing.properties = vec![("Key".into(), "C:\\dir\\".into())];
+        assert!(trailing
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("backslash"));
         let mut env = Service::new("app", app(), Scope::System);
         env.env.push(("A=B".into(), "x".into()));
         assert!(env.validate().is_err());
