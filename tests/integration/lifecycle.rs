@@ -488,17 +488,7 @@ fn the_daemon_tells_its_hooks_ready_status_reloading_and_stopping() {
 command = ["{testee}"]
 "#;
     let mut ward = Ward::new(config);
-    let record = ward.path().join("hooks.txt");
-    std::fs::write(&record, "").unwrap();
-    ward.spawn_daemon(&[("WARD_TEST_HOOKS", record.to_str().unwrap())]);
-    ward.wait_answering();
-    let lines = || -> Vec<String> {
-        std::fs::read_to_string(&record)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
+    let lines = up_recording_hooks(&mut ward);
     wait_until("ready", || lines().iter().any(|l| l == "ready"));
     let at_start = lines();
     let ready = at_start.iter().position(|l| l == "ready").unwrap();
@@ -561,17 +551,7 @@ min_uptime = "30s"
 backoff = { initial = "30s" }
 "#,
     );
-    let record = ward.path().join("hooks.txt");
-    std::fs::write(&record, "").unwrap();
-    ward.spawn_daemon(&[("WARD_TEST_HOOKS", record.to_str().unwrap())]);
-    ward.wait_answering();
-    let lines = || -> Vec<String> {
-        std::fs::read_to_string(&record)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
+    let lines = up_recording_hooks(&mut ward);
     wait_until("ready", || lines().iter().any(|l| l == "ready"));
     let all = lines();
     let ready = all.iter().position(|l| l == "ready").unwrap();
@@ -583,4 +563,20 @@ backoff = { initial = "30s" }
         "ready while brittle ran for less than its min_uptime: {all:?}"
     );
     ward.down();
+}
+
+/// Starts the daemon of a test build that records its hook calls; what it
+/// recorded so far, a line a call, is what the returned function reads.
+fn up_recording_hooks(ward: &mut Ward) -> impl Fn() -> Vec<String> {
+    let record = ward.path().join("hooks.txt");
+    std::fs::write(&record, "").unwrap();
+    ward.spawn_daemon(&[("WARD_TEST_HOOKS", record.to_str().unwrap())]);
+    ward.wait_answering();
+    move || {
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }

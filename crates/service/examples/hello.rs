@@ -48,6 +48,13 @@ fn main() {
                     .collect();
                 println!("restarts after failures: {}", delays.join(" "));
             }
+            // What the installer recorded, read back.
+            let listed = ward_service::list(scope, NAME)
+                .iter()
+                .any(|found| found.name == NAME);
+            if matches!(ward_service::find(NAME, scope, NAME), Ok(Some(_))) && listed {
+                println!("installed by hello");
+            }
         }),
         _ => {
             serve(port);

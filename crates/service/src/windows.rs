@@ -611,8 +611,10 @@ mod registry {
         (rc == ERROR_SUCCESS).then_some(handle)
     }
 
-    /// The names of `key`'s subkeys.
-    pub fn subkeys(key: &str) -> Vec<String> {
+    /// The names `enumerate(handle, index, buf, len)` gives for index 0,
+    /// 1, … of the open `key` (its subkeys, or its values), until it says
+    /// there are no more.
+    fn names(key: &str, enumerate: impl Fn(HKEY, u32, *mut u16, *mut u32) -> u32) -> Vec<String> {
         let Some(handle) = open(key) else {
             return Vec::new();
         };
@@ -620,59 +622,55 @@ mod registry {
         for index in 0.. {
             let mut buf = [0u16; 256];
             let mut len = buf.len() as u32;
-            // SAFETY: handle is open; buf holds `len` characters.
-            let rc = unsafe {
-                RegEnumKeyExW(
-                    handle,
-                    index,
-                    buf.as_mut_ptr(),
-                    &mut len,
-                    std::ptr::null(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                )
-            };
+            let rc = enumerate(handle, index, buf.as_mut_ptr(), &mut len);
             if rc == ERROR_NO_MORE_ITEMS || rc != ERROR_SUCCESS {
                 break;
             }
-            names.push(string(&buf[..len as usize]));
+            names.push(string(&buf[..(len as usize).min(buf.len())]));
         }
         // SAFETY: handle was opened above and is closed once.
         unsafe { RegCloseKey(handle) };
         names
     }
 
-    /// Every string value of `key`, by name.
-    pub fn values(key: &str) -> Vec<(String, String)> {
-        let Some(handle) = open(key) else {
-            return Vec::new();
-        };
-        let mut names = Vec::new();
-        for index in 0.. {
-            let mut buf = [0u16; 256];
-            let mut len = buf.len() as u32;
-            // SAFETY: handle is open; buf holds `len` characters; the type
-            // and data are not asked for.
-            let rc = unsafe {
-                RegEnumValueW(
+    /// The names of `key`'s subkeys.
+    pub fn subkeys(key: &str) -> Vec<String> {
+        names(key, |handle, index, buf, len| {
+            // SAFETY: handle is open; buf holds `*len` characters; the
+            // class and time are not asked for.
+            unsafe {
+                RegEnumKeyExW(
                     handle,
                     index,
-                    buf.as_mut_ptr(),
-                    &mut len,
+                    buf,
+                    len,
                     std::ptr::null(),
                     std::ptr::null_mut(),
                     std::ptr::null_mut(),
                     std::ptr::null_mut(),
                 )
-            };
-            if rc == ERROR_NO_MORE_ITEMS || rc != ERROR_SUCCESS {
-                break;
             }
-            names.push(string(&buf[..len as usize]));
-        }
-        // SAFETY: handle was opened above and is closed once.
-        unsafe { RegCloseKey(handle) };
+        })
+    }
+
+    /// Every string value of `key`, by name.
+    pub fn values(key: &str) -> Vec<(String, String)> {
+        let names = names(key, |handle, index, buf, len| {
+            // SAFETY: handle is open; buf holds `*len` characters; the
+            // type and data are not asked for.
+            unsafe {
+                RegEnumValueW(
+                    handle,
+                    index,
+                    buf,
+                    len,
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            }
+        });
         names
             .into_iter()
             .filter_map(|name| Some((name.clone(), get(key, &name)?)))
