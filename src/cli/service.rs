@@ -210,20 +210,37 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
     }
     unit.generator = GENERATOR.into();
     unit.validate().map_err(failed)?;
+    // A system service runs this binary and reads this config as root at
+    // every boot: whoever could change either would be root.
+    if scope == Scope::System && ward_service::is_root() && !args.force {
+        // (A config ward writes goes into a folder it checks as it writes.)
+        let own = (!generated).then_some(&config_path);
+        for path in std::iter::once(&exe).chain(own) {
+            if let Err(why) = crate::files::only_root_can_change(path) {
+                return Err(Failure::new(format!(
+                    "{why}: a system service runs {} as root at every boot, so whoever can \
+                     change it could act as root; install from a place only root can change \
+                     (e.g. /usr/local/bin, /etc/ward), or --force",
+                    path.display()
+                )));
+            }
+        }
+    }
 
     if args.dry_run {
         print!("{}", ward_service::render(&unit));
         return Ok(());
     }
-    // A config ward writes now goes again if installing fails (one it
-    // wrote before, replaced with --force, is not brought back).
-    let wrote_config = match &config_text {
+    // A config ward writes now is taken back if installing fails: the
+    // one it replaced is put back, a new one goes.
+    let before: Option<Option<Vec<u8>>> = match &config_text {
         Some(text) => {
-            let existed = config_path.exists();
+            let (dir, file) = generated_dir(&config_path)?;
+            let old = dir.read(&file, ward_config::MAX_FILE_SIZE).ok();
             write_generated_config(&config_path, text, args.force)?;
-            !existed
+            Some(old)
         }
-        None => false,
+        None => None,
     };
     let options = ward_service::InstallOptions {
         start: !args.no_start,
@@ -232,10 +249,11 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
     let installed = match ward_service::install(&unit, &options) {
         Ok(installed) => installed,
         Err(e) => {
-            if wrote_config {
-                if let Ok((dir, name)) = generated_dir(&config_path) {
-                    let _ = dir.remove(&name);
-                }
+            if let (Some(old), Ok((dir, file))) = (before, generated_dir(&config_path)) {
+                let _ = match old {
+                    Some(text) => dir.replace(&file, &text, 0o644, true),
+                    None => dir.remove(&file),
+                };
             }
             return Err(failed(e));
         }

@@ -24,7 +24,9 @@ mod unix;
 
 #[cfg(test)]
 pub use unix::testing;
-pub use unix::{append_existing, open_regular, same_filesystem, Appending, Dir, FileId};
+pub use unix::{
+    append_existing, only_root_can_change, open_regular, same_filesystem, Appending, Dir, FileId,
+};
 
 /// Files ward creates for itself: readable by ward's user only.
 pub const PRIVATE_FILE: u32 = 0o600;

@@ -175,6 +175,36 @@ pub fn append_existing(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Why no one but root could change `path` (a file root will run or read
+/// at every boot), or `Ok`: it and every folder above it belong to root,
+/// and none is writable by group or others (a folder with the sticky bit,
+/// such as /tmp, may be: no one else can replace root's entries in it).
+pub fn only_root_can_change(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut at = Some(path);
+    while let Some(p) = at {
+        let meta = std::fs::symlink_metadata(p)
+            .map_err(|e| format!("cannot look at {}: {e}", p.display()))?;
+        let sticky_dir = meta.is_dir() && meta.mode() & 0o1000 != 0;
+        if meta.uid() != 0 {
+            return Err(format!(
+                "{} belongs to uid {}, not root",
+                p.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 && !sticky_dir {
+            return Err(format!(
+                "{} can be written by its group or by others (mode {:o})",
+                p.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+        at = p.parent();
+    }
+    Ok(())
+}
+
 /// Whether `a` and `b` are on one file system (a search for a file up the
 /// directory tree stops where this is false, as git's does).
 pub fn same_filesystem(a: &Path, b: &Path) -> bool {

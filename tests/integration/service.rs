@@ -484,3 +484,33 @@ fn a_system_service_needs_root_and_says_so() {
         "{said}"
     );
 }
+
+#[test]
+fn a_system_service_refuses_a_config_others_could_change() {
+    if !is_root() {
+        // Only root installs system services.
+        return;
+    }
+    let home = Home::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home.path("app"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = home.config().display().to_string();
+    let out = home.ward(
+        "app",
+        &["--config", &config, "install", "--system", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("can be written by its group or by others (mode 777)"),
+        "{said}"
+    );
+    assert!(said.contains("could act as root"), "{said}");
+    // Closed again, it is accepted.
+    std::fs::set_permissions(home.path("app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = home.ward(
+        "app",
+        &["--config", &config, "install", "--system", "--dry-run"],
+    );
+    assert!(out.status.success(), "{out:?}");
+}

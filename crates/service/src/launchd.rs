@@ -113,16 +113,9 @@ fn escape(text: &str) -> String {
 pub fn plist_path(name: &str, scope: Scope) -> Result<PathBuf, Error> {
     let dir = match scope {
         Scope::System => PathBuf::from("/Library/LaunchDaemons"),
-        Scope::User => home()?.join("Library/LaunchAgents"),
+        Scope::User => crate::home()?.join("Library/LaunchAgents"),
     };
     Ok(dir.join(format!("{name}.plist")))
-}
-
-fn home() -> Result<PathBuf, Error> {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|h| h.is_absolute())
-        .ok_or_else(|| Error::new(ErrorKind::Failed, "HOME is not set"))
 }
 
 /// Whether the file at `path` (its text) is this generator's, and edited.

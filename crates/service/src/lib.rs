@@ -444,12 +444,6 @@ pub struct Dirs {
 /// runtime files too: socket paths must stay short) and
 /// `~/Library/Logs/BASE`.
 pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
-    let home = || -> Result<PathBuf, Error> {
-        std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|h| h.is_absolute())
-            .ok_or_else(|| Error::new(ErrorKind::Failed, "HOME is not set"))
-    };
     #[cfg(target_os = "macos")]
     {
         match scope {
@@ -500,11 +494,6 @@ pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
                 logs: PathBuf::from("/var/log").join(base),
             }),
             Scope::User => {
-                let xdg = |var: &str| {
-                    std::env::var_os(var)
-                        .map(PathBuf::from)
-                        .filter(|d| d.is_absolute())
-                };
                 let state_home = match xdg("XDG_STATE_HOME") {
                     Some(dir) => dir,
                     None => home()?.join(".local/state"),
@@ -752,6 +741,55 @@ pub(crate) fn scan<T>(
     found
 }
 
+/// The user's home folder (`$HOME`). For root, only a folder that belongs
+/// to root: an environment kept from another user (`sudo -E`, `su`) must
+/// not point root's files at theirs.
+pub(crate) fn home() -> Result<PathBuf, Error> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .ok_or_else(|| Error::new(ErrorKind::Failed, "HOME is not set"))?;
+    if !roots_if_root(&home) {
+        return Err(Error::new(
+            ErrorKind::Failed,
+            format!(
+                "HOME ({}) is not root's own folder: run as root with root's environment \
+                 (sudo -i, su -)",
+                home.display()
+            ),
+        ));
+    }
+    Ok(home)
+}
+
+/// An XDG base folder from the environment (`XDG_STATE_HOME`, …), absolute;
+/// for root, only one that belongs to root (as for [`home`]; otherwise the
+/// default below the home is used).
+pub(crate) fn xdg(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && roots_if_root(d))
+}
+
+/// Not root, or `path` — or, while it does not exist, the nearest folder
+/// above it that does — belongs to root.
+fn roots_if_root(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    if is_root() {
+        use std::os::unix::fs::MetadataExt;
+        for at in path.ancestors() {
+            match std::fs::symlink_metadata(at) {
+                Ok(meta) => return meta.uid() == 0,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => return false,
+            }
+        }
+        return false;
+    }
+    let _ = path;
+    true
+}
+
 /// A small, stable hash (64-bit FNV-1a) of a service file's body: an
 /// installer notes it in the file, and so tells a file it wrote from one
 /// edited by hand since.
@@ -816,6 +854,28 @@ mod tests {
         }
         dirs.dirs = Some("ward/api".into());
         assert!(dirs.validate().is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn root_takes_no_folder_of_another_user_from_its_environment() {
+        // /tmp belongs to root; a folder below it of uid 65534 does not.
+        let mine = std::env::temp_dir().join(format!("ward-service-roots-{}", std::process::id()));
+        std::fs::create_dir_all(mine.join("sub")).unwrap();
+        assert!(roots_if_root(&mine.join("sub/not-yet")));
+        if is_root() {
+            rustix::fs::chown(&mine, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+            assert!(!roots_if_root(&mine), "owned by another user");
+            assert!(
+                !roots_if_root(&mine.join("not-yet")),
+                "would be made in another user's folder"
+            );
+            assert!(
+                roots_if_root(&mine.join("sub")),
+                "sub still belongs to root"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&mine);
     }
 
     #[test]

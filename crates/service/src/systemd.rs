@@ -213,15 +213,9 @@ fn unit_dir(scope: Scope) -> Result<PathBuf, Error> {
 }
 
 fn config_home() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| Path::new(d).is_absolute()) {
-        return Ok(PathBuf::from(dir));
-    }
-    match std::env::var_os("HOME").filter(|d| Path::new(d).is_absolute()) {
-        Some(home) => Ok(PathBuf::from(home).join(".config")),
-        None => Err(Error::new(
-            ErrorKind::Failed,
-            "neither XDG_CONFIG_HOME nor HOME is set: cannot tell where user units go",
-        )),
+    match crate::xdg("XDG_CONFIG_HOME") {
+        Some(dir) => Ok(dir),
+        None => Ok(crate::home()?.join(".config")),
     }
 }
 
@@ -328,8 +322,8 @@ pub fn running(scope: Scope) -> bool {
 
 /// `$XDG_RUNTIME_DIR`, else `/run/user/UID`.
 fn user_runtime_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_absolute()) {
-        return Some(PathBuf::from(dir));
+    if let Some(dir) = crate::xdg("XDG_RUNTIME_DIR") {
+        return Some(dir);
     }
     #[cfg(unix)]
     {
@@ -391,19 +385,31 @@ pub fn install(service: &Service, options: &InstallOptions) -> Result<Installed,
         std::fs::create_dir_all(dir)
             .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     }
-    write_atomically(&path, &text)?;
     let unit = format!("{}.service", service.name);
+    // How the unit this one replaces was: a failed step puts it back so.
+    let was = |verb: &str| {
+        previous.is_some() && systemctl(scope, &[verb, "--quiet", &unit]).is_ok_and(|out| out.ok)
+    };
+    let (was_enabled, was_active) = (was("is-enabled"), was("is-active"));
+    write_atomically(&path, &text)?;
     let undo = |err: Error| -> Error {
-        let _ = systemctl(scope, &["disable", "--quiet", &unit]);
         match &previous {
             Some(old) => {
                 let _ = write_atomically(&path, old);
+                let _ = systemctl(scope, &["daemon-reload"]);
+                if !was_enabled {
+                    let _ = systemctl(scope, &["disable", "--quiet", &unit]);
+                }
+                if was_active {
+                    let _ = systemctl(scope, &["restart", &unit]);
+                }
             }
             None => {
+                let _ = systemctl(scope, &["disable", "--quiet", &unit]);
                 let _ = std::fs::remove_file(&path);
+                let _ = systemctl(scope, &["daemon-reload"]);
             }
         }
-        let _ = systemctl(scope, &["daemon-reload"]);
         err
     };
     step(scope, &["daemon-reload"], "reload systemd's units").map_err(undo)?;
