@@ -318,13 +318,21 @@ fn main() {
     // (found only then: `ward init` in an empty folder looks for nothing).
     let wanted = (cli.config.clone(), cli.socket.clone(), cli.service.clone());
     let mut located: Option<Locations> = None;
-    let mut locate = |verify_commands: bool, act: Box<dyn FnOnce(&Locations) -> Outcome>| {
-        let mut loc = Locations::resolve(wanted.0.clone(), wanted.1.clone(), wanted.2.clone())?;
-        loc.verify_commands = verify_commands;
-        let outcome = act(&loc);
-        located = Some(loc);
-        outcome
-    };
+    // `installed`: a verb that talks to a daemon may find the only
+    // installed service; `up`, `check` and `install` never take it unasked.
+    let mut locate =
+        |verify_commands: bool, installed: bool, act: Box<dyn FnOnce(&Locations) -> Outcome>| {
+            let mut loc = Locations::resolve(
+                wanted.0.clone(),
+                wanted.1.clone(),
+                wanted.2.clone(),
+                installed,
+            )?;
+            loc.verify_commands = verify_commands;
+            let outcome = act(&loc);
+            located = Some(loc);
+            outcome
+        };
     let outcome = match cli.verb {
         // `up` must run before any thread exists: no runtime yet.
         Verb::Up {
@@ -333,6 +341,7 @@ fn main() {
             ..
         } => locate(
             !no_verify_commands,
+            false,
             Box::new(move |loc| {
                 let report = cli::up::take_report_path();
                 let outcome = cli::up::foreground(loc, socket_override);
@@ -348,14 +357,18 @@ fn main() {
             no_verify_commands,
         } => locate(
             !no_verify_commands,
+            false,
             Box::new(move |loc| cli::up::detach(loc, socket_override, wait)),
         ),
-        Verb::Check { no_verify_commands } => locate(!no_verify_commands, Box::new(cli::check)),
+        Verb::Check { no_verify_commands } => {
+            locate(!no_verify_commands, false, Box::new(cli::check))
+        }
         Verb::Install(args) => locate(
             true,
+            false,
             Box::new(move |loc| cli::service::install(loc, config_given, &args)),
         ),
-        Verb::Control(verb) => locate(true, Box::new(move |loc| control(loc, verb))),
+        Verb::Control(verb) => locate(true, true, Box::new(move |loc| control(loc, verb))),
         Verb::Init => cli::init::init(
             &cli.config
                 .clone()

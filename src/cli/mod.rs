@@ -92,8 +92,9 @@ impl Locations {
     /// 3. the first `ward.toml` in the current folder or one above it (as
     ///    git and cargo look for theirs), up to the home folder (when the
     ///    current one is inside it) or a file-system boundary;
-    /// 4. the installed service, when there is exactly one (several: a
-    ///    usage error that names them);
+    /// 4. for the verbs that talk to a daemon (`installed`), the installed
+    ///    service, when there is exactly one (several: a usage error that
+    ///    names them); `up`, `check` and `install` never take it unasked;
     /// 5. else `./ward.toml` (and a verb that needs it says where it looked).
     ///
     /// The socket, unless given, comes from the config; a config with
@@ -104,6 +105,7 @@ impl Locations {
         config: Option<PathBuf>,
         socket: Option<PathBuf>,
         service: Option<String>,
+        installed: bool,
     ) -> Result<Locations, Failure> {
         let usage = |message: String| Failure {
             code: EXIT_USAGE,
@@ -117,7 +119,7 @@ impl Locations {
             (Some(config), service) => (absolute(&config), Vec::new(), service),
             (None, Some(service)) => (service.config.clone(), Vec::new(), Some(service)),
             (None, None) => match find_config() {
-                (found, searched) if searched.is_empty() => (found, searched, None),
+                (found, searched) if searched.is_empty() || !installed => (found, searched, None),
                 (fallback, searched) => {
                     let mut installed = crate::service::installed();
                     match installed.len() {

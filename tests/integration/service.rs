@@ -175,6 +175,10 @@ fn service_run_tells_the_manager_and_the_cli_finds_it_from_any_folder() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status[0]["name"], "api");
     assert_eq!(status[0]["state"], "running");
+    // `check` (like `up` and `install`) never takes it unasked.
+    let out = home.ward("elsewhere", &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ward.toml in"));
     // Its files are in the service's places, not beside the config.
     assert!(home.path("run/ward/t/ward.sock").exists());
     assert!(home.path("state/ward/t/state.json").exists());
