@@ -395,6 +395,7 @@ impl Drain<'_> {
             self.push_line(&mut out, &buf[..filled]);
             self.send(out).await;
         }
+        self.report_journal_losses();
         self.stats
     }
 
@@ -442,18 +443,25 @@ impl Drain<'_> {
         if let Some(journal) = self.journal {
             if !journal.line(&mut self.journal_buf, self.stream, line) {
                 self.journal_refused += 1;
+            } else if self.journal_refused > 0 {
+                // Said once journald takes lines again (or at the end), not
+                // at every read: an outage is one report, not a flood.
+                self.report_journal_losses();
             }
         }
     }
 
-    async fn send(&mut self, out: Vec<u8>) {
-        if self.journal_refused > 0 {
-            let refused = mem::take(&mut self.journal_refused);
+    fn report_journal_losses(&mut self) {
+        let refused = mem::take(&mut self.journal_refused);
+        if refused > 0 {
             (self.on_drop)(
                 refused,
                 "journald did not take them (too slow, or not running)".into(),
             );
         }
+    }
+
+    async fn send(&mut self, out: Vec<u8>) {
         let lines = mem::take(&mut self.chunk_lines);
         if lines == 0 {
             self.spare = Some(out);

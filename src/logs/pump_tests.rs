@@ -691,4 +691,9 @@ async fn a_journal_that_does_not_take_lines_costs_those_lines_counted() {
         dropped > 0 && dropped < 5000,
         "{dropped} lines said dropped"
     );
+    let reports = lock(&drops)
+        .iter()
+        .filter(|(_, why)| why.contains("journald"))
+        .count();
+    assert_eq!(reports, 1, "one outage, one report");
 }
