@@ -75,7 +75,7 @@ pub fn places(name: &str, scope: Scope) -> Result<Places, String> {
 
 /// The scopes to look in, the likelier first: root's services are the
 /// system's; anyone else's are their own, then the system's.
-fn scopes() -> [Scope; 2] {
+pub fn scopes() -> [Scope; 2] {
     if ward_service::is_root() {
         [Scope::System, Scope::User]
     } else {

@@ -493,6 +493,22 @@ fn write_generated_config(path: &Path, text: &str, force: bool) -> Outcome {
 /// `ward uninstall`.
 pub fn uninstall(args: &UninstallArgs) -> Outcome {
     let target = match &args.name {
+        // A unit of that name ward did not write: only with --force, and
+        // only the unit goes (ward knows nothing else of it).
+        Some(name) if args.force && service::find(name).is_err() => {
+            let mut last = None;
+            for scope in service::scopes() {
+                match ward_service::uninstall(name, scope, GENERATOR, true) {
+                    Ok(file) => {
+                        println!("removed the service {name:?}: {}", file.display());
+                        return Ok(());
+                    }
+                    Err(e) if e.kind == ward_service::ErrorKind::NotInstalled => last = Some(e),
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            return Err(last.map_or_else(|| usage("no such service"), failed));
+        }
         Some(name) => service::find(name).map_err(usage)?,
         None => {
             let mut all = service::installed();

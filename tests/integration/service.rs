@@ -518,3 +518,30 @@ fn a_system_service_refuses_a_config_others_could_change() {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn uninstall_leaves_foreign_and_edited_units_alone_unless_forced() {
+    let home = Home::new();
+    let units = home.path("config/systemd/user");
+    std::fs::create_dir_all(&units).unwrap();
+    let foreign = units.join("other.service");
+    std::fs::write(&foreign, "[Service]\nExecStart=/bin/true\n").unwrap();
+    let out = home.ward("elsewhere", &["uninstall", "--name", "other"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(foreign.exists());
+    let out = home.ward("elsewhere", &["uninstall", "--name", "other", "--force"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!foreign.exists(), "--force removes it");
+
+    let unit = home.install_unit("mine");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    std::fs::write(&unit, text.replace("RestartSec=1s", "RestartSec=9s")).unwrap();
+    let out = home.ward("elsewhere", &["uninstall", "--name", "mine"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("was edited by hand"), "{said}");
+    assert!(unit.exists());
+    let out = home.ward("elsewhere", &["uninstall", "--name", "mine", "--force"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!unit.exists());
+}

@@ -481,14 +481,23 @@ pub fn uninstall(name: &str, scope: Scope, generator: &str, force: bool) -> Resu
             ),
         ));
     };
-    if !unit.ours && !force {
-        return Err(Error::new(
-            ErrorKind::Exists,
-            format!(
-                "{} was not written by {generator}: it is not removed (--force removes it)",
-                path.display()
-            ),
-        ));
+    if !force {
+        let why = if !unit.ours {
+            Some(format!("was not written by {generator}"))
+        } else if unit.edited {
+            Some(format!("was edited by hand since {generator} wrote it"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::new(
+                ErrorKind::Exists,
+                format!(
+                    "{} {why}: it is not removed (--force removes it)",
+                    path.display()
+                ),
+            ));
+        }
     }
     let unit_name = format!("{name}.service");
     if running(scope) {
