@@ -173,12 +173,18 @@ pub(crate) fn install(
             .args(["bootout", &format!("{}/{}", domain(scope), service.name)])
             .output();
     }
-    if let Some(dir) = path.parent() {
+    // launchd opens the log file for the job: its folder must exist.
+    let folders = [
+        path.parent(),
+        service.log_file.as_deref().and_then(Path::parent),
+    ];
+    for dir in folders.into_iter().flatten() {
         std::fs::create_dir_all(dir)
             .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     }
-    std::fs::write(&path, render(service))
-        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+    // Written whole, mode 0644, never through a link (launchd refuses a
+    // daemon's list that others can write).
+    crate::systemd::write_atomically(&path, &render(service))?;
     if options.start {
         let out = Command::new("launchctl")
             .args(["bootstrap", &domain(scope), &path.to_string_lossy()])
@@ -186,8 +192,12 @@ pub(crate) fn install(
             .map_err(|e| failed(format!("cannot run launchctl: {e}")))?;
         if !out.status.success() {
             match &previous {
+                // The job it replaced is loaded again, as it was.
                 Some(old) => {
-                    let _ = std::fs::write(&path, old);
+                    let _ = crate::systemd::write_atomically(&path, old);
+                    let _ = Command::new("launchctl")
+                        .args(["bootstrap", &domain(scope), &path.to_string_lossy()])
+                        .output();
                 }
                 None => {
                     let _ = std::fs::remove_file(&path);
@@ -295,6 +305,16 @@ pub fn read(name: &str, scope: Scope, generator: &str) -> Result<Option<ListFile
 }
 
 fn read_file(path: &Path, generator: &str) -> Result<Option<ListFile>, Error> {
+    // A list is small and a regular file: anything else is nobody's.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() || meta.len() > 1 << 20 => {
+            return Ok(Some(ListFile {
+                ours: false,
+                properties: Vec::new(),
+            }))
+        }
+        _ => {}
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -199,7 +199,14 @@ impl Service {
                 self.program.display()
             )));
         }
-        let texts = std::iter::once(self.description.as_str())
+        if self.generator.is_empty() || self.generator.contains("--") {
+            return Err(Error::invalid(format!(
+                "{:?} cannot name the installer (empty, or with -- in it)",
+                self.generator
+            )));
+        }
+        let texts = [self.description.as_str(), self.generator.as_str()]
+            .into_iter()
             .chain(self.args.iter().map(String::as_str))
             .chain(self.reload.iter().flatten().map(String::as_str))
             .chain(self.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
@@ -222,6 +229,12 @@ impl Service {
             self.log_file.as_ref(),
         ];
         for path in paths.into_iter().flatten() {
+            if !path.is_absolute() {
+                return Err(Error::invalid(format!(
+                    "{} must be an absolute path",
+                    path.display()
+                )));
+            }
             let text = path
                 .to_str()
                 .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;

@@ -214,6 +214,9 @@ fn connect(
         }
     };
     let socket = UnixDatagram::unbound()?;
+    // A manager that does not read never holds up the caller (ward sends
+    // from its supervision loop): a message it cannot take is dropped.
+    socket.set_nonblocking(true)?;
     Ok((socket, addr))
 }
 

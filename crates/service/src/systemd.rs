@@ -601,7 +601,7 @@ fn recent_journal(scope: Scope, unit: &str) -> String {
         .unwrap_or_default()
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(

@@ -97,6 +97,21 @@ pub(crate) fn render(service: &Service) -> String {
 /// what was created.
 pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Installed, Error> {
     machine_only(service.scope)?;
+    // What the SCM has no place for is refused, not dropped.
+    let unsupported = [
+        (!service.env.is_empty(), "environment variables"),
+        (service.working_dir.is_some(), "a working directory"),
+        (
+            service.restart != crate::Restart::OnFailure,
+            "a restart policy other than on-failure",
+        ),
+    ];
+    if let Some((_, what)) = unsupported.iter().find(|(asked, _)| *asked) {
+        return Err(Error::new(
+            ErrorKind::Invalid,
+            format!("a Windows service cannot be given {what} here"),
+        ));
+    }
     let scm = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
     let replaced = match scm.open_service(&service.name, ServiceAccess::QUERY_STATUS) {
         Ok(_) => {
