@@ -519,7 +519,7 @@ impl Driver {
             self.hooks.status(&summary);
             self.told_status = summary;
         }
-        if !self.told_ready && !self.sup.shutting_down() && crate::hooks::settled(&snapshot) {
+        if !self.told_ready && !self.sup.shutting_down() && snapshot.settled() {
             self.told_ready = true;
             self.hooks.ready();
         }

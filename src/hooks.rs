@@ -176,18 +176,6 @@ pub fn summary(snapshot: &ward_core::Snapshot) -> String {
     line
 }
 
-/// Whether the daemon may say it is ready: no instance is on its way
-/// (starting, running but not yet for its `min_uptime`, or stopping — a
-/// restart of a reload). Ready means what `ward start` means by up: each
-/// program has proven itself, or failed, or waits.
-pub fn settled(snapshot: &ward_core::Snapshot) -> bool {
-    !snapshot.instances.iter().any(|v| match v.state {
-        ward_core::State::Starting | ward_core::State::Stopping => true,
-        ward_core::State::Running => !v.proven,
-        _ => false,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,26 +233,26 @@ mod tests {
             summary(&snapshot),
             "1/7 running; worker:0 backoff, a:0 fatal and 2 more"
         );
-        assert!(settled(&snapshot));
+        assert!(snapshot.settled());
         snapshot
             .instances
             .push(view("new", State::Starting, Desired::Up, None));
-        assert!(!settled(&snapshot));
+        assert!(!snapshot.settled());
         snapshot.instances.pop();
         snapshot
             .instances
             .push(view("old", State::Stopping, Desired::Up, None));
-        assert!(!settled(&snapshot), "a restart under way is not settled");
+        assert!(!snapshot.settled(), "a restart under way is not settled");
         snapshot.instances.pop();
         snapshot
             .instances
             .push(view("young", State::Running, Desired::Up, None));
         snapshot.instances.last_mut().unwrap().proven = false;
         assert!(
-            !settled(&snapshot),
+            !snapshot.settled(),
             "running, but not yet for its min_uptime: not settled"
         );
         snapshot.instances.last_mut().unwrap().proven = true;
-        assert!(settled(&snapshot));
+        assert!(snapshot.settled());
     }
 }

@@ -154,11 +154,7 @@ impl InstanceStatus {
     /// On its way somewhere: `starting`, `stopping`, or running but not
     /// yet for its `min_uptime` (an end now would be a failed start).
     pub fn unsettled(&self) -> bool {
-        match self.state {
-            State::Starting | State::Stopping => true,
-            State::Running => !self.proven,
-            _ => false,
-        }
+        self.state.on_its_way(self.proven)
     }
 
     /// `web:0`.

@@ -95,6 +95,19 @@ impl State {
     }
 }
 
+impl State {
+    /// An instance in this state is on its way somewhere: starting,
+    /// stopping, or running but not `proven` yet (not for its
+    /// `min_uptime`).
+    pub fn on_its_way(self, proven: bool) -> bool {
+        match self {
+            State::Starting | State::Stopping => true,
+            State::Running => !proven,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -555,7 +568,23 @@ pub struct Snapshot {
     pub instances: Vec<InstanceView>,
 }
 
+impl InstanceView {
+    /// On its way somewhere: starting, stopping (a restart, a reload's),
+    /// or running but not yet for its `min_uptime` (an end now would be a
+    /// failed start).
+    pub fn on_its_way(&self) -> bool {
+        self.state.on_its_way(self.proven)
+    }
+}
+
 impl Snapshot {
+    /// Nothing is on its way ([`InstanceView::on_its_way`]): every program
+    /// that starts is up past its `min_uptime`, or failed, or waits. What
+    /// a service manager is told as "ready".
+    pub fn settled(&self) -> bool {
+        !self.instances.iter().any(InstanceView::on_its_way)
+    }
+
     /// The instances a target names, or the same error the engine gives a
     /// request with that target (with its did-you-mean).
     pub fn select(&self, target: &Target) -> Result<Vec<&InstanceView>, RequestError> {
