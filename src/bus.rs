@@ -496,10 +496,7 @@ mod tests {
         assert_eq!(writer.write(b"one\n", 1, 0), None);
         // The disk fills up in the middle of the second of three lines.
         let path = tmp.path().join("events.jsonl");
-        let inner = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
+        let inner = crate::files::append_existing(&path).unwrap();
         writer
             .file
             .replace_writer(Box::new(crate::logs::Flaky { inner, budget: 6 }));
@@ -509,10 +506,7 @@ mod tests {
         // Space again (a fresh file: the writer reopens it): the count is
         // of the lines that did not make it whole (three, four, five) and
         // two that the queue refused.
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
+        let file = crate::files::append_existing(&path).unwrap();
         writer.file.replace_writer(Box::new(file));
         let said = writer.write(b"six\n", 1, 2).unwrap();
         assert!(

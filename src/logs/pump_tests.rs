@@ -592,10 +592,9 @@ async fn a_flooding_program_gets_a_larger_pipe() {
 
 #[tokio::test]
 async fn lines_go_to_the_journal_with_fields_of_their_own_and_no_file_when_files_are_off() {
-    use std::os::unix::net::UnixDatagram;
     let tmp = tempfile::tempdir().unwrap();
     let socket = tmp.path().join("journal.sock");
-    let journald = UnixDatagram::bind(&socket).unwrap();
+    let journald = crate::transport::testing::Datagrams::bind(&socket);
     let mut spec = spec(tmp.path(), LogFormat::Text, true);
     spec.files = false;
     spec.journald = true;
@@ -615,12 +614,11 @@ async fn lines_go_to_the_journal_with_fields_of_their_own_and_no_file_when_files
         .unwrap();
     assert_eq!(stats.stdout.lines + stats.stderr.lines, 3);
 
-    let mut records = Vec::new();
-    let mut buf = [0u8; 1024];
-    journald.set_nonblocking(true).unwrap();
-    while let Ok(n) = journald.recv(&mut buf) {
-        records.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
+    let records: Vec<String> = journald
+        .drain()
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .collect();
     let of = |message: &str| {
         records
             .iter()
@@ -658,11 +656,10 @@ async fn lines_go_to_the_journal_with_fields_of_their_own_and_no_file_when_files
 
 #[tokio::test]
 async fn a_journal_that_does_not_take_lines_costs_those_lines_counted() {
-    use std::os::unix::net::UnixDatagram;
     let tmp = tempfile::tempdir().unwrap();
     let socket = tmp.path().join("journal.sock");
     // Nobody reads: once the socket's buffer is full, records are refused.
-    let _journald = UnixDatagram::bind(&socket).unwrap();
+    let _journald = crate::transport::testing::Datagrams::bind(&socket);
     let mut spec = spec(tmp.path(), LogFormat::Text, true);
     spec.journald = true;
     let log = open(&spec);

@@ -16,6 +16,8 @@
 // The only transport until the named pipe: compiled everywhere (see
 // `src/proc`).
 mod unix;
+#[cfg(test)]
+pub use unix::testing;
 pub use unix::{bind, connect, release, Acceptor, Listener, Stream};
 
 use std::fmt;

@@ -263,3 +263,30 @@ mod tests {
         assert_eq!(group.judge(&peer(1001, 50)).refused, None);
     }
 }
+
+/// A datagram socket at a path, standing in for a local service (journald)
+/// in tests.
+#[cfg(test)]
+pub mod testing {
+    use std::os::unix::net::UnixDatagram;
+    use std::path::Path;
+
+    pub struct Datagrams(UnixDatagram);
+
+    impl Datagrams {
+        pub fn bind(path: &Path) -> Datagrams {
+            Datagrams(UnixDatagram::bind(path).unwrap())
+        }
+
+        /// Every datagram received so far.
+        pub fn drain(&self) -> Vec<Vec<u8>> {
+            self.0.set_nonblocking(true).unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = self.0.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+            got
+        }
+    }
+}
