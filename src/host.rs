@@ -43,6 +43,18 @@ impl ward_config::Host for LocalHost {
     fn places(&self, config_dir: &std::path::Path) -> ward_config::Places {
         places_or_beside(&self.places, config_dir)
     }
+
+    fn check_accounts(&self) -> Result<(), String> {
+        crate::proc::check_accounts()
+    }
+
+    fn check_signal(&self, signal: ward_core::Signal) -> Result<(), String> {
+        crate::proc::check_signal(signal)
+    }
+
+    fn default_stop_signal(&self) -> ward_core::Signal {
+        crate::proc::DEFAULT_STOP_SIGNAL
+    }
 }
 
 /// A host that accepts every name, with ward's places: for reading where
@@ -60,6 +72,10 @@ impl ward_config::Host for Places {
 
     fn places(&self, config_dir: &std::path::Path) -> ward_config::Places {
         places_or_beside(&self.0, config_dir)
+    }
+
+    fn default_stop_signal(&self) -> ward_core::Signal {
+        crate::proc::DEFAULT_STOP_SIGNAL
     }
 }
 

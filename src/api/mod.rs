@@ -263,8 +263,15 @@ async fn restart(State(shared): State<Shared>, UrlPath(target): UrlPath<String>)
 /// A signal by name (`HUP`, `SIGUSR1`, `term`), or the usage error that
 /// lists every name ward knows. The CLI checks its argument with this too.
 pub fn parse_signal(name: &str) -> Result<Signal, String> {
-    Signal::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+    if let Some(sig) = Signal::from_name(name) {
+        return crate::proc::check_signal(sig).map(|()| sig);
+    }
+    Err({
+        let names: Vec<&str> = Signal::ALL
+            .iter()
+            .filter(|s| crate::proc::check_signal(**s).is_ok())
+            .map(|s| s.name())
+            .collect();
         let what = if name.trim().is_empty() {
             "empty signal name".to_string()
         } else {

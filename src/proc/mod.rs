@@ -103,6 +103,29 @@ pub(crate) fn check_group(_group: &str) -> Result<(), String> {
     Err("running a program as another group is not supported on this system".into())
 }
 
+/// Whether `sig` can reach a program on this system, or what to use
+/// instead: Unix signals here, not Windows' console events.
+#[cfg(unix)]
+pub(crate) fn check_signal(sig: ward_core::Signal) -> Result<(), String> {
+    if sig.is_console_event() {
+        return Err(format!(
+            "{sig} is a Windows console event; on Unix use a signal: \"TERM\" (the default), \
+             or \"INT\", which is what Ctrl-C sends in a terminal"
+        ));
+    }
+    Ok(())
+}
+
+/// The `stop_signal` of a program that does not set one.
+#[cfg(unix)]
+pub(crate) const DEFAULT_STOP_SIGNAL: ward_core::Signal = ward_core::Signal::Term;
+
+/// Whether a program can run as another user or group here.
+#[cfg(unix)]
+pub(crate) fn check_accounts() -> Result<(), String> {
+    Ok(())
+}
+
 /// The environment variable every process of a run inherits:
 /// `WARD_TREE=<prefix>/<tree name>`, where the prefix names one start of one
 /// ward daemon (its pid and start time), so that a sweep or a sentinel never
@@ -158,6 +181,10 @@ pub enum Signal {
     Stop,
     Tstp,
     Winch,
+    /// Windows' console events (on Unix, what a terminal's keys send:
+    /// SIGINT and SIGQUIT; but [`check_signal`] refuses them there).
+    CtrlC,
+    CtrlBreak,
 }
 
 /// How a process ended, as the system said it.

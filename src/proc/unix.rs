@@ -326,6 +326,10 @@ pub fn signal_number(sig: Signal) -> i32 {
         Signal::Stop => libc::SIGSTOP,
         Signal::Tstp => libc::SIGTSTP,
         Signal::Winch => libc::SIGWINCH,
+        // What a terminal sends for Ctrl-C and Ctrl-\ (config and API
+        // refuse these names on Unix: see `check_signal`).
+        Signal::CtrlC => libc::SIGINT,
+        Signal::CtrlBreak => libc::SIGQUIT,
     }
 }
 

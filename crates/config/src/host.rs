@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ward_core::Signal;
+
 /// Answers about the system a configuration will run on. Each answer is
 /// `Ok`, or `Err` with the reason for a person (`unknown user "www"`),
 /// which is reported at the value that asked, with `file:line:col`.
@@ -37,6 +39,22 @@ pub trait Host {
     /// directories (`/var/lib/ward/NAME`, …) for a host that runs one.
     fn places(&self, config_dir: &Path) -> Places {
         Places::beside(config_dir)
+    }
+    /// Whether a program can run as another user or group here at all
+    /// (`user`, `group`). The reason says what to do instead (on Windows:
+    /// run ward's service under that account).
+    fn check_accounts(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether `stop_signal` (or a signal the API is asked to send) can
+    /// reach a program here: Unix signals on Unix, console events and
+    /// `KILL` on Windows. The reason names what to use instead.
+    fn check_signal(&self, _signal: Signal) -> Result<(), String> {
+        Ok(())
+    }
+    /// The `stop_signal` of a program that does not set one.
+    fn default_stop_signal(&self) -> Signal {
+        Signal::Term
     }
 }
 

@@ -158,7 +158,7 @@ pub(crate) fn read_program(
         .unwrap_or(Duration::from_secs(1));
     let stop_signal = get("stop_signal")
         .and_then(|f| signal(ctx, &f))
-        .unwrap_or(Signal::Term);
+        .unwrap_or_else(|| ctx.host.default_stop_signal());
     let stop_timeout = get("stop_timeout")
         .and_then(|f| ctx.duration(&f))
         .unwrap_or(Duration::from_secs(10));
@@ -215,6 +215,14 @@ enum Account {
 /// when the host does not know it, so that the rest is still checked.
 fn account(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, kind: Account) -> Option<String> {
     let name = ctx.text_value(field)?;
+    if let Err(why) = ctx.host.check_accounts() {
+        ctx.error(
+            field.value.span(),
+            format!("{} cannot be set on this system", field.place()),
+            Some(why),
+        );
+        return Some(name.to_string());
+    }
     if is_numeric_id(name) {
         return Some(name.to_string());
     }
@@ -348,7 +356,11 @@ fn start_limit(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> StartLimit {
 }
 
 fn signal(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<Signal> {
-    let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+    let names: Vec<&str> = Signal::ALL
+        .iter()
+        .filter(|s| ctx.host.check_signal(**s).is_ok())
+        .map(|s| s.name())
+        .collect();
     let DeValue::String(s) = field.value.get_ref() else {
         let help = matches!(field.value.get_ref(), DeValue::Integer(_))
             .then(|| "signal numbers differ between systems; write the name, e.g. \"TERM\"".into());
@@ -364,6 +376,13 @@ fn signal(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<Signal> {
         return None;
     };
     if let Some(sig) = Signal::from_name(s) {
+        if let Err(why) = ctx.host.check_signal(sig) {
+            ctx.error(
+                field.value.span(),
+                format!("{} cannot be {sig} on this system", field.place()),
+                Some(why),
+            );
+        }
         return Some(sig);
     }
     let upper = s.trim().to_ascii_uppercase();

@@ -182,7 +182,10 @@ pub enum Condition {
 }
 
 /// A signal by name, so that the pure crates stay portable; the shell maps it
-/// to the platform's number.
+/// to the platform's number. The last two are Windows console events
+/// (`GenerateConsoleCtrlEvent`), the only "signals" a Windows console
+/// program can catch; which of them a host can send is the host's to say
+/// (`ward_config::Host::check_signal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Signal {
     Hup,
@@ -198,10 +201,15 @@ pub enum Signal {
     Stop,
     Tstp,
     Winch,
+    /// `CTRL_C_EVENT`, to every process attached to the program's console.
+    CtrlC,
+    /// `CTRL_BREAK_EVENT`, to every process attached to the program's
+    /// console.
+    CtrlBreak,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 13] = [
+    pub const ALL: [Signal; 15] = [
         Signal::Hup,
         Signal::Int,
         Signal::Quit,
@@ -215,6 +223,8 @@ impl Signal {
         Signal::Stop,
         Signal::Tstp,
         Signal::Winch,
+        Signal::CtrlC,
+        Signal::CtrlBreak,
     ];
 
     /// The name without the `SIG` prefix, upper case (`"TERM"`).
@@ -233,20 +243,35 @@ impl Signal {
             Signal::Stop => "STOP",
             Signal::Tstp => "TSTP",
             Signal::Winch => "WINCH",
+            Signal::CtrlC => "CTRL_C",
+            Signal::CtrlBreak => "CTRL_BREAK",
         }
     }
 
-    /// Accepts `TERM`, `SIGTERM`, `term`, `sigterm`.
+    /// Accepts `TERM`, `SIGTERM`, `term`, `sigterm`; and `ctrl-break`,
+    /// `CTRL_BREAK`, `CTRL_BREAK_EVENT` (the same for `ctrl-c`).
     pub fn from_name(s: &str) -> Option<Signal> {
-        let upper = s.trim().to_ascii_uppercase();
-        let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+        let upper = s.trim().to_ascii_uppercase().replace('-', "_");
+        let bare = match upper.strip_prefix("CTRL_") {
+            Some(_) => upper.strip_suffix("_EVENT").unwrap_or(&upper),
+            None => upper.strip_prefix("SIG").unwrap_or(&upper),
+        };
         Signal::ALL.into_iter().find(|sig| sig.name() == bare)
+    }
+
+    /// A Windows console event rather than a signal.
+    pub fn is_console_event(self) -> bool {
+        matches!(self, Signal::CtrlC | Signal::CtrlBreak)
     }
 }
 
 impl std::fmt::Display for Signal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SIG{}", self.name())
+        match self {
+            Signal::CtrlC => f.write_str("Ctrl-C"),
+            Signal::CtrlBreak => f.write_str("Ctrl-Break"),
+            _ => write!(f, "SIG{}", self.name()),
+        }
     }
 }
 
@@ -260,6 +285,10 @@ mod tests {
             assert_eq!(Signal::from_name(sig.name()), Some(sig));
             assert_eq!(Signal::from_name(&format!("sig{}", sig.name())), Some(sig));
         }
+        assert_eq!(Signal::from_name("ctrl-break"), Some(Signal::CtrlBreak));
+        assert_eq!(Signal::from_name("CTRL_C_EVENT"), Some(Signal::CtrlC));
+        assert_eq!(Signal::CtrlBreak.to_string(), "Ctrl-Break");
+        assert_eq!(Signal::Term.to_string(), "SIGTERM");
         assert_eq!(Signal::from_name("TERMINATE"), None);
         assert_eq!(Signal::from_name(""), None);
     }

@@ -259,7 +259,7 @@ command = "c"
             (3, 11, "invalid value \"on_failure\" for \"restart\" in [program.a]",
                 Some("did you mean \"on-failure\"? (expected one of \"always\", \"on-failure\", or \"never\")")),
             (4, 15, "unknown signal \"TREM\" for \"stop_signal\" in [program.a]",
-                Some("did you mean \"TERM\"? (expected one of \"HUP\", \"INT\", \"QUIT\", \"ABRT\", \"KILL\", \"USR1\", \"USR2\", \"ALRM\", \"TERM\", \"CONT\", \"STOP\", \"TSTP\", or \"WINCH\")")),
+                Some("did you mean \"TERM\"? (expected one of \"HUP\", \"INT\", \"QUIT\", \"ABRT\", \"KILL\", \"USR1\", \"USR2\", \"ALRM\", \"TERM\", \"CONT\", \"STOP\", \"TSTP\", \"WINCH\", \"CTRL_C\", or \"CTRL_BREAK\")")),
             (5, 20, "invalid value \"startd\" for \"b\" in [program.a.depends_on]",
                 Some("did you mean \"started\"? (expected one of \"started\", or \"completed\")")),
             (5, 34, "condition \"healthy\" needs health probes, which ward does not have yet; use \"started\"", None),

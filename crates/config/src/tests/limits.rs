@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{error, ok, places};
 use crate::{load, parse, Config, Diagnostic, Diagnostics};
+use ward_core::Signal;
 
 fn s(text: &str) -> String {
     text.to_string()
@@ -505,6 +506,92 @@ group = "0"
     assert_eq!(
         c.specs.programs["b"].launch.user.as_deref(),
         Some("nobody-here")
+    );
+}
+
+/// A host like Windows: no accounts, console events and KILL only,
+/// Ctrl-Break by default.
+struct ConsoleHost;
+
+impl crate::Host for ConsoleHost {
+    fn check_user(&self, _name: &str) -> Result<(), String> {
+        panic!("no accounts here: check_accounts says so first")
+    }
+
+    fn check_group(&self, _name: &str) -> Result<(), String> {
+        panic!("no accounts here: check_accounts says so first")
+    }
+
+    fn check_accounts(&self) -> Result<(), String> {
+        Err("run ward's service under that account".into())
+    }
+
+    fn check_signal(&self, signal: Signal) -> Result<(), String> {
+        match signal {
+            Signal::CtrlC | Signal::CtrlBreak | Signal::Kill => Ok(()),
+            _ => Err("use \"ctrl-break\"".into()),
+        }
+    }
+
+    fn default_stop_signal(&self) -> Signal {
+        Signal::CtrlBreak
+    }
+}
+
+#[test]
+fn what_a_host_cannot_do_is_an_error_at_its_key_and_its_defaults_apply() {
+    let text = r#"[program.a]
+command = "a"
+[program.b]
+command = "b"
+stop_signal = "ctrl-c"
+[program.c]
+command = "c"
+stop_signal = "TERM"
+user = "1000"
+[program.d]
+command = "d"
+stop_signal = "hup-ish"
+"#;
+    let path = Path::new(super::FILE);
+    let all = crate::parse_with(path, text, &ConsoleHost)
+        .unwrap_err()
+        .items;
+    let got: Vec<(usize, usize, &str, Option<&str>)> = all
+        .iter()
+        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                8,
+                15,
+                "\"stop_signal\" in [program.c] cannot be SIGTERM on this system",
+                Some("use \"ctrl-break\"")
+            ),
+            (
+                9,
+                8,
+                "\"user\" in [program.c] cannot be set on this system",
+                Some("run ward's service under that account")
+            ),
+            (
+                12,
+                15,
+                "unknown signal \"hup-ish\" for \"stop_signal\" in [program.d]",
+                Some("expected one of \"KILL\", \"CTRL_C\", or \"CTRL_BREAK\"")
+            ),
+        ]
+    );
+    let fine = "[program.a]\ncommand = \"a\"\n[program.b]\ncommand = \"b\"\nstop_signal = \"ctrl-c\"\n";
+    let c = crate::parse_with(path, fine, &ConsoleHost).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c.specs.programs["a"].stop_signal, Signal::CtrlBreak);
+    assert_eq!(c.specs.programs["b"].stop_signal, Signal::CtrlC);
+    // Without a host, the file alone decides, with the Unix default.
+    assert_eq!(
+        parse(path, fine).unwrap().specs.programs["a"].stop_signal,
+        Signal::Term
     );
 }
 
