@@ -559,7 +559,10 @@ mod tests {
 
     #[test]
     fn every_signal_of_the_engine_reaches_the_system_by_its_name() {
-        for sig in Signal::ALL.into_iter().filter(|s| proc::check_signal(*s).is_ok()) {
+        for sig in Signal::ALL
+            .into_iter()
+            .filter(|s| proc::check_signal(*s).is_ok())
+        {
             let number = proc::signal_number(to_proc(sig));
             assert_eq!(proc::signal_name(number), Some(sig.name()), "{sig:?}");
         }

@@ -311,6 +311,10 @@ enum Control {
 }
 
 fn main() {
+    // On Windows, a copy of ward started to send a console event.
+    if let Some(code) = proc::run_helper() {
+        std::process::exit(code);
+    }
     let cli = parse();
     let socket_override = cli.socket.is_some();
     let config_given = cli.config.is_some();

@@ -40,7 +40,10 @@ fn has_exited(pid: u32) -> bool {
     super::procfs::stat(pid).is_none_or(|s| !s.is_live())
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+use super::windows::has_exited;
+
+#[cfg(all(unix, not(target_os = "linux")))]
 fn has_exited(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()

@@ -20,50 +20,75 @@
 //! [`init_without_sentinel`]. They too must start every process through a
 //! [`Spawner`], and so belong in a test binary of their own.
 //!
-//! Unix now; Windows (Job Objects) comes as `windows.rs` beside `unix.rs`,
-//! with the same public names. Until then the Unix implementation is the
-//! only one and is compiled on every target: built for Windows, ward fails
-//! to compile here and in the other platform modules (`src/files`,
-//! `src/transport`), and nowhere else (`.ci/platform-check` keeps it
-//! so). Those errors are the list of what the Windows side fills in.
+//! Unix in `unix.rs` and the modules beside it; Windows (Job Objects,
+//! console events, named-pipe output) in `windows/`, with the same public
+//! names. Nothing outside `src/proc` knows which one it uses.
 
 use std::path::PathBuf;
 
 #[cfg(target_os = "linux")]
 mod cgroup;
+#[cfg(unix)]
 mod child;
 #[cfg(unix)]
 mod creds;
 #[cfg(unix)]
 mod exec_check;
 mod exit_wait;
+#[cfg(unix)]
 mod fds;
 #[cfg(target_os = "linux")]
 mod procfs;
+#[cfg(unix)]
 mod reaper;
+#[cfg(unix)]
 mod sentinel;
+#[cfg(unix)]
 pub mod signals;
+#[cfg(unix)]
 mod spawn;
+#[cfg(unix)]
 mod sweep;
+#[cfg(unix)]
 mod tree;
+#[cfg(unix)]
 mod unix;
+#[cfg(windows)]
+mod windows;
 
 /// A group's id, by name or number (for the group of shared log files).
 #[cfg(unix)]
 pub(crate) use self::creds::group_id;
 // The daemon names only some of these; the rest serve tests and tools.
 pub use self::exit_wait::wait_daemon_exit;
+#[cfg(unix)]
 pub use self::fds::close_inherited as close_inherited_fds;
+#[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::spawn::Child;
+#[cfg(unix)]
 pub use self::sweep::{end_adopted, sweep_starts};
+#[cfg(unix)]
 pub use self::tree::{start_time, sweep, Tree};
-#[cfg(test)]
+#[cfg(all(test, unix))]
 pub use self::unix::testing;
+#[cfg(unix)]
 #[allow(unused_imports)]
 pub use self::unix::{
-    detach, init, init_without_sentinel, open_files_limit, signal_name, signal_number, Output,
-    Spawner, Supervision,
+    detach, init, init_without_sentinel, open_files_limit, run_helper, signal_name, signal_number,
+    Output, Spawner, Supervision,
+};
+#[cfg(windows)]
+pub(crate) use self::windows::{
+    check_accounts, check_command, check_group, check_signal, check_user, group_id,
+    DEFAULT_STOP_SIGNAL,
+};
+#[cfg(windows)]
+#[allow(unused_imports)]
+pub use self::windows::{
+    close_inherited_fds, detach, end_adopted, init, init_without_sentinel, open_files_limit,
+    run_helper, signal_name, signal_number, signals, start_time, sweep, sweep_starts, Child,
+    Output, Spawner, Supervision, Tree,
 };
 
 /// Whether a user or group (a name, or a numeric id) exists here: what a
@@ -74,33 +99,35 @@ pub(crate) use self::creds::{check_group, check_user};
 #[cfg(unix)]
 pub(crate) use self::exec_check::check_command;
 
-#[cfg(not(unix))]
-pub(crate) fn check_command(
-    _program: &str,
-    _cwd: &std::path::Path,
-    _path: Option<&str>,
-    _near: &dyn Fn(&str, &[String]) -> Option<String>,
-) -> Result<(), String> {
-    Ok(())
-}
-
-#[cfg(not(unix))]
-pub(crate) fn check_user(_user: &str) -> Result<(), String> {
-    Err("running a program as another user is not supported on this system".into())
-}
-
-/// A group's id: log files shared with a group are a Unix thing.
-#[cfg(not(unix))]
-pub(crate) fn group_id(group: &str) -> std::io::Result<u32> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        format!("log files cannot be given to group {group:?} on this system"),
-    ))
-}
-
-#[cfg(not(unix))]
-pub(crate) fn check_group(_group: &str) -> Result<(), String> {
-    Err("running a program as another group is not supported on this system".into())
+/// Resolves when `is_empty` says the tree is empty. Polls, 5 ms doubling
+/// to 100 ms: this runs only while a stop or an exit is under way. While
+/// the tree cannot be read it keeps trying, backing off to 1 s, and does
+/// not resolve: `read` hears the outcome of every attempt (the error, or
+/// `None` when the tree could be read), to say when reading starts to fail
+/// and when it works again.
+pub(crate) async fn until_empty(
+    mut is_empty: impl FnMut() -> std::io::Result<bool>,
+    mut read: impl FnMut(Option<&std::io::Error>),
+) {
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        let cap = match is_empty() {
+            Ok(true) => {
+                read(None);
+                return;
+            }
+            Ok(false) => {
+                read(None);
+                std::time::Duration::from_millis(100)
+            }
+            Err(e) => {
+                read(Some(&e));
+                std::time::Duration::from_secs(1)
+            }
+        };
+        pause = (pause * 2).min(cap);
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Whether `sig` can reach a program on this system, or what to use
@@ -135,6 +162,7 @@ pub const MARKER_VAR: &str = "WARD_TREE";
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
     /// Names ward's cgroup directory, e.g. `ward-<pid>`. One path component.
+    #[cfg_attr(windows, allow(dead_code))]
     pub name: String,
     /// Do not use cgroups even where possible (process groups and the
     /// environment marker only). For tests of the fallback, and for users

@@ -212,32 +212,9 @@ impl Tree {
         Ok(pids)
     }
 
-    /// Resolves when the tree is empty. Polls, 5 ms doubling to 100 ms: this
-    /// runs only while a stop or an exit is under way. While the tree
-    /// cannot be read it keeps trying, backing off to 1 s, and does not
-    /// resolve: `read` hears the outcome of every attempt (the error, or
-    /// `None` when the tree could be read), to say when reading starts to
-    /// fail and when it works again.
-    pub async fn gone(&self, mut read: impl FnMut(Option<&io::Error>)) {
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let cap = match self.is_empty() {
-                Ok(true) => {
-                    read(None);
-                    return;
-                }
-                Ok(false) => {
-                    read(None);
-                    Duration::from_millis(100)
-                }
-                Err(e) => {
-                    read(Some(&e));
-                    Duration::from_secs(1)
-                }
-            };
-            pause = (pause * 2).min(cap);
-            tokio::time::sleep(pause).await;
-        }
+    /// Resolves when the tree is empty (see [`super::until_empty`]).
+    pub async fn gone(&self, read: impl FnMut(Option<&io::Error>)) {
+        super::until_empty(|| self.is_empty(), read).await
     }
 
     /// Removes the cgroup leaf and tells the sentinel to forget the process

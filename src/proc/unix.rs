@@ -83,6 +83,12 @@ fn set_up(opts: InitOptions, with_sentinel: bool) -> io::Result<Supervision> {
     })
 }
 
+/// Windows starts a copy of ward to send console events; on Unix no
+/// process is ever started as a helper: always `None`.
+pub fn run_helper() -> Option<i32> {
+    None
+}
+
 /// Makes `cmd` start its process in a session of its own, away from the
 /// terminal, for `ward up --detach`: the daemon must outlive the shell and
 /// get neither its Ctrl-C nor its hangup. (Do not also set a process group

@@ -1,9 +1,9 @@
 //! How clients reach the control API, and who they are.
 //!
-//! Today: a Unix socket, whose file mode is the first gate and whose
-//! peers' credentials (`SO_PEERCRED`, `getpeereid`) the second
-//! (`unix.rs`). The Windows issue adds a named pipe with a security
-//! descriptor, and a TCP listener with a token may come later: each is a
+//! On Unix a socket, whose file mode is the first gate and whose peers'
+//! credentials (`SO_PEERCRED`, `getpeereid`) the second (`unix.rs`); on
+//! Windows a named pipe whose security descriptor is the gate
+//! (`windows.rs`). A TCP listener with a token may come later. Each is a
 //! module here that provides the same four things, so that neither the
 //! daemon nor the CLI knows which one it uses:
 //!
@@ -13,17 +13,21 @@
 //! - `connect(endpoint) -> Stream`, for the CLI;
 //! - `release(endpoint)`: what a daemon that stops leaves tidy.
 
-// The only transport until the named pipe: compiled everywhere (see
-// `src/proc`).
+#[cfg(unix)]
 mod unix;
-#[cfg(test)]
+#[cfg(windows)]
+mod windows;
+#[cfg(all(test, unix))]
 pub use unix::testing;
+#[cfg(unix)]
 pub use unix::{bind, connect, release, Acceptor, Listener, Stream};
+#[cfg(windows)]
+pub use windows::{bind, connect, release, Acceptor, Listener, Stream};
 
 use std::fmt;
 
 /// A user, as the transport knows users: connections are counted per user.
-/// On Unix, a uid.
+/// On Unix, a uid; on Windows, a digest of the account's SID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserId(pub u32);
 

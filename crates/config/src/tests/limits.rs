@@ -584,7 +584,8 @@ stop_signal = "hup-ish"
             ),
         ]
     );
-    let fine = "[program.a]\ncommand = \"a\"\n[program.b]\ncommand = \"b\"\nstop_signal = \"ctrl-c\"\n";
+    let fine =
+        "[program.a]\ncommand = \"a\"\n[program.b]\ncommand = \"b\"\nstop_signal = \"ctrl-c\"\n";
     let c = crate::parse_with(path, fine, &ConsoleHost).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.specs.programs["a"].stop_signal, Signal::CtrlBreak);
     assert_eq!(c.specs.programs["b"].stop_signal, Signal::CtrlC);

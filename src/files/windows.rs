@@ -1,0 +1,526 @@
+//! Windows: ward's directories held open while in use, files opened
+//! without following a link (`FILE_FLAG_OPEN_REPARSE_POINT`) and used
+//! only if regular, every file shared for deletion so that a log can be
+//! renamed (rotated) while it is open, and ward's private directories made
+//! with an access list of their own: SYSTEM, Administrators and ward's
+//! account, nobody else, nothing inherited.
+//!
+//! Windows has no `openat`: a file is opened by its full path. The
+//! directory's own handle is kept open without `FILE_SHARE_DELETE`, so
+//! that the directory cannot be renamed or removed (and replaced by a
+//! link) while ward uses it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::windows::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::path::{Path, PathBuf};
+
+use windows_sys::Win32::Foundation::{LocalFree, HANDLE};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+};
+use windows_sys::Win32::Security::{
+    GetTokenInformation, TokenUser, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY,
+    TOKEN_USER,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateDirectoryW, CreateFileW, GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION,
+    FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
+    FILE_LIST_DIRECTORY, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
+};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+use super::DirPolicy;
+
+/// The identity of a file: its volume and its index on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    volume: u32,
+    index: u64,
+}
+
+fn info_of(handle: HANDLE) -> io::Result<BY_HANDLE_FILE_INFORMATION> {
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
+    // SAFETY: an open handle and a structure to fill.
+    if unsafe { GetFileInformationByHandle(handle, &mut info) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}
+
+impl FileId {
+    fn of_handle(handle: HANDLE) -> io::Result<FileId> {
+        let info = info_of(handle)?;
+        Ok(FileId {
+            volume: info.dwVolumeSerialNumber,
+            index: u64::from(info.nFileIndexHigh) << 32 | u64::from(info.nFileIndexLow),
+        })
+    }
+
+    /// The identity of an open file.
+    pub fn of_file(file: &File) -> io::Result<FileId> {
+        FileId::of_handle(file.as_raw_handle() as HANDLE)
+    }
+}
+
+/// A file opened for appending.
+#[derive(Debug)]
+pub struct Appending {
+    pub file: File,
+    /// Its size when opened.
+    pub size: u64,
+    /// It does not end in a newline (see the Unix side).
+    pub cut: bool,
+}
+
+/// An open, checked directory, held open while ward uses it.
+#[derive(Debug)]
+pub struct Dir {
+    handle: OwnedHandle,
+    path: PathBuf,
+}
+
+fn err(kind: io::ErrorKind, msg: String) -> io::Error {
+    io::Error::new(kind, msg)
+}
+
+fn context(e: io::Error, what: impl FnOnce() -> String) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", what()))
+}
+
+fn wide(s: impl AsRef<std::ffi::OsStr>) -> Vec<u16> {
+    use std::os::windows::ffi::OsStrExt;
+    s.as_ref().encode_wide().chain(Some(0)).collect()
+}
+
+/// Options that never follow a link at the last component and share the
+/// file for reading, writing and deletion (so that it can be rotated
+/// while open; std's default sharing).
+fn options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    o
+}
+
+/// Refuses what is not a regular file (a link, a directory, a device, a
+/// pipe), naming what it is.
+fn ensure_regular(file: &File, path: &Path) -> io::Result<std::fs::Metadata> {
+    let meta = file.metadata()?;
+    let what = if meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        Some("a link (a reparse point)")
+    } else if meta.is_dir() {
+        Some("a directory")
+    } else if !meta.is_file() {
+        Some("not a regular file")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(err(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {what}; ward uses only regular files there, and follows no links",
+                path.display()
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+fn open_with(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    let file = options
+        .open(path)
+        .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
+    ensure_regular(&file, path)?;
+    Ok(file)
+}
+
+/// Opens `path` for reading if it is a regular file (not through a link).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    open_with(options().read(true), path)
+}
+
+/// Opens the existing regular file at `path` for appending.
+pub fn append_existing(path: &Path) -> io::Result<File> {
+    open_with(options().append(true), path)
+}
+
+/// Whether only an administrator could change `path`. On Windows this
+/// would mean reading the access list of it and of every folder above it;
+/// ward does not yet, and says so rather than pass it.
+pub fn only_root_can_change(path: &Path) -> Result<(), String> {
+    Err(format!(
+        "ward cannot yet check who may change {} on Windows; check that only \
+         Administrators can, then pass --force",
+        path.display()
+    ))
+}
+
+/// Whether `a` and `b` are on one volume.
+pub fn same_filesystem(a: &Path, b: &Path) -> bool {
+    let volume = |p: &Path| -> Option<u32> {
+        let dir = open_dir_handle(p).ok()?;
+        Some(
+            info_of(dir.as_raw_handle() as HANDLE)
+                .ok()?
+                .dwVolumeSerialNumber,
+        )
+    };
+    matches!((volume(a), volume(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// A directory's handle, not through a link, shared for reading and
+/// writing but not deletion: while it is open, the directory cannot be
+/// renamed or removed.
+fn open_dir_handle(path: &Path) -> io::Result<OwnedHandle> {
+    let name = wide(path);
+    // SAFETY: a NUL-terminated path.
+    let raw = unsafe {
+        CreateFileW(
+            name.as_ptr(),
+            FILE_LIST_DIRECTORY,
+            FILE_SHARE_READ | FILE_SHARE_WRITE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+            std::ptr::null_mut(),
+        )
+    };
+    if raw == windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a handle just opened, owned by no one else.
+    Ok(unsafe { OwnedHandle::from_raw_handle(raw as _) })
+}
+
+/// ward's account as a SID string (`S-1-5-18` for SYSTEM).
+pub(crate) fn own_sid() -> io::Result<String> {
+    // SAFETY: the pseudo-handle of this process needs no closing.
+    sid_of(unsafe { GetCurrentProcess() })
+}
+
+/// The account process `pid` runs as, as a SID string.
+pub(crate) fn process_sid(pid: u32) -> io::Result<String> {
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
+    // SAFETY: plain arguments.
+    let raw = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if raw.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a handle just opened, owned here.
+    let process = unsafe { OwnedHandle::from_raw_handle(raw as _) };
+    sid_of(process.as_raw_handle() as HANDLE)
+}
+
+fn sid_of(process: HANDLE) -> io::Result<String> {
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: a process handle and a place for the token.
+    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a handle just opened.
+    let token = unsafe { OwnedHandle::from_raw_handle(token as _) };
+    let mut buf = vec![0usize; 64];
+    let mut len = 0u32;
+    // SAFETY: a token handle and a buffer of the size given.
+    if unsafe {
+        GetTokenInformation(
+            token.as_raw_handle() as HANDLE,
+            TokenUser,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * std::mem::size_of::<usize>()) as u32,
+            &mut len,
+        )
+    } == 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the call filled the buffer with a TOKEN_USER, whose SID
+    // points into the same buffer.
+    let user = unsafe { &*(buf.as_ptr() as *const TOKEN_USER) };
+    let mut text: *mut u16 = std::ptr::null_mut();
+    // SAFETY: a valid SID and a place for the string, freed below.
+    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a NUL-terminated string the call allocated.
+    let sid = unsafe {
+        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+        LocalFree(text.cast());
+        s
+    };
+    Ok(sid)
+}
+
+/// A security descriptor made from SDDL, freed when dropped.
+pub(crate) struct Descriptor(PSECURITY_DESCRIPTOR);
+
+// SAFETY: the descriptor is read-only memory of its own once made.
+unsafe impl Send for Descriptor {}
+// SAFETY: as above.
+unsafe impl Sync for Descriptor {}
+
+impl Descriptor {
+    pub(crate) fn from_sddl(sddl: &str) -> io::Result<Descriptor> {
+        let text = wide(sddl);
+        let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated string and a place for the descriptor.
+        if unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                text.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                std::ptr::null_mut(),
+            )
+        } == 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Descriptor(sd))
+    }
+
+    /// Security attributes pointing at this descriptor (not inheritable).
+    pub(crate) fn attributes(&self) -> SECURITY_ATTRIBUTES {
+        SECURITY_ATTRIBUTES {
+            nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+            lpSecurityDescriptor: self.0,
+            bInheritHandle: 0,
+        }
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        // SAFETY: allocated by the conversion above, freed once.
+        unsafe { LocalFree(self.0) };
+    }
+}
+
+/// Full control for SYSTEM, Administrators and ward's account, inherited
+/// by what is made inside; nothing from the parent (`P`, protected).
+pub(crate) fn private_sddl() -> io::Result<String> {
+    let me = own_sid()?;
+    Ok(format!(
+        "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;{me})"
+    ))
+}
+
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    let sd = Descriptor::from_sddl(&private_sddl()?)?;
+    let attrs = sd.attributes();
+    let name = wide(path);
+    // SAFETY: a NUL-terminated path and attributes that outlive the call.
+    if unsafe { CreateDirectoryW(name.as_ptr(), &attrs) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    ensure_regular(&file, path)?;
+    let mut data = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(err(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is larger than {} bytes, the most ward reads of it",
+                path.display(),
+                max
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+impl Dir {
+    /// Opens the directory at `path`, creating it (and its parents) if it
+    /// is missing, and keeps it open. A directory ward makes for itself
+    /// alone (a policy with no group or other bits) gets the private
+    /// access list; others inherit their parent's. A link (a symbolic link
+    /// or a junction) is refused.
+    pub fn open(path: &Path, policy: DirPolicy) -> io::Result<Dir> {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        context(e, || format!("cannot create {}", parent.display()))
+                    })?;
+                }
+                let made = if policy.mode & 0o077 == 0 {
+                    create_private_dir(path)
+                } else {
+                    std::fs::create_dir(path)
+                };
+                match made {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(context(e, || format!("cannot create {}", path.display())))
+                    }
+                }
+            }
+            Err(e) => return Err(context(e, || format!("cannot inspect {}", path.display()))),
+        }
+        let handle = open_dir_handle(path)
+            .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
+        let info = info_of(handle.as_raw_handle() as HANDLE)?;
+        const DIRECTORY: u32 = 0x10;
+        if info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            return Err(err(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a link (a symbolic link or a junction); ward does not follow links \
+                     for its directories (point the config at the real directory)",
+                    path.display()
+                ),
+            ));
+        }
+        if info.dwFileAttributes & DIRECTORY == 0 {
+            return Err(err(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} exists and is not a directory; remove it or choose another path",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Dir {
+            handle,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens a directory a person named for output of their own: it must
+    /// exist and be a directory.
+    pub fn open_named(path: &Path) -> io::Result<Dir> {
+        let handle = open_dir_handle(path)
+            .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
+        Ok(Dir {
+            handle,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `<dir>\<name>`.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// A plain file name: no separator, no stream, no parent.
+    fn name<'a>(&self, name: &'a str) -> io::Result<&'a str> {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['\\', '/', ':']) {
+            return Err(err(
+                io::ErrorKind::InvalidInput,
+                format!("{name:?} is not a plain file name"),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// Opens `name` for appending, creating it. `bits` and `group` are
+    /// Unix permissions: on Windows the file inherits the directory's
+    /// access list.
+    pub fn append(&self, name: &str, _bits: u32, _group: Option<u32>) -> io::Result<Appending> {
+        let path = self.join(self.name(name)?);
+        let file = open_with(options().read(true).append(true).create(true), &path)?;
+        let size = file.metadata()?.len();
+        let mut last = [0u8; 1];
+        let cut = size > 0
+            && file.seek_read(&mut last, size - 1).is_ok_and(|n| n == 1)
+            && last[0] != b'\n';
+        Ok(Appending { file, size, cut })
+    }
+
+    /// Opens (creating) `name` for reading and writing, for a lock file.
+    pub fn lock_file(&self, name: &str, _bits: u32) -> io::Result<File> {
+        let path = self.join(self.name(name)?);
+        open_with(
+            options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            &path,
+        )
+    }
+
+    /// Reads all of `name` (a regular file), at most `max` bytes.
+    pub fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
+        let path = self.join(self.name(name)?);
+        let file = options()
+            .read(true)
+            .open(&path)
+            .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
+        read_bounded(file, &path, max)
+    }
+
+    /// Creates `name` anew (a stale file of that name is removed first).
+    pub fn create_new(&self, name: &str, bits: u32) -> io::Result<File> {
+        match self.create_exclusive(name, bits) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                self.create_exclusive(name, bits)
+            }
+            other => other,
+        }
+    }
+
+    /// Creates `name`; an existing file (or link) under that name is an
+    /// `AlreadyExists` error and is left alone.
+    pub fn create_exclusive(&self, name: &str, _bits: u32) -> io::Result<File> {
+        let path = self.join(self.name(name)?);
+        options().write(true).create_new(true).open(&path)
+    }
+
+    /// Replaces `name` with `contents` atomically: a temporary file, then
+    /// renamed over `name`.
+    pub fn replace(&self, name: &str, contents: &[u8], bits: u32, durable: bool) -> io::Result<()> {
+        let tmp = format!(".{name}.tmp");
+        let mut file = self.create_new(&tmp, bits)?;
+        let written = (|| {
+            file.write_all(contents)?;
+            if durable {
+                file.sync_data()?;
+            }
+            drop(file);
+            self.rename(&tmp, name)
+        })();
+        if written.is_err() {
+            let _ = self.remove(&tmp);
+        }
+        written
+    }
+
+    /// Renames `from` to `to` within this directory, replacing `to` (a
+    /// link is renamed itself, never followed).
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.join(self.name(from)?), self.join(self.name(to)?))
+    }
+
+    /// Removes the file `name` (a link itself, never what it points to).
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.join(self.name(name)?))
+    }
+
+    /// The identity of what is at `name` now (a link is not followed), or
+    /// `None` when nothing is.
+    pub fn id_of(&self, name: &str) -> io::Result<Option<FileId>> {
+        let path = self.join(self.name(name)?);
+        let file = match options().read(false).access_mode(0).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        FileId::of_file(&file).map(Some)
+    }
+
+    /// The directory's own handle.
+    #[allow(dead_code)] // for tests and diagnostics
+    pub fn handle(&self) -> &OwnedHandle {
+        &self.handle
+    }
+}
