@@ -177,10 +177,11 @@ impl Exec {
         let Some(rt) = self.current(id, run) else {
             return;
         };
-        for op in std::mem::take(&mut rt.pending) {
-            apply(&tree, op);
+        let pending = std::mem::take(&mut rt.pending);
+        rt.tree = Some((tree.clone(), record));
+        for op in pending {
+            self.apply(id, run, &tree, op);
         }
-        rt.tree = Some((tree, record));
     }
 
     /// The run is over (its tree is gone): forget it.
@@ -236,9 +237,38 @@ impl Exec {
             return;
         };
         match &rt.tree {
-            Some((tree, _)) => apply(tree, op),
+            Some((tree, _)) => {
+                let tree = tree.clone();
+                self.apply(id, run, &tree, op)
+            }
             None => rt.pending.push(op),
         }
+    }
+
+    /// Signals and kills run on the blocking pool: without cgroups a
+    /// tree's members are found by scanning /proc, and on Windows a
+    /// console event is sent by a helper process; neither may hold up the
+    /// driver. A signal that fails while the tree is still there is said
+    /// (a Windows console event that cannot reach its program, say); one
+    /// that fails because the tree is gone is not: the run task reports
+    /// the end on its own.
+    fn apply(&self, id: &InstanceId, run: RunId, tree: &Tree, op: TreeOp) {
+        let tree = tree.clone();
+        let tx = self.tx.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = apply_now(&tree, op) {
+                if tree.is_empty().is_ok_and(|empty| !empty) {
+                    let _ = tx.send(Msg::Event(Event {
+                        instance: Some(id),
+                        run: Some(run),
+                        kind: EventKind::Notice {
+                            message: format!("{e}; the stop goes on to its deadline"),
+                        },
+                    }));
+                }
+            }
+        });
     }
 
     fn current(&mut self, id: &InstanceId, run: RunId) -> Option<&mut RunRt> {
@@ -250,8 +280,6 @@ impl Exec {
     }
 }
 
-/// Signals and kills run on the blocking pool: without cgroups a tree's
-/// members are found by scanning /proc, which must not hold up the driver.
 /// The engine's signal, as `proc` names it.
 fn to_proc(sig: Signal) -> proc::Signal {
     match sig {
@@ -287,35 +315,24 @@ fn to_core(exit: proc::Exit) -> ward_core::ExitStatus {
     }
 }
 
-fn apply(tree: &Tree, op: TreeOp) {
-    let tree = tree.clone();
-    tokio::task::spawn_blocking(move || apply_now(&tree, op));
-}
-
-fn apply_now(tree: &Tree, op: TreeOp) {
+fn apply_now(tree: &Tree, op: TreeOp) -> std::io::Result<()> {
     match op {
-        // A failed signal means the tree is already gone: the run task
-        // reports that on its own. (The engine's tree-wide signal is the
-        // stop signal: a stopped process is continued to receive it.)
+        // The engine's tree-wide signal is the stop signal: a stopped
+        // process is continued to receive it.
         TreeOp::Stop {
             sig,
             main_only: false,
-        } => {
-            let _ = tree.signal_stop(sig);
-        }
+        } => tree.signal_stop(sig),
         TreeOp::Stop {
             sig,
             main_only: true,
-        } => {
-            let _ = tree.signal_stop_leader(sig);
+        } => tree.signal_stop_leader(sig),
+        TreeOp::SignalMain(sig) => tree.signal_leader(sig),
+        TreeOp::SignalTree(sig) => tree.signal(sig),
+        TreeOp::Kill => {
+            tree.kill();
+            Ok(())
         }
-        TreeOp::SignalMain(sig) => {
-            let _ = tree.signal_leader(sig);
-        }
-        TreeOp::SignalTree(sig) => {
-            let _ = tree.signal(sig);
-        }
-        TreeOp::Kill => tree.kill(),
     }
 }
 

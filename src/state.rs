@@ -233,6 +233,7 @@ mod tests {
         Dir::open(tmp.path(), DirPolicy::private()).unwrap()
     }
 
+    #[cfg(unix)] // permission bits
     #[test]
     fn round_trip_and_atomic_replace() {
         let tmp = tempfile::tempdir().unwrap();
@@ -315,6 +316,7 @@ mod tests {
         assert!(note.contains("beyond any run"), "{note}");
     }
 
+    #[cfg(unix)] // links and FIFOs are Unix fixtures
     #[test]
     fn a_link_or_fifo_as_state_file_is_not_followed() {
         let tmp = tempfile::tempdir().unwrap();

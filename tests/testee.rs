@@ -60,18 +60,54 @@ fn main() {
     unix::main();
 }
 
-// The integration tests that use testee run on Unix; elsewhere it only has
-// to build.
-#[cfg(not(unix))]
+#[cfg(windows)]
 fn main() {
-    eprintln!("testee: only Unix-like systems are supported");
-    std::process::exit(2);
+    windows::main();
+}
+
+// What both sides share: numbers, durations, the pidfile.
+
+fn number(flag: &str, s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("{flag}: not a number: {s}"))
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return Err(format!("duration needs a unit (ms, s, m): {s}"));
+    };
+    let value: f64 = num.parse().map_err(|_| format!("bad duration: {s}"))?;
+    std::time::Duration::try_from_secs_f64(value * scale).map_err(|_| format!("bad duration: {s}"))
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+fn record_pid(pidfile: &std::path::Path, pid: u32) {
+    let line = format!("{pid}\n");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(pidfile)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("testee: --pidfile {}: {e}", pidfile.display());
+        std::process::exit(2);
+    }
 }
 
 #[cfg(unix)]
 mod unix {
+    use super::{duration, number, record_pid, sleep_forever};
     use std::ffi::{c_int, OsString};
-    use std::fs::OpenOptions;
     use std::io::{self, Read, Write};
     use std::mem;
     use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -234,24 +270,6 @@ mod unix {
             plan.steps.push(step);
         }
         Ok(plan)
-    }
-
-    fn number(flag: &str, s: &str) -> Result<u64, String> {
-        s.parse().map_err(|_| format!("{flag}: not a number: {s}"))
-    }
-
-    fn duration(s: &str) -> Result<Duration, String> {
-        let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-            (n, 0.001)
-        } else if let Some(n) = s.strip_suffix('s') {
-            (n, 1.0)
-        } else if let Some(n) = s.strip_suffix('m') {
-            (n, 60.0)
-        } else {
-            return Err(format!("duration needs a unit (ms, s, m): {s}"));
-        };
-        let value: f64 = num.parse().map_err(|_| format!("bad duration: {s}"))?;
-        Duration::try_from_secs_f64(value * scale).map_err(|_| format!("bad duration: {s}"))
     }
 
     const SIGNALS: [(&str, c_int); 14] = [
@@ -441,28 +459,9 @@ mod unix {
         pid
     }
 
-    fn sleep_forever() -> ! {
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
-
     fn record(plan: &Plan, pid: libc::pid_t) {
         if let Some(pidfile) = &plan.pidfile {
             record_pid(pidfile, pid as u32);
-        }
-    }
-
-    fn record_pid(pidfile: &PathBuf, pid: u32) {
-        let line = format!("{pid}\n");
-        let written = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(pidfile)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = written {
-            eprintln!("testee: --pidfile {}: {e}", pidfile.display());
-            exit(2);
         }
     }
 
@@ -671,5 +670,210 @@ mod unix {
             emit(target, &block[..take]);
             n -= take as u64;
         }
+    }
+}
+
+/// testee on Windows: the steps that mean something there.
+///
+/// | option / step | meaning |
+/// |---|---|
+/// | `--pidfile FILE`, `--exit CODE`, `--after DURATION` | as on Unix |
+/// | `--ignore-ctrl` | ignore Ctrl-C and Ctrl-Break (a handler that says "handled") |
+/// | `--trap-ctrl` | on Ctrl-C or Ctrl-Break print `trapped CTRL_C_EVENT` (or `CTRL_BREAK_EVENT`) and exit 0 |
+/// | `--spawn N` | start N copies of testee that run until killed (same console, same output, same pidfile) |
+/// | `--stdout`, `--stderr`, `--echo TEXT`, `--lines N`, `--size B` | as on Unix |
+/// | `--env NAME`, `--cwd`, `--sleep DURATION`, `--forever` | as on Unix |
+#[cfg(windows)]
+mod windows {
+    use super::{duration, number, record_pid, sleep_forever};
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::process::exit;
+    use std::time::Duration;
+
+    use windows_sys::Win32::System::Console::{
+        SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT,
+    };
+
+    const USAGE: &str = "usage: testee [--pidfile FILE] [--exit CODE] [--after DURATION] [STEPS...]; see tests/testee.rs";
+
+    enum Step {
+        IgnoreCtrl,
+        TrapCtrl,
+        Spawn(u64),
+        Stderr(bool),
+        Echo(String),
+        Lines { n: u64, size: usize },
+        Env(String),
+        Cwd,
+        Sleep(Duration),
+        Forever,
+    }
+
+    struct Plan {
+        pidfile: Option<PathBuf>,
+        exit: Option<i32>,
+        after: Option<Duration>,
+        steps: Vec<Step>,
+    }
+
+    fn parse(args: Vec<String>) -> Result<Plan, String> {
+        let mut plan = Plan {
+            pidfile: None,
+            exit: None,
+            after: None,
+            steps: Vec::new(),
+        };
+        if args.is_empty() {
+            plan.steps.push(Step::Forever);
+        }
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+            let step = match flag.as_str() {
+                "--pidfile" => {
+                    plan.pidfile = Some(PathBuf::from(value()?));
+                    continue;
+                }
+                "--exit" => {
+                    let code = value()?;
+                    plan.exit = Some(number("--exit", &code)? as i32);
+                    continue;
+                }
+                "--after" => {
+                    plan.after = Some(duration(&value()?)?);
+                    continue;
+                }
+                "--size" => {
+                    let size = number("--size", &value()?)? as usize;
+                    match plan.steps.last_mut() {
+                        Some(Step::Lines { size: s, .. }) => *s = size.max(13),
+                        _ => return Err("--size follows --lines".into()),
+                    }
+                    continue;
+                }
+                "--ignore-ctrl" => Step::IgnoreCtrl,
+                "--trap-ctrl" => Step::TrapCtrl,
+                "--spawn" => Step::Spawn(number("--spawn", &value()?)?),
+                "--stdout" => Step::Stderr(false),
+                "--stderr" => Step::Stderr(true),
+                "--echo" => Step::Echo(value()?),
+                "--lines" => Step::Lines {
+                    n: number("--lines", &value()?)?,
+                    size: 100,
+                },
+                "--env" => Step::Env(value()?),
+                "--cwd" => Step::Cwd,
+                "--sleep" => Step::Sleep(duration(&value()?)?),
+                "--forever" => Step::Forever,
+                other => return Err(format!("unknown option {other}")),
+            };
+            plan.steps.push(step);
+        }
+        Ok(plan)
+    }
+
+    unsafe extern "system" fn ignore(_event: u32) -> windows_sys::core::BOOL {
+        1
+    }
+
+    unsafe extern "system" fn trap(event: u32) -> windows_sys::core::BOOL {
+        let name = match event {
+            CTRL_C_EVENT => "CTRL_C_EVENT",
+            CTRL_BREAK_EVENT => "CTRL_BREAK_EVENT",
+            _ => return 0,
+        };
+        println!("trapped {name}");
+        let _ = std::io::stdout().flush();
+        exit(0)
+    }
+
+    fn write(stderr: bool, bytes: &[u8]) {
+        let done = if stderr {
+            std::io::stderr().write_all(bytes)
+        } else {
+            std::io::stdout()
+                .write_all(bytes)
+                .and_then(|()| std::io::stdout().flush())
+        };
+        if done.is_err() {
+            exit(120);
+        }
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let plan = match parse(args) {
+            Ok(plan) => plan,
+            Err(msg) => {
+                eprintln!("testee: {msg}\n{USAGE}");
+                exit(2);
+            }
+        };
+        if let Some(pidfile) = &plan.pidfile {
+            record_pid(pidfile, std::process::id());
+        }
+        let mut stderr = false;
+        for step in &plan.steps {
+            match step {
+                // SAFETY: handlers valid for the life of the process.
+                Step::IgnoreCtrl => unsafe {
+                    SetConsoleCtrlHandler(Some(ignore), 1);
+                },
+                // SAFETY: as above; Ctrl-C is enabled for this process too.
+                Step::TrapCtrl => unsafe {
+                    SetConsoleCtrlHandler(None, 0);
+                    SetConsoleCtrlHandler(Some(trap), 1);
+                },
+                Step::Spawn(n) => {
+                    for _ in 0..*n {
+                        let mut cmd = std::process::Command::new(
+                            std::env::current_exe().expect("testee's own path"),
+                        );
+                        if let Some(pidfile) = &plan.pidfile {
+                            cmd.arg("--pidfile").arg(pidfile);
+                        }
+                        cmd.arg("--forever");
+                        if let Err(e) = cmd.spawn() {
+                            eprintln!("testee: --spawn: {e}");
+                            exit(2);
+                        }
+                    }
+                }
+                Step::Stderr(to) => stderr = *to,
+                Step::Echo(text) => write(stderr, format!("{text}\n").as_bytes()),
+                Step::Lines { n, size } => {
+                    let mut block = Vec::new();
+                    for i in 0..*n {
+                        let mut line = format!("{i:012}");
+                        line.extend(std::iter::repeat_n('x', size - 13));
+                        line.push('\n');
+                        block.extend_from_slice(line.as_bytes());
+                        if block.len() >= 256 * 1024 {
+                            write(stderr, &block);
+                            block.clear();
+                        }
+                    }
+                    write(stderr, &block);
+                }
+                Step::Env(name) => match std::env::var(name) {
+                    Ok(v) => write(stderr, format!("{name}={v}\n").as_bytes()),
+                    Err(_) => write(stderr, format!("{name} unset\n").as_bytes()),
+                },
+                Step::Cwd => {
+                    let cwd = std::env::current_dir().map(|p| p.display().to_string());
+                    write(stderr, format!("{}\n", cwd.unwrap_or_default()).as_bytes())
+                }
+                Step::Sleep(d) => std::thread::sleep(*d),
+                Step::Forever => sleep_forever(),
+            }
+        }
+        if plan.exit.is_none() && plan.after.is_none() {
+            sleep_forever();
+        }
+        if let Some(after) = plan.after {
+            std::thread::sleep(after);
+        }
+        exit(plan.exit.unwrap_or(0));
     }
 }

@@ -674,6 +674,7 @@ stop_timeout = "30s"
         );
     }
 
+    #[cfg(unix)] // Unix paths
     #[test]
     fn the_wrapper_config_quotes_what_it_is_given() {
         let args = InstallArgs {

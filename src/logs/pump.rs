@@ -519,6 +519,8 @@ fn piece_len(s: &[u8], max: usize) -> usize {
     }
 }
 
-#[cfg(test)]
+// Real pipes and child processes of Unix; the Windows side is covered by
+// the Windows integration tests (tests/windows).
+#[cfg(all(test, unix))]
 #[path = "pump_tests.rs"]
 mod tests;

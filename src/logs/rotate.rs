@@ -367,7 +367,15 @@ impl<P: Place> Rotating<P> {
         if self.keep == 0 {
             ignore_missing(dir.remove(&self.name))?;
         } else {
-            for n in (1..self.keep).rev() {
+            // Only the files there are move: up to the first number that is
+            // free (a gap, or the end), which the one below it fills; when
+            // none is free, the oldest (`keep`) is replaced. One look per
+            // kept file, not `keep` renames each time: with `keep = 1000`
+            // and a few files, that is what keeps rotation cheap.
+            let free = (1..self.keep)
+                .find(|&n| matches!(dir.id_of(&rotated_name(&self.name, n)), Ok(None)))
+                .unwrap_or(self.keep);
+            for n in (1..free).rev() {
                 ignore_missing(dir.rename(
                     &rotated_name(&self.name, n),
                     &rotated_name(&self.name, n + 1),
@@ -513,6 +521,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_gap_in_the_rotated_files_takes_the_shift_and_what_is_past_it_stays() {
+        let tmp = tempfile::tempdir().unwrap();
+        // 10 bytes a line; 25-byte files hold 2 lines; up to 5 kept.
+        let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 25, 5));
+        let path = log.path().to_path_buf();
+        fs::write(rotated_path(&path, 1), "one\n").unwrap();
+        fs::write(rotated_path(&path, 3), "three\n").unwrap();
+        fs::write(rotated_path(&path, 7), "beyond keep\n").unwrap();
+        log.write_lines(&lines(0, 3)).unwrap();
+        // .1 moved into the gap at .2; .3 and what is past `keep` stay.
+        assert_eq!(
+            read(&rotated_path(&path, 1)),
+            String::from_utf8(lines(0, 2)).unwrap()
+        );
+        assert_eq!(read(&rotated_path(&path, 2)), "one\n");
+        assert_eq!(read(&rotated_path(&path, 3)), "three\n");
+        assert!(!rotated_path(&path, 4).exists());
+        assert_eq!(read(&rotated_path(&path, 7)), "beyond keep\n");
+        // With every number taken, the oldest kept one goes.
+        for n in 4..=5 {
+            fs::write(rotated_path(&path, n), format!("{n}\n")).unwrap();
+        }
+        log.write_lines(&lines(3, 5)).unwrap();
+        assert_eq!(read(&rotated_path(&path, 5)), "4\n");
+        assert_eq!(read(&rotated_path(&path, 4)), "three\n");
+        assert_eq!(
+            read(&rotated_path(&path, 2)),
+            String::from_utf8(lines(0, 2)).unwrap()
+        );
+        assert_eq!(read(&rotated_path(&path, 7)), "beyond keep\n");
+    }
+
+    #[test]
     fn fills_files_exactly_to_max_size() {
         let tmp = tempfile::tempdir().unwrap();
         let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 30, 1));
@@ -607,10 +648,12 @@ pub(crate) mod tests {
         assert_eq!(log.size, 22);
     }
 
+    #[cfg(unix)]
     fn due(log: &mut InstanceLog) {
         log.check_at = Some(Instant::now());
     }
 
+    #[cfg(unix)] // links and FIFOs are Unix fixtures
     #[test]
     fn a_link_at_the_log_path_is_refused_and_its_target_untouched() {
         use crate::files::testing::symlink;
@@ -631,6 +674,7 @@ pub(crate) mod tests {
         assert_eq!(read(&dir.join("api.0.log")), "good\n");
     }
 
+    #[cfg(unix)] // links and FIFOs are Unix fixtures
     #[test]
     fn rotation_moves_links_instead_of_following_them() {
         use crate::files::testing::symlink;
@@ -651,6 +695,7 @@ pub(crate) mod tests {
         );
     }
 
+    #[cfg(unix)] // permission bits
     #[test]
     fn files_and_directories_are_private_by_default() {
         let tmp = tempfile::tempdir().unwrap();
@@ -670,6 +715,10 @@ pub(crate) mod tests {
         assert_eq!(mode(log.path()), 0o640);
     }
 
+    // Windows keeps a file removed while open under its name until it is
+    // closed (before POSIX delete semantics, and under Wine), and a
+    // directory ward holds open cannot be removed or renamed at all.
+    #[cfg(unix)]
     #[test]
     fn a_removed_file_is_made_again() {
         let tmp = tempfile::tempdir().unwrap();
@@ -683,6 +732,7 @@ pub(crate) mod tests {
         assert_eq!(read(log.path()), "two\n");
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_removed_or_moved_directory_is_made_again() {
         let tmp = tempfile::tempdir().unwrap();
@@ -700,6 +750,7 @@ pub(crate) mod tests {
         assert_eq!(read(&tmp.path().join("old/w.0.log")), "two\n");
     }
 
+    #[cfg(unix)] // links and FIFOs are Unix fixtures
     #[test]
     fn a_fifo_at_the_log_path_is_an_error_not_a_hang() {
         let tmp = tempfile::tempdir().unwrap();

@@ -360,6 +360,7 @@ pub fn run_bounded(mut cmd: Command) -> Output {
 }
 
 /// Sends `sig` (`"TERM"`, `"KILL"`, ...) to one process, by pid.
+#[cfg(unix)]
 pub fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .args(["-s", sig, &pid.to_string()])
@@ -367,7 +368,43 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Windows has no signals a test can send to another console's process:
+/// any of them ends the process (its job goes with it when it is ward).
+#[cfg(windows)]
+pub fn signal(pid: u32, _sig: &str) {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
+    // SAFETY: plain arguments; the handle is closed once used.
+    unsafe {
+        let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        if !process.is_null() {
+            TerminateProcess(process, 1);
+            CloseHandle(process);
+        }
+    }
+}
+
+/// The process exists and has not exited.
+#[cfg(windows)]
+pub fn alive(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, WAIT_TIMEOUT};
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, WaitForSingleObject, PROCESS_SYNCHRONIZE,
+    };
+    // SAFETY: plain arguments; the handle is closed once used.
+    unsafe {
+        let process = OpenProcess(PROCESS_SYNCHRONIZE, 0, pid);
+        if process.is_null() {
+            return false;
+        }
+        let running = WaitForSingleObject(process, 0) == WAIT_TIMEOUT;
+        CloseHandle(process);
+        running
+    }
+}
+
 /// Alive and not a zombie.
+#[cfg(unix)]
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
@@ -429,6 +466,7 @@ pub fn kill_all(pids: &[u32]) {
     }
 }
 
+#[cfg(unix)]
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
@@ -452,6 +490,7 @@ pub fn pid_of(instance: &Value) -> u32 {
 }
 
 /// Direct children of `pid` (every thread's), from procfs.
+#[cfg(unix)]
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
@@ -470,6 +509,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// The command name of a process (`/proc/PID/comm`), if it exists.
+#[cfg(unix)]
 pub fn comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
@@ -634,6 +674,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
 }
 
 /// Every descendant of `pid` (its children, theirs, ...), from procfs.
+#[cfg(unix)]
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
     let mut todo = vec![pid];

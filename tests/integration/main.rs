@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Integration tests: the real `ward` binary against real child processes
 //! (the `testee` program). One harness, one test binary.
 
