@@ -173,7 +173,7 @@ async fn run(
     let console = (opts.mode == Mode::Foreground).then(|| Console::start(label_width(&config)));
     let voice = match (&console, opts.mode) {
         (Some(console), _) => Voice::console(console.clone()),
-        (None, Mode::Service) => Voice::stderr(),
+        (None, Mode::Service) if hooks.keeps_stderr() => Voice::stderr(),
         (None, _) => Voice::log(Arc::clone(&state_dir), waker(&tx)),
     };
     let spawner = supervision.start()?;
@@ -770,6 +770,11 @@ impl Driver {
     fn publish(&mut self, event: Event) {
         let stamped = self.bus.publish(event);
         self.voice.event(&stamped.ts, &stamped.event);
+        if let EventKind::Fatal { .. } = &stamped.event.kind {
+            if let Some((_, text)) = crate::voice::text(&stamped.event) {
+                self.hooks.alert(&text);
+            }
+        }
     }
 
     fn notice(&mut self, message: String) {

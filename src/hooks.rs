@@ -2,12 +2,14 @@
 //! launchd, the Windows Service Control Manager) or nothing at all.
 //!
 //! In: [`Control`] messages through a [`Handle`] — stop, the terminal
-//! going away — from Unix signals today, from the service manager later
-//! (which adds its own: a reload, a pause). Out: [`Hooks`] — ready, a one-line status, reloading,
-//! stopping, and a watchdog ping from the driver loop itself (so a driver
-//! that is stuck stops pinging). `ward up` has none ([`NoHooks`]); `ward
-//! service-run` tells systemd through sd_notify ([`Notify`]); the Windows
-//! SCM fills them in next.
+//! going away (or a reload) — from Unix signals and console events, and
+//! from the Windows SCM (its Stop, and ParamChange for a reload). Out:
+//! [`Hooks`] — ready, a one-line status, reloading, stopping, a watchdog
+//! ping from the driver loop itself (so a driver that is stuck stops
+//! pinging), and what goes to the system's event log. `ward up` has none
+//! ([`NoHooks`]); `ward service-run` tells its manager through
+//! `ward_service::Notifier` ([`Notify`]): sd_notify under systemd, status
+//! reports and the Application event log under the SCM.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,14 @@ pub trait Hooks: Send {
     }
     /// The driver loop is alive.
     fn watchdog(&mut self) {}
+    /// Whether the manager keeps what ward writes to stderr (the journal
+    /// does; the Windows SCM does not: ward then writes `ward.log`).
+    fn keeps_stderr(&self) -> bool {
+        true
+    }
+    /// Something an operator must hear of even where ward's own output is
+    /// not read (a program gave up): the system's event log, if any.
+    fn alert(&mut self, _text: &str) {}
 }
 
 /// Nothing runs ward but a shell (or a container's PID 1).
@@ -81,36 +91,107 @@ pub fn for_up() -> Box<dyn Hooks> {
 
 /// The hooks for `ward service-run`: [`Notify`] (silent when no service
 /// manager listens), or in a test build asked for it, a [`Recorder`].
-pub fn for_service() -> Box<dyn Hooks> {
+pub fn for_service(
+    notifier: Arc<ward_service::Notifier>,
+    stop: ward_service::Shutdown,
+    reloads: std::sync::mpsc::Receiver<()>,
+) -> Box<dyn Hooks> {
     match std::env::var_os("WARD_TEST_HOOKS").filter(|_| cfg!(debug_assertions)) {
         Some(path) => Box::new(Recorder(path.into())),
-        None => Box::new(Notify(ward_service::Notifier::from_env())),
+        None => Box::new(Notify {
+            notifier,
+            controls: Some((stop, reloads)),
+            started: false,
+            summary: String::new(),
+        }),
     }
 }
 
-/// Tells a service manager through its notification socket (systemd's
-/// sd_notify): `READY=1`, `STATUS=…`, `RELOADING=1`, `STOPPING=1`,
-/// `WATCHDOG=1` at half of `WatchdogSec=`.
-pub struct Notify(pub ward_service::Notifier);
+/// Tells a service manager through `ward_service::Notifier`: under systemd
+/// `READY=1`, `STATUS=…`, `RELOADING=1`, `STOPPING=1`, `WATCHDOG=1` at
+/// half of `WatchdogSec=`; under the Windows SCM, Running and StopPending,
+/// and the Application event log (started, stopping, a program that gave
+/// up). The manager's own stop and reload requests (the SCM's Stop and
+/// ParamChange) come back as [`Control`]s.
+pub struct Notify {
+    pub notifier: Arc<ward_service::Notifier>,
+    /// The manager's stop token and reload requests, until attached.
+    pub controls: Option<(ward_service::Shutdown, std::sync::mpsc::Receiver<()>)>,
+    /// `ready` was said once (the event log hears of the start once).
+    pub started: bool,
+    /// The last status line.
+    pub summary: String,
+}
 
 impl Hooks for Notify {
+    fn attach(&mut self, handle: Handle) {
+        let Some((stop, reloads)) = self.controls.take() else {
+            return;
+        };
+        let stopper = handle.clone();
+        // Small threads that wait: one for the stop token (fired only by
+        // the SCM), one for reload requests (ends when none can come).
+        let waits = [
+            std::thread::Builder::new()
+                .name("ward-manager-stop".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    stop.wait();
+                    stopper.send(Control::Stop);
+                }),
+            std::thread::Builder::new()
+                .name("ward-manager-reload".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    while reloads.recv().is_ok() {
+                        if !handle.send(Control::Hangup) {
+                            return;
+                        }
+                    }
+                }),
+        ];
+        for wait in waits {
+            if let Err(e) = wait {
+                self.notifier.event(
+                    ward_service::Level::Warning,
+                    &format!("cannot listen to the service manager: {e}"),
+                );
+            }
+        }
+    }
     fn ready(&mut self) {
-        self.0.ready();
+        self.notifier.ready();
+        if !self.started {
+            self.started = true;
+            self.notifier.event(
+                ward_service::Level::Info,
+                &format!("ward started: {}", self.summary),
+            );
+        }
     }
     fn status(&mut self, summary: &str) {
-        self.0.status(summary);
+        self.summary = summary.to_string();
+        self.notifier.status(summary);
     }
     fn reloading(&mut self) {
-        self.0.reloading();
+        self.notifier.reloading();
     }
     fn stopping(&mut self) {
-        self.0.stopping();
+        self.notifier.stopping();
+        self.notifier
+            .event(ward_service::Level::Info, "ward is stopping its programs");
     }
     fn watchdog_interval(&self) -> Option<Duration> {
-        self.0.watchdog_interval()
+        self.notifier.watchdog_interval()
     }
     fn watchdog(&mut self) {
-        self.0.watchdog();
+        self.notifier.watchdog();
+    }
+    fn keeps_stderr(&self) -> bool {
+        self.notifier.keeps_stderr()
+    }
+    fn alert(&mut self, text: &str) {
+        self.notifier.event(ward_service::Level::Error, text);
     }
 }
 

@@ -191,7 +191,7 @@ impl Voice {
 }
 
 /// The line ward says for an event, if any, and how much it matters.
-fn text(event: &Event) -> Option<(Priority, String)> {
+pub(crate) fn text(event: &Event) -> Option<(Priority, String)> {
     let who = event
         .instance
         .as_ref()

@@ -41,6 +41,15 @@ pub struct InstallArgs {
     /// answered for this long (`0s`: no watchdog).
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration_arg)]
     pub watchdog: Duration,
+    /// Windows: the account the service runs as: LocalService,
+    /// NetworkService, LocalSystem (the default), or DOMAIN\\user (its
+    /// password from the environment variable WARD_ACCOUNT_PASSWORD).
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// Windows: start a little after the other automatic services at boot
+    /// (delayed automatic start).
+    #[arg(long)]
+    pub delayed_start: bool,
     /// With a COMMAND: its restart policy (`always`, `on-failure`,
     /// `never`; default `always`).
     #[arg(long, value_name = "POLICY", requires = "command")]
@@ -118,7 +127,7 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
     ward_service::check_name(&name).map_err(failed)?;
     let places = service::places(&name, scope).map_err(Failure::new)?;
     let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
+        .and_then(|p| crate::files::canonical(&p))
         .map_err(|e| Failure::new(format!("cannot tell where this ward binary is: {e}")))?;
 
     // The config: the user's, or one ward writes for a single command.
@@ -139,9 +148,7 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
                 loc.config.display()
             )));
         }
-        let path = loc
-            .config
-            .canonicalize()
+        let path = crate::files::canonical(&loc.config)
             .map_err(|e| Failure::new(format!("cannot resolve {}: {e}", loc.config.display())))?;
         (path, None)
     };
@@ -209,6 +216,12 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
         unit.properties.push((GENERATED.into(), "yes".into()));
     }
     unit.generator = GENERATOR.into();
+    unit.account = args.account.clone();
+    unit.password = args
+        .account
+        .as_ref()
+        .and_then(|_| std::env::var("WARD_ACCOUNT_PASSWORD").ok());
+    unit.delayed_start = args.delayed_start;
     unit.validate().map_err(failed)?;
     // A system service runs this binary and reads this config as root at
     // every boot: whoever could change either would be root.
@@ -218,9 +231,10 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
         for path in std::iter::once(&exe).chain(own) {
             if let Err(why) = crate::files::only_root_can_change(path) {
                 return Err(Failure::new(format!(
-                    "{why}: a system service runs {} as root at every boot, so whoever can \
-                     change it could act as root; install from a place only root can change \
-                     (e.g. /usr/local/bin, /etc/ward), or --force",
+                    "{why}: a system service runs {} with full rights at every boot, so \
+                     whoever can change it could act as root (an administrator); install from \
+                     a place only they can change (e.g. /usr/local/bin and /etc/ward, or \
+                     C:\\Program Files and C:\\ProgramData), or --force",
                     path.display()
                 )));
             }
@@ -346,25 +360,10 @@ fn stop_budget(specs: &ward_core::SpecSet) -> Duration {
 }
 
 /// Where `ward install NAME -- COMMAND` keeps the config it writes:
-/// `/etc/ward/NAME.toml`, or `~/.config/ward/NAME.toml` for a user.
+/// `/etc/ward/NAME.toml`, `~/.config/ward/NAME.toml` for a user, or
+/// `%ProgramData%\ward\NAME\NAME.toml` on Windows.
 fn generated_config_path(name: &str, scope: Scope) -> Result<PathBuf, Failure> {
-    match scope {
-        Scope::System => Ok(PathBuf::from("/etc/ward").join(format!("{name}.toml"))),
-        Scope::User => {
-            let base = std::env::var_os("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .filter(|d| d.is_absolute())
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| PathBuf::from(h).join(".config"))
-                        .filter(|d| d.is_absolute())
-                })
-                .ok_or_else(|| {
-                    Failure::new("HOME is not set: cannot tell where your config goes")
-                })?;
-            Ok(base.join("ward").join(format!("{name}.toml")))
-        }
-    }
+    ward_service::config_file(&service::base(name), scope).map_err(failed)
 }
 
 /// The first line of a config `ward install` writes: it replaces and
@@ -537,38 +536,8 @@ pub fn uninstall(args: &UninstallArgs) -> Outcome {
         file.display()
     );
     let mut kept = Vec::new();
-    for (dir, what) in [
-        (Some(places.state_dir.clone()), "state"),
-        (
-            places
-                .socket
-                .as_ref()
-                .and_then(|s| s.parent().map(Path::to_path_buf)),
-            "runtime",
-        ),
-    ] {
-        if let Some(dir) = dir {
-            remove_dir(&dir, what);
-        }
-    }
-    if let Some(logs) = &places.logs_dir {
-        if args.remove_logs {
-            remove_dir(logs, "logs");
-        } else if logs.exists() {
-            kept.push(format!(
-                "its logs are kept in {} (--remove-logs removes them)",
-                logs.display()
-            ));
-        }
-    }
-    if let Some(config) = &config {
-        if config.ward.state_dir != places.state_dir && config.ward.state_dir.exists() {
-            kept.push(format!(
-                "the state dir its config names is kept: {}",
-                config.ward.state_dir.display()
-            ));
-        }
-    }
+    // The config ward wrote goes first: it may live in the state folder
+    // (on Windows), which goes next.
     if !target.generated {
         kept.push(format!(
             "its config is yours and stays: {}",
@@ -584,14 +553,67 @@ pub fn uninstall(args: &UninstallArgs) -> Outcome {
     } else {
         kept.push(format!("its config is kept: {}", target.config.display()));
     }
+    // Logs that are kept stay even where they live inside the state
+    // folder (on Windows): the rest of that folder goes.
+    let keep_logs = places.logs_dir.as_ref().filter(|_| !args.remove_logs);
+    let runtime = places
+        .socket
+        .as_ref()
+        .and_then(|s| s.parent().map(Path::to_path_buf))
+        .filter(|r| *r != places.state_dir);
+    for (dir, what) in [
+        (Some(places.state_dir.clone()), "state"),
+        (runtime, "runtime"),
+    ] {
+        if let Some(dir) = dir {
+            remove_dir(&dir, what, keep_logs.map(PathBuf::as_path));
+        }
+    }
+    if let Some(logs) = &places.logs_dir {
+        if args.remove_logs {
+            remove_dir(logs, "logs", None);
+        } else if logs.exists() {
+            kept.push(format!(
+                "its logs are kept in {} (--remove-logs removes them)",
+                logs.display()
+            ));
+        }
+    }
+    if let Some(config) = &config {
+        if config.ward.state_dir != places.state_dir && config.ward.state_dir.exists() {
+            kept.push(format!(
+                "the state dir its config names is kept: {}",
+                config.ward.state_dir.display()
+            ));
+        }
+    }
     for line in kept {
         println!("  {line}");
     }
     Ok(())
 }
 
-fn remove_dir(dir: &Path, what: &str) {
-    match std::fs::remove_dir_all(dir) {
+/// Removes `dir` and all in it, but `keep` when that is inside it (then
+/// `dir` stays, holding only `keep`).
+fn remove_dir(dir: &Path, what: &str, keep: Option<&Path>) {
+    let removed = match keep.filter(|k| k.parent() == Some(dir)) {
+        None => std::fs::remove_dir_all(dir),
+        Some(keep) => std::fs::read_dir(dir).and_then(|entries| {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path == keep {
+                    continue;
+                }
+                let gone = match entry.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+                gone?;
+            }
+            Ok(())
+        }),
+    };
+    match removed {
         Ok(()) => println!("  removed its {what} folder {}", dir.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => println!(
@@ -624,12 +646,32 @@ pub fn run(config: Option<PathBuf>, name: &str, user: bool) -> Outcome {
     };
     loc.socket =
         ward_config::socket_path_with(&loc.config, &crate::host::Places(loc.places.clone()));
-    super::up::run_daemon(
-        &loc,
-        false,
-        crate::daemon::Mode::Service,
-        crate::hooks::for_service,
-    )
+    // Before the service manager's connection is made (sd_notify's socket).
+    super::up::close_inherited()?;
+    // Under the Windows SCM, the daemon runs on the dispatcher's thread
+    // and stops on its Stop; elsewhere this runs it as it is (ward answers
+    // its own signals either way).
+    ward_service::run_leaving_signals(move |manager| {
+        let notifier = std::sync::Arc::new(manager.notifier);
+        let hooks_notifier = std::sync::Arc::clone(&notifier);
+        let (stop, reloads) = (manager.shutdown, manager.reloads);
+        let outcome = super::up::run_daemon(&loc, false, crate::daemon::Mode::Service, move || {
+            crate::hooks::for_service(hooks_notifier, stop, reloads)
+        });
+        match &outcome {
+            Ok(()) => notifier.event(ward_service::Level::Info, "ward stopped"),
+            Err(failure) => {
+                let mut text = failure.message.clone();
+                for line in &failure.details {
+                    text.push_str("\n  ");
+                    text.push_str(line);
+                }
+                notifier.event(ward_service::Level::Error, &text);
+                notifier.exit_code(failure.code.max(1) as u32);
+            }
+        }
+        outcome
+    })
 }
 
 #[cfg(test)]
@@ -685,6 +727,8 @@ stop_timeout = "30s"
             force: false,
             dry_run: false,
             watchdog: Duration::from_secs(30),
+            account: None,
+            delayed_start: false,
             restart: Some("on-failure".into()),
             run_as: Some("www-data".into()),
             env: vec!["PORT=80".into(), "GREETING=say \"hi\"\\n".into()],

@@ -88,24 +88,29 @@ pub fn foreground(loc: &Locations, socket_override: bool) -> Outcome {
     // The marker is for this process only, not for the programs it runs.
     // Single-threaded here, so changing the environment is sound.
     std::env::remove_var(DETACHED_ENV);
+    close_inherited()?;
     run_daemon(loc, socket_override, mode, crate::hooks::for_up)
+}
+
+/// Whatever the shell (or other parent) had open is not ward's to keep,
+/// and must not reach its programs: closed first thing, while the process
+/// has one thread (no descriptor is in use elsewhere), before anything of
+/// ward's own is opened (the hooks' sd_notify socket).
+pub fn close_inherited() -> Outcome {
+    crate::proc::close_inherited_fds()
+        .map_err(|e| Failure::new(format!("cannot close inherited descriptors: {e}")))
 }
 
 /// Runs the daemon on the calling thread until it is done, telling the
 /// hooks `hooks` makes how it goes; call before any other thread exists
-/// (the sentinel is forked here). `ward up` and `ward service-run`.
+/// (the sentinel is forked here), after [`close_inherited`]. `ward up` and
+/// `ward service-run`.
 pub fn run_daemon(
     loc: &Locations,
     socket_override: bool,
     mode: daemon::Mode,
-    hooks: fn() -> Box<dyn crate::hooks::Hooks>,
+    hooks: impl FnOnce() -> Box<dyn crate::hooks::Hooks>,
 ) -> Outcome {
-    // Whatever the shell (or other parent) had open is not ward's to keep,
-    // and must not reach its programs. Single-threaded here, so no
-    // descriptor is in use elsewhere.
-    crate::proc::close_inherited_fds()
-        .map_err(|e| Failure::new(format!("cannot close inherited descriptors: {e}")))?;
-    // Made after that: hooks may open a descriptor (sd_notify's socket).
     let hooks = hooks();
     let config = load(loc, socket_override)?;
     let limits = crate::api::Limits::from(&config.ward.api);

@@ -28,11 +28,13 @@ mod windows;
 pub use unix::testing;
 #[cfg(unix)]
 pub use unix::{
-    append_existing, only_root_can_change, open_regular, same_filesystem, Appending, Dir, FileId,
+    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
+    Dir, FileId,
 };
 #[cfg(windows)]
 pub use windows::{
-    append_existing, only_root_can_change, open_regular, same_filesystem, Appending, Dir, FileId,
+    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
+    Dir, FileId,
 };
 #[cfg(windows)]
 #[allow(unused_imports)]

@@ -205,6 +205,11 @@ pub fn only_root_can_change(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `path` with every link resolved.
+pub fn canonical(path: &Path) -> io::Result<PathBuf> {
+    path.canonicalize()
+}
+
 /// Whether `a` and `b` are on one file system (a search for a file up the
 /// directory tree stops where this is false, as git's does).
 pub fn same_filesystem(a: &Path, b: &Path) -> bool {

@@ -146,15 +146,156 @@ pub fn append_existing(path: &Path) -> io::Result<File> {
     open_with(options().append(true), path)
 }
 
-/// Whether only an administrator could change `path`. On Windows this
-/// would mean reading the access list of it and of every folder above it;
-/// ward does not yet, and says so rather than pass it.
+/// Accounts that may change what a system service runs: SYSTEM,
+/// Administrators, TrustedInstaller (which owns Windows' own files), and
+/// the owner of the object through OWNER RIGHTS / CREATOR OWNER (the owner
+/// is checked to be one of the first three).
+const TRUSTED: [&str; 5] = [
+    "S-1-5-18",
+    "S-1-5-32-544",
+    "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464",
+    "S-1-3-4",
+    "S-1-3-0",
+];
+
+/// Rights that change a file: its data, its access list or owner, or
+/// deleting it (and putting another in its place).
+const FILE_WRITES: u32 = 0x2 | 0x4 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x4000_0000 | 0x1000_0000;
+
+/// Rights that let someone swap a directory on the path, or an entry in
+/// it: deleting it, deleting its children, changing its access list or
+/// owner. (Adding new entries is not among them: C:\ lets every user
+/// make folders, which changes nothing already there.)
+const DIR_WRITES: u32 = 0x40 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x1000_0000;
+
+fn sid_string(sid: windows_sys::Win32::Security::PSID) -> Option<String> {
+    let mut text: *mut u16 = std::ptr::null_mut();
+    // SAFETY: a valid SID and a place for the string, freed below.
+    if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string the call allocated, freed once.
+    unsafe {
+        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+        LocalFree(text.cast());
+        Some(s)
+    }
+}
+
+/// Who may change `path` beyond the trusted accounts: `Ok(())`, or the
+/// reason in words. `writes` are the rights that count.
+fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
+    use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
+    use windows_sys::Win32::Security::{
+        GetAce, ACCESS_ALLOWED_ACE, ACL, DACL_SECURITY_INFORMATION, INHERIT_ONLY_ACE,
+        OWNER_SECURITY_INFORMATION, PSID,
+    };
+    let name = wide(path);
+    let mut owner: PSID = std::ptr::null_mut();
+    let mut dacl: *mut ACL = std::ptr::null_mut();
+    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated path and places for what is asked; the
+    // descriptor (which owner and dacl point into) is freed below.
+    let rc = unsafe {
+        GetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut owner,
+            std::ptr::null_mut(),
+            &mut dacl,
+            std::ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot read who may change {}: {}",
+            path.display(),
+            io::Error::from_raw_os_error(rc as i32)
+        ));
+    }
+    let _free = Descriptor(sd);
+    let trusted = |sid: &str| TRUSTED.contains(&sid);
+    let owner = sid_string(owner).unwrap_or_default();
+    if !trusted(&owner) {
+        return Err(format!(
+            "{} belongs to {owner}, not to SYSTEM, Administrators or TrustedInstaller",
+            path.display()
+        ));
+    }
+    if dacl.is_null() {
+        return Err(format!(
+            "{} has no access list: everyone may change it",
+            path.display()
+        ));
+    }
+    // SAFETY: a valid ACL inside the descriptor.
+    let count = unsafe { (*dacl).AceCount };
+    for i in 0..u32::from(count) {
+        let mut ace: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: an index below the ACL's count.
+        if unsafe { GetAce(dacl, i, &mut ace) } == 0 {
+            continue;
+        }
+        // SAFETY: every ACE starts with a header; an access-allowed one
+        // (type 0) is an ACCESS_ALLOWED_ACE whose SID starts at SidStart.
+        let (kind, flags, mask, sid) = unsafe {
+            let allowed = &*(ace as *const ACCESS_ALLOWED_ACE);
+            (
+                allowed.Header.AceType,
+                u32::from(allowed.Header.AceFlags),
+                allowed.Mask,
+                &allowed.SidStart as *const u32 as PSID,
+            )
+        };
+        if kind != 0 || flags & INHERIT_ONLY_ACE != 0 || mask & writes == 0 {
+            continue;
+        }
+        let who = sid_string(sid).unwrap_or_default();
+        if !trusted(&who) {
+            return Err(format!(
+                "{} can be changed by {who} (access mask {mask:#x})",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why someone other than an administrator could change `path` (a file a
+/// system service runs or reads at every boot), or `Ok`: it and every
+/// folder above it belong to SYSTEM, Administrators or TrustedInstaller,
+/// and only they may write the file, or delete, rename or re-permission
+/// it or a folder above it.
 pub fn only_root_can_change(path: &Path) -> Result<(), String> {
-    Err(format!(
-        "ward cannot yet check who may change {} on Windows; check that only \
-         Administrators can, then pass --force",
-        path.display()
-    ))
+    only_trusted(path, FILE_WRITES)?;
+    let mut at = path.parent();
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty()) {
+        only_trusted(dir, DIR_WRITES)?;
+        at = dir.parent();
+    }
+    Ok(())
+}
+
+/// `path` with every link resolved, as a plain path (`C:\dir\file`, not
+/// the `\\?\C:\…` form `canonicalize` gives, which some programs and
+/// the SCM's messages do not take well); a path that has no plain form
+/// stays verbatim.
+pub fn canonical(path: &Path) -> io::Result<PathBuf> {
+    let full = path.canonicalize()?;
+    let text = full.to_string_lossy();
+    if let Some(rest) = text.strip_prefix(r"\\?\UNC\") {
+        return Ok(PathBuf::from(format!(r"\\{rest}")));
+    }
+    if let Some(rest) = text.strip_prefix(r"\\?\") {
+        let drive = rest.as_bytes();
+        if drive.len() >= 3 && drive[0].is_ascii_alphabetic() && &drive[1..3] == b":\\" {
+            return Ok(PathBuf::from(rest));
+        }
+    }
+    Ok(full)
 }
 
 /// Whether `a` and `b` are on one volume.
@@ -307,8 +448,20 @@ pub(crate) fn private_sddl() -> io::Result<String> {
     ))
 }
 
-fn create_private_dir(path: &Path) -> io::Result<()> {
-    let sd = Descriptor::from_sddl(&private_sddl()?)?;
+/// The access list for a directory of Unix `mode`: full control for
+/// SYSTEM, Administrators and ward's account; read (and enter) for
+/// Authenticated Users when the mode lets others read. Protected: nothing
+/// from the parent (`%ProgramData%` lets every user add files).
+fn dir_sddl(mode: u32) -> io::Result<String> {
+    let mut sddl = private_sddl()?;
+    if mode & 0o005 != 0 {
+        sddl.push_str("(A;OICI;GRGX;;;AU)");
+    }
+    Ok(sddl)
+}
+
+fn create_dir_with(path: &Path, mode: u32) -> io::Result<()> {
+    let sd = Descriptor::from_sddl(&dir_sddl(mode)?)?;
     let attrs = sd.attributes();
     let name = wide(path);
     // SAFETY: a NUL-terminated path and attributes that outlive the call.
@@ -337,10 +490,13 @@ fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
 
 impl Dir {
     /// Opens the directory at `path`, creating it (and its parents) if it
-    /// is missing, and keeps it open. A directory ward makes for itself
-    /// alone (a policy with no group or other bits) gets the private
-    /// access list; others inherit their parent's. A link (a symbolic link
-    /// or a junction) is refused.
+    /// is missing, and keeps it open. A directory ward makes that others
+    /// may not write to (the policy's mode) gets an access list of its own
+    /// (see `dir_sddl`); one they may write to (a shared log dir the
+    /// config allows) inherits its parent's. A link (a symbolic link or a
+    /// junction) is refused. The access list of a directory that exists
+    /// is not checked (Unix's owner and mode checks have no Windows
+    /// counterpart here yet).
     pub fn open(path: &Path, policy: DirPolicy) -> io::Result<Dir> {
         match std::fs::symlink_metadata(path) {
             Ok(_) => {}
@@ -350,8 +506,8 @@ impl Dir {
                         context(e, || format!("cannot create {}", parent.display()))
                     })?;
                 }
-                let made = if policy.mode & 0o077 == 0 {
-                    create_private_dir(path)
+                let made = if policy.mode & 0o022 == 0 {
+                    create_dir_with(path, policy.mode)
                 } else {
                     std::fs::create_dir(path)
                 };
@@ -522,5 +678,52 @@ impl Dir {
     #[allow(dead_code)] // for tests and diagnostics
     pub fn handle(&self) -> &OwnedHandle {
         &self.handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_a_user_owns_is_not_one_only_administrators_can_change() {
+        // Under Wine (and for a test run by a user) the file is the
+        // user's; on Windows an elevated test's file is Administrators'.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("ward.toml");
+        std::fs::write(&file, "").unwrap();
+        match only_root_can_change(&file) {
+            Ok(()) => {
+                assert!(own_sid().unwrap() == "S-1-5-32-544" || own_sid().unwrap() == "S-1-5-18")
+            }
+            Err(why) => assert!(
+                why.contains("belongs to S-1-") || why.contains("can be changed by S-1-"),
+                "{why}"
+            ),
+        }
+    }
+
+    #[test]
+    fn canonical_paths_are_plain_drive_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = canonical(tmp.path()).unwrap();
+        let text = plain.to_string_lossy();
+        assert!(!text.starts_with(r"\\?\"), "{text}");
+        assert_eq!(text.as_bytes()[1], b':', "{text}");
+    }
+
+    #[test]
+    fn a_private_directory_is_made_with_its_own_access_list_and_held_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state");
+        let dir = Dir::open(&path, crate::files::DirPolicy::private()).unwrap();
+        dir.replace("state.json", b"{}", 0o600, true).unwrap();
+        assert_eq!(dir.read("state.json", 10).unwrap(), b"{}");
+        assert!(dir.read("state.json", 1).is_err(), "bounded");
+        assert!(dir.append("../escape.log", 0o600, None).is_err());
+        let appended = dir.append("w.log", 0o600, None).unwrap();
+        drop(appended);
+        assert!(dir.id_of("w.log").unwrap().is_some());
+        assert!(dir.id_of("none.log").unwrap().is_none());
     }
 }

@@ -69,8 +69,11 @@ pub enum Scope {
 
 impl Scope {
     /// [`Scope::System`] for root, [`Scope::User`] for everyone else.
+    /// root's (an elevated administrator's) are the system's; anyone
+    /// else's their own. On Windows always the system's: services belong
+    /// to the machine.
     pub fn default_for_this_user() -> Scope {
-        if is_root() {
+        if is_root() || cfg!(windows) {
             Scope::System
         } else {
             Scope::User
@@ -144,6 +147,17 @@ pub struct Service {
     /// Who writes the file (its first line says so, e.g. `ward install`):
     /// an installer overwrites and removes only files it wrote.
     pub generator: String,
+    /// Windows: the account the service runs as (`LocalService`,
+    /// `NetworkService`, `LocalSystem`, or `DOMAIN\user`); `None` is
+    /// LocalSystem. Elsewhere it must be `None`: a system service runs as
+    /// root, a user's as its user.
+    pub account: Option<String>,
+    /// Windows: the password of a user [`Service::account`] (the built-in
+    /// accounts have none).
+    pub password: Option<String>,
+    /// Windows: start a little after the other automatic services at boot
+    /// (delayed automatic start).
+    pub delayed_start: bool,
 }
 
 impl Service {
@@ -167,6 +181,9 @@ impl Service {
             log_file: None,
             properties: Vec::new(),
             generator: "ward-service".to_string(),
+            account: None,
+            password: None,
+            delayed_start: false,
         }
     }
 
@@ -271,6 +288,30 @@ impl Service {
             if !ok {
                 return Err(Error::invalid(format!(
                     "{key:?} cannot be a property name (letters, digits and -)"
+                )));
+            }
+        }
+        if !cfg!(windows) {
+            if self.account.is_some() || self.password.is_some() {
+                return Err(Error::invalid(
+                    "an account is for Windows services; here a system service runs as root \
+                     and a user's service as its user"
+                        .to_string(),
+                ));
+            }
+            if self.delayed_start {
+                return Err(Error::invalid(
+                    "a delayed start is for Windows services; here the manager orders \
+                     services by their dependencies"
+                        .to_string(),
+                ));
+            }
+        }
+        if let Some(account) = &self.account {
+            if account.is_empty() || unfit(account) || account.contains(['"', '/']) {
+                return Err(Error::invalid(format!(
+                    "{account:?} cannot name an account (LocalService, NetworkService, \
+                     LocalSystem, or DOMAIN\\user)"
                 )));
             }
         }
@@ -478,20 +519,15 @@ pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
     }
     #[cfg(windows)]
     {
-        let known = |var: &str, fallback: &str| {
-            std::env::var_os(var)
-                .map(PathBuf::from)
-                .filter(|d| d.is_absolute())
-                .unwrap_or_else(|| PathBuf::from(fallback))
-        };
+        // The system's own answer (not the environment, which differs
+        // between a service and a console, and which anyone can set).
         let root = match scope {
-            Scope::System => known("ProgramData", r"C:\ProgramData"),
-            Scope::User => match std::env::var_os("LOCALAPPDATA") {
-                Some(dir) => PathBuf::from(dir),
-                None => home()?.join(r"AppData\Local"),
-            },
+            Scope::System => windows::program_data(),
+            Scope::User => {
+                windows::local_app_data().map_or_else(|| Ok(home()?.join(r"AppData\Local")), Ok)?
+            }
         }
-        .join(base);
+        .join(base.replace('/', "\\"));
         Ok(Dirs {
             runtime: root.clone(),
             logs: root.join("logs"),
@@ -527,6 +563,33 @@ pub fn dirs(base: &str, scope: Scope) -> Result<Dirs, Error> {
                     logs: state_home.join("log").join(base),
                     runtime,
                 })
+            }
+        }
+    }
+}
+
+/// Where an installer keeps a config it writes for the service whose
+/// places are below `base` (`ward/web`): Linux and macOS, system:
+/// `/etc/BASE.toml`; user: `$XDG_CONFIG_HOME/BASE.toml`
+/// (`~/.config/BASE.toml`); Windows: `%ProgramData%\BASE\NAME.toml`, in
+/// the service's own folder (NAME: the last part of BASE).
+pub fn config_file(base: &str, scope: Scope) -> Result<PathBuf, Error> {
+    #[cfg(windows)]
+    {
+        let name = base.rsplit('/').next().unwrap_or(base);
+        Ok(dirs(base, scope)?.state.join(format!("{name}.toml")))
+    }
+    #[cfg(not(windows))]
+    {
+        let file = format!("{base}.toml");
+        match scope {
+            Scope::System => Ok(PathBuf::from("/etc").join(file)),
+            Scope::User => {
+                let config_home = match xdg("XDG_CONFIG_HOME") {
+                    Some(dir) => dir,
+                    None => home()?.join(".config"),
+                };
+                Ok(config_home.join(file))
             }
         }
     }
@@ -647,6 +710,18 @@ pub struct Context {
     /// Ctrl-Break in a console.
     pub shutdown: Shutdown,
     pub notifier: Notifier,
+    /// One message per reload asked: on Windows the SCM's ParamChange
+    /// (`sc control NAME paramchange`). Nothing arrives elsewhere (a Unix
+    /// program reloads on SIGHUP, which it handles itself).
+    pub reloads: std::sync::mpsc::Receiver<()>,
+}
+
+/// How bad an event is, for the system's event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
 }
 
 /// Runs `main` as a service: with a [`Shutdown`] token that fires when the
@@ -664,14 +739,36 @@ pub struct Context {
 pub fn run<T: Send + 'static>(main: impl FnOnce(Context) -> T + Send + 'static) -> T {
     #[cfg(windows)]
     {
-        windows::run(main)
+        windows::run(true, main)
     }
     #[cfg(not(windows))]
     {
-        let shutdown = Shutdown::on_signals();
+        let (_, reloads) = std::sync::mpsc::channel();
         main(Context {
-            shutdown,
+            shutdown: Shutdown::on_signals(),
             notifier: Notifier::from_env(),
+            reloads,
+        })
+    }
+}
+
+/// [`run`] for a program that answers signals (and console events) itself:
+/// the token fires only on the SCM's Stop, Shutdown and Preshutdown, and
+/// nothing watches SIGTERM, SIGINT, Ctrl-C or Ctrl-Break for it.
+pub fn run_leaving_signals<T: Send + 'static>(
+    main: impl FnOnce(Context) -> T + Send + 'static,
+) -> T {
+    #[cfg(windows)]
+    {
+        windows::run(false, main)
+    }
+    #[cfg(not(windows))]
+    {
+        let (_, reloads) = std::sync::mpsc::channel();
+        main(Context {
+            shutdown: Shutdown::new(),
+            notifier: Notifier::from_env(),
+            reloads,
         })
     }
 }
@@ -726,7 +823,11 @@ pub fn is_root() -> bool {
     {
         rustix::process::geteuid().is_root()
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        windows::is_elevated()
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         false
     }
@@ -822,6 +923,22 @@ mod tests {
     /// An absolute program path on this system.
     fn app() -> PathBuf {
         std::path::absolute("/opt/app").unwrap()
+    }
+
+    #[cfg(not(windows))]
+    #[test]
+    fn windows_only_settings_are_refused_elsewhere() {
+        let mut s = Service::new("app", app(), Scope::System);
+        s.account = Some("LocalService".into());
+        let e = s.validate().unwrap_err();
+        assert!(e.message.contains("for Windows services"), "{}", e.message);
+        s.account = None;
+        s.delayed_start = true;
+        assert!(s.validate().is_err());
+        assert_eq!(
+            config_file("ward/web", Scope::System).unwrap(),
+            PathBuf::from("/etc/ward/web.toml")
+        );
     }
 
     #[test]

@@ -72,12 +72,14 @@ impl Notifier {
         }
     }
 
-    /// The status reports of a service the SCM runs.
+    /// The status reports of a service the SCM runs. Its "watchdog" is
+    /// the pending states' checkpoint: pinged every 5 s, a long start or
+    /// stop keeps telling the SCM that it is still under way.
     #[cfg(windows)]
     pub(crate) fn scm(reporter: std::sync::Arc<crate::windows::Reporter>) -> Notifier {
         Notifier {
             scm: Some(reporter),
-            watchdog: None,
+            watchdog: Some(Duration::from_secs(10)),
         }
     }
 
@@ -132,8 +134,51 @@ impl Notifier {
         let _ = self.send("STOPPING=1");
     }
 
-    /// Still alive (`WATCHDOG=1`). Without a watchdog this is not sent.
+    /// Writes `text` to the system's event log, where the service manager
+    /// keeps no output of the service's own: under the Windows SCM, the
+    /// Application log (the service's name is the source). Elsewhere the
+    /// manager keeps stderr (the journal): nothing to do.
+    pub fn event(&self, level: crate::Level, text: &str) {
+        #[cfg(windows)]
+        if let Some(scm) = &self.scm {
+            scm.event(level, text);
+        }
+        #[cfg(not(windows))]
+        let _ = (level, text);
+    }
+
+    /// Whether the manager keeps what the service writes to stderr
+    /// (systemd's journal, launchd's log file; not the Windows SCM).
+    pub fn keeps_stderr(&self) -> bool {
+        #[cfg(windows)]
+        {
+            self.scm.is_none()
+        }
+        #[cfg(not(windows))]
+        {
+            true
+        }
+    }
+
+    /// The service failed: the SCM reports `code` (its own error code) as
+    /// it stops. Nothing elsewhere (the exit status says it).
+    pub fn exit_code(&self, code: u32) {
+        #[cfg(windows)]
+        if let Some(scm) = &self.scm {
+            scm.set_exit_code(code);
+        }
+        #[cfg(not(windows))]
+        let _ = code;
+    }
+
+    /// Still alive (`WATCHDOG=1`; under the SCM, a pending start or stop
+    /// moves its checkpoint on). Without a watchdog this is not sent.
     pub fn watchdog(&self) {
+        #[cfg(windows)]
+        if let Some(scm) = &self.scm {
+            scm.tick();
+            return;
+        }
         if self.watchdog.is_some() {
             let _ = self.send("WATCHDOG=1");
         }

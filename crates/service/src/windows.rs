@@ -29,6 +29,68 @@ const PROPERTY_PREFIX: &str = "Property.";
 /// How long install and uninstall wait for a service to start or stop.
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// A known folder's path (`SHGetKnownFolderPath`).
+fn known_folder(id: &windows_sys::core::GUID) -> Option<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::SHGetKnownFolderPath;
+    let mut path: *mut u16 = std::ptr::null_mut();
+    // SAFETY: a folder id, no token (this user), and a place for the path,
+    // freed below whatever the outcome.
+    let rc = unsafe { SHGetKnownFolderPath(id, 0, std::ptr::null_mut(), &mut path) };
+    let found = (rc >= 0 && !path.is_null()).then(|| {
+        // SAFETY: a NUL-terminated string the call allocated.
+        unsafe {
+            let len = (0..).take_while(|&i| *path.add(i) != 0).count();
+            PathBuf::from(OsString::from_wide(std::slice::from_raw_parts(path, len)))
+        }
+    });
+    // SAFETY: allocated by the call (or null), freed once.
+    unsafe { CoTaskMemFree(path.cast()) };
+    found.filter(|p| p.is_absolute())
+}
+
+/// `%ProgramData%`, as the system knows it (`C:\ProgramData`).
+pub(crate) fn program_data() -> PathBuf {
+    known_folder(&windows_sys::Win32::UI::Shell::FOLDERID_ProgramData)
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+}
+
+/// This user's `%LOCALAPPDATA%`.
+pub(crate) fn local_app_data() -> Option<PathBuf> {
+    known_folder(&windows_sys::Win32::UI::Shell::FOLDERID_LocalAppData)
+}
+
+/// This process runs elevated (an administrator's full token, or SYSTEM).
+pub(crate) fn is_elevated() -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Security::{
+        GetTokenInformation, TokenElevation, TOKEN_ELEVATION, TOKEN_QUERY,
+    };
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: this process's pseudo-handle and a place for the token,
+    // closed below.
+    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+        return false;
+    }
+    let mut elevation = TOKEN_ELEVATION::default();
+    let mut len = 0u32;
+    // SAFETY: an open token and a structure of the size given.
+    let asked = unsafe {
+        GetTokenInformation(
+            token,
+            TokenElevation,
+            (&mut elevation as *mut TOKEN_ELEVATION).cast(),
+            std::mem::size_of::<TOKEN_ELEVATION>() as u32,
+            &mut len,
+        )
+    };
+    // SAFETY: opened above, closed once.
+    unsafe { CloseHandle(token) };
+    asked != 0 && elevation.TokenIsElevated != 0
+}
+
 fn machine_only(scope: Scope) -> Result<(), Error> {
     match scope {
         Scope::System => Ok(()),
@@ -68,6 +130,37 @@ fn parameters_key(name: &str) -> String {
     format!(r"SYSTEM\CurrentControlSet\Services\{name}\Parameters")
 }
 
+/// Where the Application event log keeps the source of the service `name`.
+fn event_source_key(name: &str) -> String {
+    format!(r"SYSTEM\CurrentControlSet\Services\EventLog\Application\{name}")
+}
+
+/// Registers the service's name as a source of the Application event log,
+/// whose messages `program` holds.
+fn register_event_source(name: &str, program: &std::path::Path) -> std::io::Result<()> {
+    let key = event_source_key(name);
+    registry::set(&key, "EventMessageFile", &program.to_string_lossy())?;
+    // Error, warning and information.
+    registry::set_dword(&key, "TypesSupported", 7)
+}
+
+/// The SCM's name for an account: the built-in service accounts by their
+/// short names; `None` (and `LocalSystem`) is LocalSystem.
+fn account_name(account: Option<&str>) -> Option<String> {
+    let account = account?;
+    if account.eq_ignore_ascii_case("LocalSystem") {
+        return None;
+    }
+    Some(
+        match account.to_ascii_lowercase().as_str() {
+            "localservice" => r"NT AUTHORITY\LocalService",
+            "networkservice" => r"NT AUTHORITY\NetworkService",
+            _ => account,
+        }
+        .to_string(),
+    )
+}
+
 /// What [`install`] creates, in words (`sc.exe create` would say the same).
 pub(crate) fn render(service: &Service) -> String {
     let mut command = vec![format!("\"{}\"", service.program.display())];
@@ -79,11 +172,19 @@ pub(crate) fn render(service: &Service) -> String {
         }
     }));
     let mut text = format!(
-        "service {:?} (Windows Service Control Manager)\n  command: {}\n  start: automatic\n  \
-         on failure: restart after 1s, 5s, 30s; the count reset after a day\n  description: {}\n",
+        "service {:?} (Windows Service Control Manager)\n  command: {}\n  start: {}\n  \
+         account: {}\n  on failure: restart after 1s, 5s, 30s; the count reset after a day\n  \
+         description: {}\n  event log source: {:?} (Application)\n",
         service.name,
         command.join(" "),
-        service.description
+        if service.delayed_start {
+            "automatic (delayed)"
+        } else {
+            "automatic"
+        },
+        account_name(service.account.as_deref()).unwrap_or_else(|| "LocalSystem".into()),
+        service.description,
+        service.name,
     );
     for (key, value) in &service.properties {
         text.push_str(&format!("  {key}: {value}\n"));
@@ -142,8 +243,8 @@ pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Ins
         executable_path: service.program.clone(),
         launch_arguments: service.args.iter().map(OsString::from).collect(),
         dependencies: Vec::new(),
-        account_name: None,
-        account_password: None,
+        account_name: account_name(service.account.as_deref()).map(OsString::from),
+        account_password: service.password.as_ref().map(OsString::from),
     };
     let access = ServiceAccess::QUERY_STATUS
         | ServiceAccess::START
@@ -155,6 +256,7 @@ pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Ins
         .map_err(|e| winapi("create the service", e))?;
     let undo = |err: Error| -> Error {
         let _ = created.delete();
+        let _ = registry::delete_tree(&event_source_key(&service.name));
         err
     };
     created
@@ -163,6 +265,18 @@ pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Ins
     created
         .update_failure_actions(failure_actions())
         .map_err(|e| undo(winapi("set the service's failure actions", e)))?;
+    if service.delayed_start {
+        created
+            .set_delayed_auto_start(true)
+            .map_err(|e| undo(winapi("make the service's start a delayed one", e)))?;
+    }
+    // At a system shutdown, the SCM waits this long for the service to stop
+    // (it accepts Preshutdown for that).
+    if let Some(timeout) = service.stop_timeout {
+        created
+            .set_preshutdown_timeout(timeout)
+            .map_err(|e| undo(winapi("set the service's shutdown time", e)))?;
+    }
     let key = parameters_key(&service.name);
     let mut values = vec![(GENERATOR_VALUE.to_string(), service.generator.clone())];
     values.extend(
@@ -179,6 +293,16 @@ pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Ins
             ))
         })?;
     }
+    register_event_source(&service.name, &service.program).map_err(|e| {
+        undo(Error::new(
+            ErrorKind::Failed,
+            format!(
+                "cannot register the event log source {:?} in HKLM\\{}: {e}",
+                service.name,
+                event_source_key(&service.name)
+            ),
+        ))
+    })?;
     if options.start {
         created
             .start::<&OsStr>(&[])
@@ -291,6 +415,7 @@ pub(crate) fn uninstall(
         ));
     }
     remove(&scm, name)?;
+    let _ = registry::delete_tree(&event_source_key(name));
     Ok(PathBuf::from(format!(
         r"HKLM\SYSTEM\CurrentControlSet\Services\{name}"
     )))
@@ -385,6 +510,12 @@ pub(crate) fn list(scope: Scope, generator: &str) -> Vec<Found> {
 pub(crate) struct Reporter {
     handle: service_control_handler::ServiceStatusHandle,
     checkpoint: Mutex<u32>,
+    /// What Stopped reports: 0, or the service's own error code.
+    exit_code: Mutex<u32>,
+    /// The service's name: its event log source.
+    source: String,
+    /// What was last reported.
+    state: Mutex<ServiceState>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -395,6 +526,7 @@ impl std::fmt::Debug for Reporter {
 
 impl Reporter {
     fn report(&self, state: ServiceState, wait_hint: Duration) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
         let pending = matches!(
             state,
             ServiceState::StartPending | ServiceState::StopPending
@@ -411,6 +543,7 @@ impl Reporter {
                 ServiceControlAccept::STOP
                     | ServiceControlAccept::SHUTDOWN
                     | ServiceControlAccept::PRESHUTDOWN
+                    | ServiceControlAccept::PARAM_CHANGE
             } else {
                 ServiceControlAccept::empty()
             },
@@ -442,12 +575,38 @@ impl Reporter {
         self.report(state, Duration::from_secs(30));
     }
 
-    fn stopped(&self, code: u32) {
+    /// While starting or stopping, the checkpoint moves on (the program
+    /// is still at it); otherwise nothing.
+    pub(crate) fn tick(&self) {
+        let state = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state {
+            ServiceState::StartPending => self.progress(false),
+            ServiceState::StopPending => self.progress(true),
+            _ => {}
+        }
+    }
+
+    /// What Stopped will report: the service's own error `code` (0: none).
+    pub(crate) fn set_exit_code(&self, code: u32) {
+        *self.exit_code.lock().unwrap_or_else(|e| e.into_inner()) = code;
+    }
+
+    /// Writes `text` to the Application event log, under the service's name.
+    pub(crate) fn event(&self, level: crate::Level, text: &str) {
+        event_log::report(&self.source, level, text);
+    }
+
+    fn stopped(&self) {
+        let code = *self.exit_code.lock().unwrap_or_else(|e| e.into_inner());
         let _ = self.handle.set_service_status(ServiceStatus {
             service_type: ServiceType::OWN_PROCESS,
             current_state: ServiceState::Stopped,
             controls_accepted: ServiceControlAccept::empty(),
-            exit_code: ServiceExitCode::Win32(code),
+            exit_code: if code == 0 {
+                ServiceExitCode::Win32(0)
+            } else {
+                ServiceExitCode::ServiceSpecific(code)
+            },
             checkpoint: 0,
             wait_hint: Duration::ZERO,
             process_id: None,
@@ -464,15 +623,21 @@ static RESULT: OnceLock<Mutex<Option<Box<dyn std::any::Any + Send>>>> = OnceLock
 
 windows_service::define_windows_service!(ffi_service_main, service_main);
 
-fn service_main(_arguments: Vec<OsString>) {
+fn service_main(arguments: Vec<OsString>) {
     let Some(main) = MAIN
         .get()
         .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).take())
     else {
         return;
     };
+    // The SCM passes the service's name first.
+    let source = arguments
+        .first()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "service".into());
     let shutdown = Shutdown::new();
     let on_control = shutdown.clone();
+    let (reload, reloads) = std::sync::mpsc::channel();
     let reporter: Arc<OnceLock<Arc<Reporter>>> = Arc::default();
     let handler_reporter = Arc::clone(&reporter);
     let handler = move |control| match control {
@@ -481,6 +646,10 @@ fn service_main(_arguments: Vec<OsString>) {
                 r.stopping();
             }
             on_control.fire();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::ParamChange => {
+            let _ = reload.send(());
             ServiceControlHandlerResult::NoError
         }
         ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -493,23 +662,31 @@ fn service_main(_arguments: Vec<OsString>) {
     let shared = Arc::new(Reporter {
         handle,
         checkpoint: Mutex::new(0),
+        exit_code: Mutex::new(0),
+        source,
+        state: Mutex::new(ServiceState::StartPending),
     });
     let _ = reporter.set(Arc::clone(&shared));
     shared.progress(false);
     let result = main(crate::Context {
         shutdown,
         notifier: crate::Notifier::scm(Arc::clone(&shared)),
+        reloads,
     });
     if let Some(slot) = RESULT.get() {
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
     }
-    shared.stopped(0);
+    shared.stopped();
 }
 
 /// Runs `main` under the Service Control Manager when it started this
 /// process, and as a console program otherwise (Ctrl-C and Ctrl-Break fire
-/// the token).
-pub(crate) fn run<T: Send + 'static>(main: impl FnOnce(crate::Context) -> T + Send + 'static) -> T {
+/// the token, unless `console_events` is false: the program answers them
+/// itself).
+pub(crate) fn run<T: Send + 'static>(
+    console_events: bool,
+    main: impl FnOnce(crate::Context) -> T + Send + 'static,
+) -> T {
     let boxed: Main = Box::new(move |ctx| Box::new(main(ctx)) as Box<dyn std::any::Any + Send>);
     let _ = MAIN.set(Mutex::new(Some(boxed)));
     let _ = RESULT.set(Mutex::new(None));
@@ -521,9 +698,15 @@ pub(crate) fn run<T: Send + 'static>(main: impl FnOnce(crate::Context) -> T + Se
                 .get()
                 .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).take());
             if let Some(main) = main {
+                let (_, reloads) = std::sync::mpsc::channel();
                 let result = main(crate::Context {
-                    shutdown: Shutdown::on_signals(),
+                    shutdown: if console_events {
+                        Shutdown::on_signals()
+                    } else {
+                        Shutdown::new()
+                    },
                     notifier: crate::Notifier::none(),
+                    reloads,
                 });
                 if let Ok(result) = result.downcast::<T>() {
                     return *result;
@@ -551,14 +734,57 @@ pub(crate) fn run<T: Send + 'static>(main: impl FnOnce(crate::Context) -> T + Se
     }
 }
 
+/// The Application event log.
+mod event_log {
+    use windows_sys::Win32::System::EventLog::{
+        DeregisterEventSource, RegisterEventSourceW, ReportEventW, EVENTLOG_ERROR_TYPE,
+        EVENTLOG_INFORMATION_TYPE, EVENTLOG_WARNING_TYPE,
+    };
+
+    /// Writes `text` as one event of `source` (event id 1, the text its
+    /// one string). Failing to is not an error anyone could act on.
+    pub fn report(source: &str, level: crate::Level, text: &str) {
+        let name: Vec<u16> = source.encode_utf16().chain(Some(0)).collect();
+        let text: Vec<u16> = text.encode_utf16().chain(Some(0)).collect();
+        let kind = match level {
+            crate::Level::Info => EVENTLOG_INFORMATION_TYPE,
+            crate::Level::Warning => EVENTLOG_WARNING_TYPE,
+            crate::Level::Error => EVENTLOG_ERROR_TYPE,
+        };
+        // SAFETY: NUL-terminated strings alive across the calls; the
+        // source handle is closed once.
+        unsafe {
+            let handle = RegisterEventSourceW(std::ptr::null(), name.as_ptr());
+            if handle.is_null() {
+                return;
+            }
+            let strings = [text.as_ptr()];
+            ReportEventW(
+                handle,
+                kind,
+                0,
+                1,
+                std::ptr::null_mut(),
+                1,
+                0,
+                strings.as_ptr(),
+                std::ptr::null(),
+            );
+            DeregisterEventSource(handle);
+        }
+    }
+}
+
 /// String values of the registry (`HKEY_LOCAL_MACHINE`).
 mod registry {
     use std::ffi::OsString;
     use std::os::windows::ffi::{OsStrExt, OsStringExt};
-    use windows_sys::Win32::Foundation::{ERROR_NO_MORE_ITEMS, ERROR_SUCCESS};
+    use windows_sys::Win32::Foundation::{
+        ERROR_FILE_NOT_FOUND, ERROR_NO_MORE_ITEMS, ERROR_SUCCESS,
+    };
     use windows_sys::Win32::System::Registry::{
-        RegCloseKey, RegEnumKeyExW, RegEnumValueW, RegGetValueW, RegOpenKeyExW, RegSetKeyValueW,
-        HKEY, HKEY_LOCAL_MACHINE, KEY_READ, REG_SZ, RRF_RT_REG_SZ,
+        RegCloseKey, RegDeleteTreeW, RegEnumKeyExW, RegEnumValueW, RegGetValueW, RegOpenKeyExW,
+        RegSetKeyValueW, HKEY, HKEY_LOCAL_MACHINE, KEY_READ, REG_DWORD, REG_SZ, RRF_RT_REG_SZ,
     };
 
     fn wide(text: &str) -> Vec<u16> {
@@ -591,6 +817,40 @@ mod registry {
             )
         };
         if rc == ERROR_SUCCESS {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(rc as i32))
+        }
+    }
+
+    /// Sets `key\value` to the number `data` (a REG_DWORD), creating
+    /// the key.
+    pub fn set_dword(key: &str, value: &str, data: u32) -> std::io::Result<()> {
+        let (key, value) = (wide(key), wide(value));
+        // SAFETY: NUL-terminated key and value; four bytes of data.
+        let rc = unsafe {
+            RegSetKeyValueW(
+                HKEY_LOCAL_MACHINE,
+                key.as_ptr(),
+                value.as_ptr(),
+                REG_DWORD,
+                (&data as *const u32).cast(),
+                4,
+            )
+        };
+        if rc == ERROR_SUCCESS {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(rc as i32))
+        }
+    }
+
+    /// Removes `key` and everything below it (nothing there: no error).
+    pub fn delete_tree(key: &str) -> std::io::Result<()> {
+        let key = wide(key);
+        // SAFETY: a NUL-terminated key.
+        let rc = unsafe { RegDeleteTreeW(HKEY_LOCAL_MACHINE, key.as_ptr()) };
+        if rc == ERROR_SUCCESS || rc == ERROR_FILE_NOT_FOUND {
             Ok(())
         } else {
             Err(std::io::Error::from_raw_os_error(rc as i32))
@@ -727,5 +987,44 @@ mod tests {
         assert!(text.contains("app.exe\" --name \"a b\""), "{text}");
         assert!(text.contains("restart after 1s, 5s, 30s"), "{text}");
         assert!(text.contains("Ward-Config: C:\\ward.toml"), "{text}");
+        assert!(text.contains("start: automatic\n"), "{text}");
+        assert!(text.contains("account: LocalSystem"), "{text}");
+        assert!(text.contains("event log source: \"app\""), "{text}");
+        s.account = Some("networkservice".into());
+        s.delayed_start = true;
+        let text = render(&s);
+        assert!(text.contains("start: automatic (delayed)"), "{text}");
+        assert!(
+            text.contains(r"account: NT AUTHORITY\NetworkService"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn accounts_are_named_as_the_scm_knows_them() {
+        assert_eq!(account_name(None), None);
+        assert_eq!(account_name(Some("LocalSystem")), None);
+        assert_eq!(
+            account_name(Some("LocalService")).as_deref(),
+            Some(r"NT AUTHORITY\LocalService")
+        );
+        assert_eq!(account_name(Some(r".\app")).as_deref(), Some(r".\app"));
+    }
+
+    #[test]
+    fn the_machine_s_folders_come_from_the_system_not_the_environment() {
+        let before = std::env::var_os("ProgramData");
+        std::env::set_var("ProgramData", r"C:\elsewhere");
+        let dirs = crate::dirs("ward/web", Scope::System).unwrap();
+        if let Some(v) = before {
+            std::env::set_var("ProgramData", v);
+        }
+        assert!(!dirs.state.starts_with(r"C:\elsewhere"), "{dirs:?}");
+        assert!(dirs.state.ends_with(r"ward\web"), "{dirs:?}");
+        assert_eq!(dirs.logs, dirs.state.join("logs"));
+        assert_eq!(
+            crate::config_file("ward/web", Scope::System).unwrap(),
+            dirs.state.join("web.toml")
+        );
     }
 }
