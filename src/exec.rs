@@ -193,6 +193,61 @@ impl Exec {
         }
     }
 
+    /// A stop by the program's `stop_command` instead of its signal: the
+    /// command runs with the program's working directory, environment and
+    /// account, and `WARD_MAIN_PID` (the main process), in a tree of its
+    /// own (ended once it exits, or at `stop_timeout`). Its failure is
+    /// said; the engine's deadline ends the program's tree either way.
+    pub fn stop_command(&mut self, id: &InstanceId, run: RunId, spec: &ward_core::ProgramSpec) {
+        let Some(argv) = spec.stop_command.clone() else {
+            return;
+        };
+        let Some(rt) = self.current(id, run) else {
+            return;
+        };
+        // Still spawning: the command could not be told which process to
+        // stop, so this stop sends the signal (when the process exists).
+        let Some(main_pid) = rt.tree.as_ref().map(|(_, rec)| rec.tree.pid) else {
+            let sig = to_proc(spec.stop_signal);
+            self.tree_op(
+                id,
+                run,
+                TreeOp::Stop {
+                    sig,
+                    main_only: false,
+                },
+            );
+            return;
+        };
+        let mut env = launch_env(id, run, &spec.launch);
+        env.push(("WARD_MAIN_PID".to_string(), main_pid.to_string()));
+        let launch = Launch {
+            argv,
+            cwd: spec.launch.cwd.clone(),
+            env,
+            user: spec.launch.user.clone(),
+            group: spec.launch.group.clone(),
+            tree_name: format!("{}.{}.r{}.stop", id.program, id.index, run.0),
+        };
+        let (spawner, tx, id, limit) = (
+            self.spawner.clone(),
+            self.tx.clone(),
+            id.clone(),
+            spec.stop_timeout,
+        );
+        tokio::spawn(async move {
+            if let Err(message) = run_stop_command(&spawner, launch, limit).await {
+                let _ = tx.send(Msg::Event(Event {
+                    instance: Some(id),
+                    run: Some(run),
+                    kind: EventKind::Notice {
+                        message: format!("{message}; the stop goes on to its deadline"),
+                    },
+                }));
+            }
+        });
+    }
+
     /// A stop's signal (and the SIGCONT after it).
     pub fn signal(&mut self, id: &InstanceId, run: RunId, sig: Signal, main_only: bool) {
         let sig = to_proc(sig);
@@ -278,6 +333,77 @@ impl Exec {
             .as_mut()
             .filter(|r| r.run == run)
     }
+}
+
+/// Runs a `stop_command` to its end (at most `limit`), keeping the last
+/// few KiB of its output for a message; whatever it left running goes.
+async fn run_stop_command(
+    spawner: &Spawner,
+    launch: Launch,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let program = launch.argv[0].clone();
+    let mut child = spawner
+        .spawn(launch)
+        .await
+        .map_err(|e| format!("the stop command failed to start: {e}"))?;
+    let tree = child.tree.clone();
+    let keep_tail = |pipe: Option<proc::Output>| {
+        tokio::spawn(async move {
+            let mut kept: Vec<u8> = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    kept.extend_from_slice(&buf[..n]);
+                    let over = kept.len().saturating_sub(4096);
+                    kept.drain(..over);
+                }
+            }
+            kept
+        })
+    };
+    let (out, err) = match child.output() {
+        Ok((out, err)) => (Some(out), Some(err)),
+        Err(_) => (None, None),
+    };
+    let (out, err) = (keep_tail(out), keep_tail(err));
+    let ended = tokio::time::timeout(limit, &mut child.exit).await;
+    let ender = tree.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        ender.kill();
+        ender.cleanup();
+    })
+    .await;
+    let said = |task: tokio::task::JoinHandle<Vec<u8>>| async move {
+        let bytes = tokio::time::timeout(std::time::Duration::from_secs(1), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_string)
+    };
+    let last = match said(err).await {
+        Some(line) => Some(line),
+        None => said(out).await,
+    };
+    let how = match ended {
+        Ok(Ok(proc::Exit::Code(0))) => return Ok(()),
+        Ok(Ok(exit)) => crate::voice::describe(&to_core(exit)),
+        Ok(Err(_)) => "no exit status".to_string(),
+        Err(_) => format!("still running after stop_timeout ({limit:?}); ended"),
+    };
+    Err(match last {
+        Some(line) => format!("the stop command {program} failed ({how}): {line}"),
+        None => format!("the stop command {program} failed ({how})"),
+    })
 }
 
 /// The engine's signal, as `proc` names it.

@@ -44,6 +44,19 @@ impl ward_config::Host for LocalHost {
         places_or_beside(&self.places, config_dir)
     }
 
+    fn check_stop_signal(
+        &self,
+        program: &str,
+        cwd: &std::path::Path,
+        path: Option<&str>,
+        signal: ward_core::Signal,
+    ) -> Result<(), String> {
+        if !self.verify_commands {
+            return Ok(());
+        }
+        crate::proc::check_stop_signal(program, cwd, path, signal)
+    }
+
     fn check_accounts(&self) -> Result<(), String> {
         crate::proc::check_accounts()
     }
@@ -54,6 +67,10 @@ impl ward_config::Host for LocalHost {
 
     fn default_stop_signal(&self) -> ward_core::Signal {
         crate::proc::DEFAULT_STOP_SIGNAL
+    }
+
+    fn shell(&self, line: &str) -> Vec<String> {
+        crate::proc::shell(line)
     }
 }
 
@@ -76,6 +93,10 @@ impl ward_config::Host for Places {
 
     fn default_stop_signal(&self) -> ward_core::Signal {
         crate::proc::DEFAULT_STOP_SIGNAL
+    }
+
+    fn shell(&self, line: &str) -> Vec<String> {
+        crate::proc::shell(line)
     }
 }
 

@@ -257,7 +257,7 @@ pub(crate) fn text(event: &Event) -> Option<(Priority, String)> {
     Some(said)
 }
 
-fn describe(status: &ward_core::ExitStatus) -> String {
+pub(crate) fn describe(status: &ward_core::ExitStatus) -> String {
     match status {
         ward_core::ExitStatus::Code { code } => format!("exit {code}"),
         ward_core::ExitStatus::Signal {

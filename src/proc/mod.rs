@@ -80,8 +80,8 @@ pub use self::unix::{
 };
 #[cfg(windows)]
 pub(crate) use self::windows::{
-    check_accounts, check_command, check_group, check_signal, check_user, group_id,
-    DEFAULT_STOP_SIGNAL,
+    check_accounts, check_command, check_group, check_signal, check_stop_signal, check_user,
+    group_id, shell, DEFAULT_STOP_SIGNAL,
 };
 #[cfg(windows)]
 #[allow(unused_imports)]
@@ -146,6 +146,24 @@ pub(crate) fn check_signal(sig: ward_core::Signal) -> Result<(), String> {
 /// The `stop_signal` of a program that does not set one.
 #[cfg(unix)]
 pub(crate) const DEFAULT_STOP_SIGNAL: ward_core::Signal = ward_core::Signal::Term;
+
+/// Whether `signal` can reach `program`: any signal reaches any Unix
+/// process.
+#[cfg(unix)]
+pub(crate) fn check_stop_signal(
+    _program: &str,
+    _cwd: &std::path::Path,
+    _path: Option<&str>,
+    _signal: ward_core::Signal,
+) -> Result<(), String> {
+    Ok(())
+}
+
+/// The command that runs `line` in the system's shell (`shell = true`).
+#[cfg(unix)]
+pub(crate) fn shell(line: &str) -> Vec<String> {
+    vec!["sh".to_string(), "-c".to_string(), line.to_string()]
+}
 
 /// Whether a program can run as another user or group here.
 #[cfg(unix)]

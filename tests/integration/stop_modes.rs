@@ -33,9 +33,13 @@ stop_timeout = "1s"
 }
 
 fn timed_out(journal: &[serde_json::Value]) -> bool {
+    killed_at_deadline(journal, "pg:0")
+}
+
+fn killed_at_deadline(journal: &[serde_json::Value], instance: &str) -> bool {
     journal
         .iter()
-        .any(|e| e["event"] == "stop_timeout" && e["instance"] == "pg:0")
+        .any(|e| e["event"] == "stop_timeout" && e["instance"] == instance)
 }
 
 #[test]
@@ -155,5 +159,69 @@ stop_timeout = "2s"
     let survivors = wait_gone(&pids);
     kill_all(&survivors);
     assert!(survivors.is_empty(), "{survivors:?} outlived the run");
+    ward.down();
+}
+
+/// `stop_command`: the program's own way to stop, told which process is
+/// the main one; the signal is not sent.
+#[test]
+fn a_stop_command_stops_the_program_its_own_way() {
+    let ward = Ward::new(
+        r#"
+[program.app]
+command = ["{testee}", "--trap", "USR1", "--ignore-term", "--forever"]
+stop_command = ["sh", "-c", "echo stopping $WARD_MAIN_PID for $WARD_PROGRAM; kill -USR1 $WARD_MAIN_PID"]
+stop_timeout = "20s"
+"#,
+    )
+    .up();
+    let pid = pid_of(&ward.wait_state("app", 0, "running"));
+    ward.ok(&["stop", "app"]);
+    let app = ward.instance("app", 0);
+    assert_eq!(app["state"], "stopped", "{app}");
+    assert_eq!(app["last_exit"]["code"], 0, "{app}");
+    let log = std::fs::read_to_string(ward.path().join(".ward/logs/app.0.log")).unwrap();
+    assert!(log.contains("trapped SIGUSR1"), "{log}");
+    assert!(
+        !killed_at_deadline(&ward.journal(), "app:0"),
+        "killed at the deadline"
+    );
+    assert!(!alive(pid));
+    ward.down();
+}
+
+/// A stop command that fails is said, and the deadline still ends the
+/// program.
+#[test]
+fn a_failing_stop_command_is_said_and_the_deadline_still_holds() {
+    let ward = Ward::new(
+        r#"
+[program.app]
+command = ["{testee}", "--ignore-term", "--forever"]
+stop_command = ["sh", "-c", "echo no such endpoint >&2; exit 3"]
+stop_timeout = "1s"
+"#,
+    )
+    .up();
+    let pid = pid_of(&ward.wait_state("app", 0, "running"));
+    ward.ok(&["stop", "app"]);
+    let said = ward.wait_journal("the failed stop command", |e| {
+        e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("stop command sh failed (exit 3): no such endpoint"))
+    });
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("the stop goes on to its deadline"),
+        "{said}"
+    );
+    assert!(
+        killed_at_deadline(&ward.journal(), "app:0"),
+        "not killed at the deadline"
+    );
+    assert!(!alive(pid));
     ward.down();
 }

@@ -253,3 +253,48 @@ user = "www-data"
     assert!(said.contains(":5:8"), "{said}");
     assert!(said.contains("ward install --account"), "{said}");
 }
+
+#[test]
+fn check_refuses_a_console_event_for_a_gui_program() {
+    let windows = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
+    let notepad = format!(r"{windows}\system32\notepad.exe");
+    let ward = Ward::new(&format!(
+        "[program.editor]\ncommand = ['{notepad}']\n[program.closer]\ncommand = ['{notepad}']\nstop_signal = \"KILL\"\n"
+    ));
+    let out = ward.ward(&["check"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("cannot be stopped with Ctrl-Break in [program.editor]"),
+        "{said}"
+    );
+    assert!(said.contains("is a GUI program"), "{said}");
+    assert!(
+        !said.contains("[program.closer]"),
+        "KILL reaches a GUI program: {said}"
+    );
+}
+
+#[test]
+fn a_stop_command_stops_a_program_its_own_way() {
+    let ward = Ward::new(&config(
+        r#"
+[program.app]
+command = ['{testee}', "--ignore-ctrl", "--echo", "up"]
+stop_command = ["cmd.exe", "/c", "taskkill /f /pid %WARD_MAIN_PID%"]
+stop_timeout = "30s"
+"#,
+    ))
+    .up();
+    let pid = pid_of(&ward.wait_state("app", 0, "running"));
+    ward.ok(&["stop", "app"]);
+    assert!(!alive(pid));
+    let app = ward.instance("app", 0);
+    assert_eq!(app["state"], "stopped", "{app}");
+    let journal = ward.journal();
+    assert!(
+        !journal.iter().any(|e| e["event"] == "stop_timeout"),
+        "killed at the deadline, not by the stop command: {journal:?}"
+    );
+    ward.down();
+}

@@ -56,6 +56,24 @@ pub trait Host {
     fn default_stop_signal(&self) -> Signal {
         Signal::Term
     }
+    /// Whether `signal`, a program's stop signal, can reach `program` (a
+    /// command's first word, found as [`Host::check_command`] finds it):
+    /// on Windows a console event cannot reach a program without a console
+    /// (a GUI program). Accepts everything by default.
+    fn check_stop_signal(
+        &self,
+        _program: &str,
+        _cwd: &Path,
+        _path: Option<&str>,
+        _signal: Signal,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    /// The command that runs `line` in the system's shell (`shell = true`):
+    /// `sh -c LINE`; on Windows `cmd.exe /d /c LINE`.
+    fn shell(&self, line: &str) -> Vec<String> {
+        vec!["sh".to_string(), "-c".to_string(), line.to_string()]
+    }
 }
 
 /// The defaults of `[ward] state_dir`, `[ward] socket` and `[ward.logs]

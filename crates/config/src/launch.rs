@@ -27,11 +27,24 @@ pub(crate) fn command(
         );
         return None;
     };
+    words(ctx, &field, &section.location(), shell)
+}
+
+/// A command's words from one field (`command`, `stop_command`): an array
+/// as is, a string split like a shell would split it, or with `shell` a
+/// string handed to the host's shell. `location` is the section's, for
+/// messages.
+pub(crate) fn words(
+    ctx: &mut Ctx<'_>,
+    field: &Field<'_, '_>,
+    location: &str,
+    shell: bool,
+) -> Option<Vec<String>> {
     let span = field.value.span();
     let empty = |ctx: &mut Ctx<'_>| {
         ctx.error(
             span.clone(),
-            format!("empty command {}", section.location()),
+            format!("empty {} {location}", field.key),
             Some(format!("say what to run, e.g. {COMMAND_EXAMPLE}")),
         );
     };
@@ -41,7 +54,7 @@ pub(crate) fn command(
                 empty(ctx);
                 return None;
             }
-            vec!["sh".to_string(), "-c".to_string(), line.to_string()]
+            ctx.host.shell(line)
         }
         DeValue::String(line) => {
             let Some(words) = shlex::split(line) else {

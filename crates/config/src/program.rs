@@ -13,12 +13,12 @@ use ward_core::{
 };
 
 use crate::host::is_numeric_id;
-use crate::launch::{command, environment};
+use crate::launch::{command, environment, words};
 use crate::read::{did_you_mean, found, quoted_list, Ctx, Field, Section};
 use crate::settings::read_logs;
 use crate::units::format_duration;
 
-const PROGRAM_KEYS: [&str; 19] = [
+const PROGRAM_KEYS: [&str; 20] = [
     "command",
     "shell",
     "cwd",
@@ -34,6 +34,7 @@ const PROGRAM_KEYS: [&str; 19] = [
     "start_limit",
     "min_uptime",
     "stop_signal",
+    "stop_command",
     "stop_timeout",
     "stop_mode",
     "depends_on",
@@ -159,6 +160,49 @@ pub(crate) fn read_program(
     let stop_signal = get("stop_signal")
         .and_then(|f| signal(ctx, &f))
         .unwrap_or_else(|| ctx.host.default_stop_signal());
+    let stop_command = get("stop_command").and_then(|f| {
+        let argv = words(ctx, &f, &section.location(), false).filter(|a| !a.is_empty())?;
+        if get("stop_signal").is_some() {
+            ctx.error(
+                f.value.span(),
+                format!("both stop_signal and stop_command {}", section.location()),
+                Some("a stop sends the signal or runs the command: keep one".into()),
+            );
+        }
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        if let Err(why) = ctx.host.check_command(&argv[0], &cwd, path) {
+            ctx.error(
+                f.value.span(),
+                format!("cannot run {}: {why}", argv[0]),
+                Some("fix the stop command, or leave it out to stop with stop_signal".into()),
+            );
+        }
+        Some(argv)
+    });
+    if let (Some(program), None) = (argv.first(), &stop_command) {
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        if let Err(why) = ctx.host.check_stop_signal(program, &cwd, path, stop_signal) {
+            let span = get("stop_signal")
+                .or_else(|| get("command"))
+                .map_or_else(|| section.span.clone(), |f| f.value.span());
+            ctx.error(
+                span,
+                format!(
+                    "{program} cannot be stopped with {stop_signal} {}",
+                    section.location()
+                ),
+                Some(why),
+            );
+        }
+    }
     let stop_timeout = get("stop_timeout")
         .and_then(|f| ctx.duration(&f))
         .unwrap_or(Duration::from_secs(10));
@@ -192,6 +236,7 @@ pub(crate) fn read_program(
         start_limit,
         min_uptime,
         stop_signal,
+        stop_command,
         stop_timeout,
         stop_mode,
         depends_on: deps

@@ -92,6 +92,7 @@ fn changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<(Part, FieldChange)
         start_limit,
         min_uptime,
         stop_signal,
+        stop_command,
         stop_timeout,
         stop_mode,
         depends_on,
@@ -225,6 +226,22 @@ fn changes(before: &ProgramSpec, after: &ProgramSpec) -> Vec<(Part, FieldChange)
         "stop_signal",
         quoted(&stop_signal.name()),
         quoted(&after.stop_signal.name()),
+    );
+    let command = |c: &Option<Vec<String>>| match c {
+        Some(words) => format!(
+            "[{}]",
+            words
+                .iter()
+                .map(|w| quoted(w))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => NONE.to_string(),
+    };
+    out.field(
+        "stop_command",
+        command(stop_command),
+        command(&after.stop_command),
     );
     out.field(
         "stop_timeout",

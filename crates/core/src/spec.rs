@@ -44,6 +44,10 @@ pub struct ProgramSpec {
     /// A run that ends sooner than this is a failed start.
     pub min_uptime: Duration,
     pub stop_signal: Signal,
+    /// Run this instead of sending `stop_signal` (an HTTP shutdown call, a
+    /// program's own stop verb), with the program's working directory,
+    /// environment and account; `stop_timeout` still ends the tree.
+    pub stop_command: Option<Vec<String>>,
     pub stop_timeout: Duration,
     /// Who gets `stop_signal`: the whole tree, or the main process only.
     pub stop_mode: StopMode,

@@ -123,6 +123,56 @@ pub(crate) fn check_command(
     }
 }
 
+/// The Windows subsystem an executable's PE header names: 2 is a GUI
+/// program, 3 a console one. `None` when the file is not a PE image (or
+/// cannot be read). Reads the headers only (at most 4 KiB).
+pub(crate) fn subsystem(file: &Path) -> Option<u16> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    crate::files::open_regular(file)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
+    let u16_at = |at: usize| Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    if head.get(..2)? != b"MZ" {
+        return None;
+    }
+    let pe = u32_at(0x3c)? as usize;
+    if head.get(pe..pe + 4)? != b"PE\0\0" {
+        return None;
+    }
+    // The optional header follows the 20-byte file header; its subsystem
+    // is at offset 68 in both PE32 and PE32+.
+    u16_at(pe + 4 + 20 + 68)
+}
+
+/// A console event cannot reach a program that has no console: a GUI
+/// program (told by its PE header) is refused with one.
+pub(crate) fn check_stop_signal(
+    program: &str,
+    cwd: &Path,
+    path: Option<&str>,
+    signal: ward_core::Signal,
+) -> Result<(), String> {
+    if !signal.is_console_event() {
+        return Ok(());
+    }
+    let pathext = std::env::var("PATHEXT").ok();
+    let Ok(Resolved::Program(file)) = resolve(program, cwd, path, pathext.as_deref()) else {
+        return Ok(());
+    };
+    if subsystem(&file) == Some(2) {
+        return Err(format!(
+            "{} is a GUI program: it has no console, so no {signal} can reach it; set \
+             stop_command to a way of asking it to close, or stop_signal = \"KILL\"",
+            file.display()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +201,38 @@ mod tests {
         let near = |_: &str, names: &[String]| names.iter().find(|n| *n == "server").cloned();
         let said = check_command("servr", dir, Some(path), &near).unwrap_err();
         assert!(said.ends_with("did you mean \"server\"?"), "{said}");
+    }
+
+    #[test]
+    fn gui_programs_are_told_apart_by_their_headers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let image = |subsystem: u16| {
+            let mut head = vec![0u8; 512];
+            head[..2].copy_from_slice(b"MZ");
+            head[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+            head[0x80..0x84].copy_from_slice(b"PE\0\0");
+            let at = 0x80 + 4 + 20 + 68;
+            head[at..at + 2].copy_from_slice(&subsystem.to_le_bytes());
+            head
+        };
+        std::fs::write(tmp.path().join("gui.exe"), image(2)).unwrap();
+        std::fs::write(tmp.path().join("cli.exe"), image(3)).unwrap();
+        std::fs::write(tmp.path().join("junk.exe"), b"MZ").unwrap();
+        let path = tmp.path().to_str().unwrap();
+        let check = |name: &str, signal| check_stop_signal(name, tmp.path(), Some(path), signal);
+        let refused = check("gui", ward_core::Signal::CtrlBreak).unwrap_err();
+        assert!(refused.contains("is a GUI program"), "{refused}");
+        assert!(check("gui", ward_core::Signal::Kill).is_ok());
+        assert!(check("cli", ward_core::Signal::CtrlBreak).is_ok());
+        assert!(check("junk", ward_core::Signal::CtrlC).is_ok());
+        // ward's own testee is a console program.
+        let exe = std::env::current_exe().unwrap();
+        let testee = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|d| d.join("testee.exe"));
+        if let Some(testee) = testee.filter(|t| t.exists()) {
+            assert_eq!(subsystem(&testee), Some(3));
+        }
     }
 }

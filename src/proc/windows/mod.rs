@@ -31,7 +31,7 @@ use tokio::net::windows::named_pipe::NamedPipeServer;
 
 use super::{InitOptions, Launch, Signal};
 
-pub(crate) use self::check::check_command;
+pub(crate) use self::check::{check_command, check_stop_signal};
 pub use self::console::run_helper;
 pub use self::job::{start_time, Tree};
 pub use self::spawn::Child;
@@ -52,6 +52,11 @@ pub(crate) fn check_signal(sig: ward_core::Signal) -> Result<(), String> {
              default), \"ctrl-c\", or \"KILL\" (its whole tree at once, no chance to clean up)"
         )),
     }
+}
+
+/// `shell = true`: the line goes to cmd.exe (`/d`: no AutoRun commands).
+pub(crate) fn shell(line: &str) -> Vec<String> {
+    ["cmd.exe", "/d", "/c", line].map(str::to_string).to_vec()
 }
 
 /// Programs run as ward's own account on Windows.

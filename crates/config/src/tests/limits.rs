@@ -596,6 +596,40 @@ stop_signal = "hup-ish"
     );
 }
 
+#[test]
+fn a_stop_command_is_words_and_not_with_a_stop_signal() {
+    let path = Path::new(super::FILE);
+    let text = r#"[program.a]
+command = "a"
+stop_command = "curl -X POST http://localhost:8080/shutdown"
+[program.b]
+command = "b"
+stop_command = ["b-ctl", "stop"]
+stop_signal = "INT"
+[program.c]
+command = "c"
+stop_command = []
+"#;
+    let all = crate::parse(path, text).unwrap_err().items;
+    let got: Vec<(usize, usize, &str)> = all
+        .iter()
+        .map(|d| (d.line, d.col, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (6, 16, "both stop_signal and stop_command in [program.b]"),
+            (10, 16, "empty stop_command in [program.c]"),
+        ]
+    );
+    let ok = "[program.a]\ncommand = \"a\"\nstop_command = \"curl -X POST 'http://x/shut down'\"\n";
+    let c = crate::parse(path, ok).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        c.specs.programs["a"].stop_command.as_deref(),
+        Some(&["curl", "-X", "POST", "http://x/shut down"].map(String::from)[..])
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn the_socket_length_example_in_the_reference_is_right() {

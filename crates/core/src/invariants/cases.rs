@@ -96,6 +96,7 @@ pub fn build(shapes: &[Shape]) -> SpecSet {
                 start_limit: shape.start_limit,
                 min_uptime: shape.min_uptime,
                 stop_signal: Signal::Term,
+                stop_command: None,
                 stop_timeout: shape.stop_timeout,
                 // Both modes, without a field of its own: the invariants
                 // hold whoever the stop signal reaches.

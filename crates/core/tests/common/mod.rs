@@ -60,6 +60,7 @@ pub fn prog(name: &str) -> ProgramSpec {
         },
         min_uptime: secs(1),
         stop_signal: Signal::Term,
+        stop_command: None,
         stop_timeout: secs(5),
         stop_mode: StopMode::Tree,
         depends_on: BTreeMap::new(),
