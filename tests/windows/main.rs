@@ -11,7 +11,7 @@
 #[path = "../integration/harness.rs"]
 mod harness;
 
-use harness::{alive, pid_of, signal, wait_gone, wait_pids, wait_until, Ward};
+use harness::{alive, pid_of, signal, up_detached, wait_gone, wait_pids, wait_until, Ward};
 
 /// A path the test binary knows (a Unix one, when cross-built) as Windows
 /// sees it: Wine maps the Unix root to drive Z:.
@@ -297,4 +297,29 @@ stop_timeout = "30s"
         "killed at the deadline, not by the stop command: {journal:?}"
     );
     ward.down();
+}
+
+#[test]
+fn a_detached_ward_stops_its_programs_with_ctrl_c_too() {
+    // Detached, ward has no console; its programs still have theirs, with
+    // Ctrl-C enabled (a new process group would have disabled it).
+    let ward = Ward::new(&config(
+        r#"
+[program.polite]
+command = ['{testee}', "--trap-ctrl", "--echo", "ready"]
+stop_signal = "ctrl-c"
+stop_timeout = "20s"
+"#,
+    ));
+    let daemon = up_detached(&ward);
+    wait_log(&ward, "polite", "ready");
+    ward.ok(&["down"]);
+    wait_until("the detached ward to exit", || !alive(daemon.0));
+    let log = log_of(&ward, "polite");
+    assert!(log.contains("trapped CTRL_C_EVENT"), "{log}");
+    assert!(
+        !ward.journal().iter().any(|e| e["event"] == "stop_timeout"),
+        "ended at the deadline: {:?}",
+        ward.journal()
+    );
 }

@@ -6,8 +6,8 @@
 //! - A job is made with `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`: only ward
 //!   holds its handle, so when ward ends, however it ends, Windows ends
 //!   every process of every run. Nothing needs a sentinel or a sweep.
-//! - Every program gets a console of its own, hidden
-//!   (`CREATE_NEW_CONSOLE`, `SW_HIDE`): Ctrl-C at ward's console reaches
+//! - Every program gets a console of its own, without a window
+//!   (`CREATE_NO_WINDOW`): Ctrl-C at ward's console reaches
 //!   ward alone, which then stops the programs in order; and a console
 //!   event sent to a program's console reaches its whole tree. Sending one
 //!   means attaching to that console, which a process can do for one
@@ -86,9 +86,26 @@ pub(crate) fn group_id(group: &str) -> io::Result<u32> {
     ))
 }
 
-/// Nothing to close: a Windows process inherits only the handles its
-/// parent marked and listed, and ward starts every process with a list.
+/// What ward inherited stays ward's: its standard handles, which came
+/// inheritable from its parent, are made not inheritable, so that no
+/// process ward starts (through `std::process`, which lets a child inherit
+/// every inheritable handle) holds its parent's console or pipes open.
+/// Its programs get only the handles they are given
+/// (`PROC_THREAD_ATTRIBUTE_HANDLE_LIST`).
 pub fn close_inherited_fds() -> io::Result<()> {
+    use windows_sys::Win32::Foundation::{SetHandleInformation, HANDLE_FLAG_INHERIT};
+    use windows_sys::Win32::System::Console::{
+        GetStdHandle, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
+    };
+    for which in [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE] {
+        // SAFETY: this process's standard handle (or null), not closed.
+        unsafe {
+            let handle = GetStdHandle(which);
+            if !handle.is_null() && handle != windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE {
+                SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -98,13 +115,17 @@ pub fn open_files_limit() -> Option<u64> {
 }
 
 /// Makes `cmd` start the daemon away from the console it was started
-/// from, for `ward up --detach`: without a console of its own, and in a
-/// process group of its own, so that Ctrl-C or closing the console does
-/// not reach it.
+/// from, for `ward up --detach`: without a console, so that Ctrl-C or
+/// closing the console does not reach it. (Not in a new process group:
+/// that disables Ctrl-C for the process and everything it starts, and the
+/// programs would then ignore a `"ctrl-c"` stop.)
 pub fn detach(cmd: &mut Command) {
     use std::os::windows::process::CommandExt;
-    use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS};
-    cmd.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    use windows_sys::Win32::System::Threading::DETACHED_PROCESS;
+    // The daemon must not hold this process's console or pipes open (whoever
+    // reads `ward up --detach`'s output waits for their end).
+    let _ = close_inherited_fds();
+    cmd.creation_flags(DETACHED_PROCESS);
 }
 
 /// Nothing to sweep: a job ends with ward (`KILL_ON_JOB_CLOSE`).
@@ -203,7 +224,7 @@ pub struct Spawner {
 
 impl Spawner {
     /// Starts `launch` in a new job: stdin from NUL, stdout and stderr to
-    /// pipes, a hidden console of its own, `WARD_TREE=<marker>` in its
+    /// pipes, a console of its own without a window, `WARD_TREE=<marker>` in its
     /// environment. Errors say what failed ("cannot run server.exe: ...").
     pub async fn spawn(&self, launch: Launch) -> io::Result<Child> {
         let ctx = self.ctx.clone();

@@ -20,10 +20,9 @@ use windows_sys::Win32::System::Pipes::{
 };
 use windows_sys::Win32::System::Threading::{
     CreateProcessW, DeleteProcThreadAttributeList, InitializeProcThreadAttributeList, ResumeThread,
-    UpdateProcThreadAttribute, CREATE_DEFAULT_ERROR_MODE, CREATE_NEW_CONSOLE, CREATE_SUSPENDED,
+    UpdateProcThreadAttribute, CREATE_DEFAULT_ERROR_MODE, CREATE_NO_WINDOW, CREATE_SUSPENDED,
     CREATE_UNICODE_ENVIRONMENT, EXTENDED_STARTUPINFO_PRESENT, LPPROC_THREAD_ATTRIBUTE_LIST,
-    PROCESS_INFORMATION, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, STARTF_USESHOWWINDOW,
-    STARTF_USESTDHANDLES, STARTUPINFOEXW,
+    PROCESS_INFORMATION, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, STARTF_USESTDHANDLES, STARTUPINFOEXW,
 };
 
 use super::super::{Exit, Launch, MARKER_VAR};
@@ -37,9 +36,6 @@ const INHERITED_FROM_SERVICE_MANAGER: &[&str] = ward_service::notify::INHERITED;
 
 /// A pipe's buffer: what a program can write before it waits for ward.
 const PIPE_BUFFER: u32 = 64 * 1024;
-
-/// `SW_HIDE`: the program's console has no window to show.
-const SW_HIDE: u16 = 0;
 
 /// Making the three handles a child inherits inheritable, and starting
 /// it, is one step: another spawn in between could inherit them too where
@@ -187,7 +183,9 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch) -> io::Result<Child> {
     })
 }
 
-/// `CreateProcessW`, suspended, with a hidden console of its own, handing
+/// `CreateProcessW`, suspended, with a console of its own that has no
+/// window (`CREATE_NO_WINDOW`: nothing flashes on a desktop, and under
+/// Wine no desktop process is started into the job), handing
 /// the child exactly `inherited` (stdin, stdout, stderr).
 fn create_process(
     application: &std::path::Path,
@@ -230,8 +228,7 @@ fn create_process(
     // SAFETY: all-zero is a valid STARTUPINFOEXW to fill in.
     let mut start: STARTUPINFOEXW = unsafe { std::mem::zeroed() };
     start.StartupInfo.cb = std::mem::size_of::<STARTUPINFOEXW>() as u32;
-    start.StartupInfo.dwFlags = STARTF_USESTDHANDLES | STARTF_USESHOWWINDOW;
-    start.StartupInfo.wShowWindow = SW_HIDE;
+    start.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
     start.StartupInfo.hStdInput = inherited[0];
     start.StartupInfo.hStdOutput = inherited[1];
     start.StartupInfo.hStdError = inherited[2];
@@ -249,7 +246,7 @@ fn create_process(
             std::ptr::null(),
             1,
             CREATE_SUSPENDED
-                | CREATE_NEW_CONSOLE
+                | CREATE_NO_WINDOW
                 | CREATE_UNICODE_ENVIRONMENT
                 | CREATE_DEFAULT_ERROR_MODE
                 | EXTENDED_STARTUPINFO_PRESENT,
