@@ -682,6 +682,7 @@ mod unix {
 /// | `--trap-ctrl` | on Ctrl-C or Ctrl-Break print `trapped CTRL_C_EVENT` (or `CTRL_BREAK_EVENT`) and exit 0 |
 /// | `--spawn N` | start N copies of testee that run until killed (same console, same output, same pidfile) |
 /// | `--stdout`, `--stderr`, `--echo TEXT`, `--lines N`, `--size B` | as on Unix |
+/// | `--pace DURATION` | `--lines` writes blocks of 16 KiB, sleeping this long after each |
 /// | `--env NAME`, `--cwd`, `--sleep DURATION`, `--forever` | as on Unix |
 #[cfg(windows)]
 mod windows {
@@ -714,6 +715,7 @@ mod windows {
         pidfile: Option<PathBuf>,
         exit: Option<i32>,
         after: Option<Duration>,
+        pace: Option<Duration>,
         steps: Vec<Step>,
     }
 
@@ -722,6 +724,7 @@ mod windows {
             pidfile: None,
             exit: None,
             after: None,
+            pace: None,
             steps: Vec::new(),
         };
         if args.is_empty() {
@@ -742,6 +745,10 @@ mod windows {
                 }
                 "--after" => {
                     plan.after = Some(duration(&value()?)?);
+                    continue;
+                }
+                "--pace" => {
+                    plan.pace = Some(duration(&value()?)?);
                     continue;
                 }
                 "--size" => {
@@ -843,15 +850,19 @@ mod windows {
                 Step::Stderr(to) => stderr = *to,
                 Step::Echo(text) => write(stderr, format!("{text}\n").as_bytes()),
                 Step::Lines { n, size } => {
+                    let limit = if plan.pace.is_some() { 16 } else { 256 } * 1024;
                     let mut block = Vec::new();
                     for i in 0..*n {
                         let mut line = format!("{i:012}");
                         line.extend(std::iter::repeat_n('x', size - 13));
                         line.push('\n');
                         block.extend_from_slice(line.as_bytes());
-                        if block.len() >= 256 * 1024 {
+                        if block.len() >= limit {
                             write(stderr, &block);
                             block.clear();
+                            if let Some(pace) = plan.pace {
+                                std::thread::sleep(pace);
+                            }
                         }
                     }
                     write(stderr, &block);

@@ -40,6 +40,38 @@ pub use windows::{
 #[allow(unused_imports)]
 pub(crate) use windows::{own_sid, private_sddl, process_sid, Descriptor};
 
+impl Dir {
+    /// Creates `name` anew with exactly `bits` (a stale file or link of
+    /// that name is removed first; the new one is made exclusively).
+    pub fn create_new(&self, name: &str, bits: u32) -> std::io::Result<std::fs::File> {
+        match self.create_exclusive(name, bits) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                self.create_exclusive(name, bits)
+            }
+            other => other,
+        }
+    }
+}
+
+/// All of `file` (checked regular by the caller), at most `max` bytes: a
+/// bigger one is an error naming `path`.
+fn read_at_most(file: std::fs::File, path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is larger than {max} bytes, the most ward reads of it",
+                path.display()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
 /// Files ward creates for itself: readable by ward's user only.
 pub const PRIVATE_FILE: u32 = 0o600;
 

@@ -2,7 +2,7 @@
 //! owner, mode and file type.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -222,19 +222,7 @@ pub fn same_filesystem(a: &Path, b: &Path) -> bool {
 
 fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     ensure_regular(&file, path)?;
-    let mut data = Vec::new();
-    file.take(max.saturating_add(1)).read_to_end(&mut data)?;
-    if data.len() as u64 > max {
-        return Err(err(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{} is larger than {} bytes, the most ward reads of it",
-                path.display(),
-                max
-            ),
-        ));
-    }
-    Ok(data)
+    super::read_at_most(file, path, max)
 }
 
 impl Dir {
@@ -450,18 +438,6 @@ impl Dir {
     pub fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
         let file = self.open_at(name, OFlags::RDONLY, 0)?;
         read_bounded(file, &self.join(name), max)
-    }
-
-    /// Creates `name` anew with exactly `bits` (a stale file or link of
-    /// that name is removed first; the new one is made with `O_EXCL`).
-    pub fn create_new(&self, name: &str, bits: u32) -> io::Result<File> {
-        match self.create_exclusive(name, bits) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                self.remove(name)?;
-                self.create_exclusive(name, bits)
-            }
-            other => other,
-        }
     }
 
     /// Creates `name` with exactly `bits`; an existing file (or a link)

@@ -11,7 +11,7 @@
 //! link) while ward uses it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::windows::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
@@ -473,19 +473,7 @@ fn create_dir_with(path: &Path, mode: u32) -> io::Result<()> {
 
 fn read_bounded(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     ensure_regular(&file, path)?;
-    let mut data = Vec::new();
-    file.take(max.saturating_add(1)).read_to_end(&mut data)?;
-    if data.len() as u64 > max {
-        return Err(err(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{} is larger than {} bytes, the most ward reads of it",
-                path.display(),
-                max
-            ),
-        ));
-    }
-    Ok(data)
+    super::read_at_most(file, path, max)
 }
 
 impl Dir {
@@ -612,17 +600,6 @@ impl Dir {
             .open(&path)
             .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
         read_bounded(file, &path, max)
-    }
-
-    /// Creates `name` anew (a stale file of that name is removed first).
-    pub fn create_new(&self, name: &str, bits: u32) -> io::Result<File> {
-        match self.create_exclusive(name, bits) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                self.remove(name)?;
-                self.create_exclusive(name, bits)
-            }
-            other => other,
-        }
     }
 
     /// Creates `name`; an existing file (or link) under that name is an

@@ -64,9 +64,6 @@ pub use self::exit_wait::wait_daemon_exit;
 #[cfg(unix)]
 pub use self::fds::close_inherited as close_inherited_fds;
 #[cfg(unix)]
-#[allow(unused_imports)]
-pub use self::spawn::Child;
-#[cfg(unix)]
 pub use self::sweep::{end_adopted, sweep_starts};
 #[cfg(unix)]
 pub use self::tree::{start_time, sweep, Tree};
@@ -87,8 +84,8 @@ pub(crate) use self::windows::{
 #[allow(unused_imports)]
 pub use self::windows::{
     close_inherited_fds, detach, end_adopted, init, init_without_sentinel, open_files_limit,
-    run_helper, signal_name, signal_number, signals, start_time, sweep, sweep_starts, Child,
-    Output, Spawner, Supervision, Tree,
+    run_helper, signal_name, signal_number, signals, start_time, sweep, sweep_starts, Output,
+    Spawner, Supervision, Tree,
 };
 
 /// Whether a user or group (a name, or a numeric id) exists here: what a
@@ -98,6 +95,41 @@ pub(crate) use self::creds::{check_group, check_user};
 /// Whether a command can be run here, asked before anything runs.
 #[cfg(unix)]
 pub(crate) use self::exec_check::check_command;
+
+/// The read end of a pipe a child writes its output to, before it is
+/// registered with the runtime as an [`Output`].
+#[cfg(unix)]
+pub(crate) type PipeEnd = std::os::fd::OwnedFd;
+#[cfg(windows)]
+pub(crate) type PipeEnd = std::os::windows::io::OwnedHandle;
+
+/// A started process.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: u32,
+    /// Read ends of the child's stdout and stderr, until [`Child::output`]
+    /// takes them.
+    pub(crate) pipes: Option<(PipeEnd, PipeEnd)>,
+    pub tree: Tree,
+    /// The leader's exit status.
+    pub exit: tokio::sync::oneshot::Receiver<Exit>,
+    /// Set when this run could not be tracked as well as it should (on
+    /// Linux: not placed in its cgroup leaf, so it runs on process group +
+    /// marker alone); say it once.
+    pub warning: Option<String>,
+}
+
+impl Child {
+    /// The child's stdout and stderr, registered with the runtime (call on
+    /// it). They are handed out once: a second call is an error.
+    pub fn output(&mut self) -> std::io::Result<(Output, Output)> {
+        let (stdout, stderr) = self
+            .pipes
+            .take()
+            .ok_or_else(|| std::io::Error::other("the output of this child was taken already"))?;
+        Ok((Output::new(stdout)?, Output::new(stderr)?))
+    }
+}
 
 /// Resolves when `is_empty` says the tree is empty. Polls, 5 ms doubling
 /// to 100 ms: this runs only while a stop or an exit is under way. While

@@ -9,9 +9,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Exit;
-use tokio::sync::oneshot;
-
 use super::child::{self, CStrings, Plan, Stack, Stage};
 use super::creds::{self, Credentials};
 use super::exec_check;
@@ -19,7 +16,7 @@ use super::fds;
 use super::fds::pipe;
 use super::sentinel::Link;
 use super::tree::Tree;
-use super::{reaper, Launch, MARKER_VAR};
+use super::{reaper, Child, Launch, MARKER_VAR};
 
 /// Variables systemd (and compatible managers) set for the process they
 /// start; a program under ward must not mistake them for its own.
@@ -37,33 +34,6 @@ pub(crate) struct Context {
     pub nofile: Option<libc::rlimit>,
     /// This kernel has `close_range(CLOSE_RANGE_CLOEXEC)`.
     pub close_range: bool,
-}
-
-/// A started process.
-#[derive(Debug)]
-pub struct Child {
-    pub pid: u32,
-    /// Read ends of the child's stdout and stderr (blocking, close-on-exec),
-    /// until [`Child::output`] takes them.
-    pipes: Option<(OwnedFd, OwnedFd)>,
-    pub tree: Tree,
-    /// The leader's exit status, from the reaper.
-    pub exit: oneshot::Receiver<Exit>,
-    /// Set when this run could not be placed in its cgroup leaf and runs on
-    /// process group + marker alone; say it once.
-    pub warning: Option<String>,
-}
-
-impl Child {
-    /// The child's stdout and stderr, registered with the runtime (call on
-    /// it). They are handed out once: a second call is an error.
-    pub fn output(&mut self) -> io::Result<(super::Output, super::Output)> {
-        let (stdout, stderr) = self
-            .pipes
-            .take()
-            .ok_or_else(|| io::Error::other("the output of this child was taken already"))?;
-        Ok((super::Output::new(stdout)?, super::Output::new(stderr)?))
-    }
 }
 
 fn invalid(msg: String) -> io::Error {

@@ -14,8 +14,9 @@ use tokio::sync::oneshot;
 
 use super::child::Stack;
 use super::sentinel;
-use super::spawn::{check_component, spawn_now, Child, Context};
+use super::spawn::{check_component, spawn_now, Context};
 use super::tree::marker_entry;
+use super::Child;
 use super::{reaper, InitOptions, Launch};
 
 /// Spawns run on this many threads at once: a spawn mostly waits (for the

@@ -193,7 +193,7 @@ fn rotation_while_the_file_is_open_loses_no_line() {
     let ward = Ward::new(&config(
         r#"
 [program.flood]
-command = ['{testee}', "--lines", "10000", "--size", "100", "--exit", "0"]
+command = ['{testee}', "--pace", "10ms", "--lines", "10000", "--size", "100", "--exit", "0"]
 restart = "never"
 logs = { max_size = "32KB", keep = 1000, timestamps = false }
 "#,

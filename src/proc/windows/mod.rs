@@ -34,7 +34,6 @@ use super::{InitOptions, Launch, Signal};
 pub(crate) use self::check::{check_command, check_stop_signal};
 pub use self::console::run_helper;
 pub use self::job::{start_time, Tree};
-pub use self::spawn::Child;
 
 /// The `stop_signal` of a program that does not set one: what Ctrl-Break
 /// at a console does, which every console program can catch, and which
@@ -226,7 +225,7 @@ impl Spawner {
     /// Starts `launch` in a new job: stdin from NUL, stdout and stderr to
     /// pipes, a console of its own without a window, `WARD_TREE=<marker>` in its
     /// environment. Errors say what failed ("cannot run server.exe: ...").
-    pub async fn spawn(&self, launch: Launch) -> io::Result<Child> {
+    pub async fn spawn(&self, launch: Launch) -> io::Result<super::Child> {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || spawn::spawn_now(&ctx, launch))
             .await

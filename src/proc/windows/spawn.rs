@@ -25,7 +25,7 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_INFORMATION, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, STARTF_USESTDHANDLES, STARTUPINFOEXW,
 };
 
-use super::super::{Exit, Launch, MARKER_VAR};
+use super::super::{Child, Exit, Launch, MARKER_VAR};
 use super::check::{resolve, Resolved};
 use super::job::{self, Tree};
 use super::{ok, owned, wide};
@@ -48,32 +48,6 @@ pub(crate) struct Context {
     pub prefix: String,
     /// ward's own executable, which sends console events for it.
     pub helper: Option<PathBuf>,
-}
-
-/// A started process.
-#[derive(Debug)]
-pub struct Child {
-    pub pid: u32,
-    /// The server ends of its stdout and stderr pipes, until
-    /// [`Child::output`] takes them.
-    pipes: Option<(OwnedHandle, OwnedHandle)>,
-    pub tree: Tree,
-    /// The leader's exit status.
-    pub exit: oneshot::Receiver<Exit>,
-    /// Never set on Windows: a job always holds the whole tree.
-    pub warning: Option<String>,
-}
-
-impl Child {
-    /// The child's stdout and stderr, registered with the runtime (call on
-    /// it). Handed out once.
-    pub fn output(&mut self) -> io::Result<(super::Output, super::Output)> {
-        let (stdout, stderr) = self
-            .pipes
-            .take()
-            .ok_or_else(|| io::Error::other("the output of this child was taken already"))?;
-        Ok((super::Output::new(stdout)?, super::Output::new(stderr)?))
-    }
 }
 
 fn invalid(msg: String) -> io::Error {
