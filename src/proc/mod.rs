@@ -1,8 +1,9 @@
 //! Processes and process trees: spawning (credentials, process groups,
 //! cgroup leaves, parent-death signal), reaping, signalling and killing whole
 //! trees, the sentinel that cleans up after a dead ward, and the sweep of a
-//! previous ward's leftovers. The only module of ward with `unsafe`; every
-//! block says why it is sound.
+//! previous ward's leftovers. With the Windows sides of `src/files` and
+//! `src/transport`, the only code of ward with `unsafe`; every block says
+//! why it is sound.
 //!
 //! How the daemon uses it:
 //! 0. [`close_inherited_fds`] first thing in `ward up`, while single-threaded;

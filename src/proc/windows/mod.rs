@@ -23,7 +23,7 @@ pub mod signals;
 mod spawn;
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{FromRawHandle, OwnedHandle};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -277,11 +277,11 @@ impl Output {
     /// Registers the server end of a pipe made by the spawn: call on the
     /// runtime.
     pub(crate) fn new(handle: OwnedHandle) -> io::Result<Output> {
-        let raw = handle.as_raw_handle();
-        std::mem::forget(handle);
-        // SAFETY: `raw` is an open named-pipe server handle opened for
-        // overlapped reads, owned here (forgotten above) and handed over.
-        unsafe { NamedPipeServer::from_raw_handle(raw) }.map(Output)
+        use std::os::windows::io::IntoRawHandle;
+        // SAFETY: an open named-pipe server handle opened for overlapped
+        // reads, handed over: tokio owns it from here, and closes it if it
+        // cannot register it.
+        unsafe { NamedPipeServer::from_raw_handle(handle.into_raw_handle()) }.map(Output)
     }
 
     /// Waits until a read would not wait.
