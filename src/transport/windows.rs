@@ -233,7 +233,13 @@ impl Acceptor {
     /// descriptor admitted it: Windows refuses anyone else at the open.
     pub async fn accept(&mut self) -> (Stream, Peer) {
         loop {
-            if self.current.connect().await.is_ok() {
+            let connected = self.current.connect().await;
+            if connected.is_err() {
+                // A client that came and went before the accept (or a
+                // broken instance): the instance is reset for the next.
+                let _ = self.current.disconnect();
+            }
+            if connected.is_ok() {
                 match self.next_instance() {
                     Ok(next) => {
                         let connected = std::mem::replace(&mut self.current, next);
