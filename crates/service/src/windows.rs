@@ -135,11 +135,20 @@ fn event_source_key(name: &str) -> String {
     format!(r"SYSTEM\CurrentControlSet\Services\EventLog\Application\{name}")
 }
 
-/// Registers the service's name as a source of the Application event log,
-/// whose messages `program` holds.
+/// Registers the service's name as a source of the Application event log.
+/// Its messages are Windows' own `EventCreate.exe` message table, whose
+/// event ids 1 to 1000 each read as their one string (what `eventcreate`
+/// registers for a source of its own), so that Event Viewer shows the text
+/// as it is. Where that file is missing, `program` stands in (Event Viewer
+/// then prefixes the text with a note that the description is missing).
 fn register_event_source(name: &str, program: &std::path::Path) -> std::io::Result<()> {
     let key = event_source_key(name);
-    registry::set(&key, "EventMessageFile", &program.to_string_lossy())?;
+    let messages = known_folder(&windows_sys::Win32::UI::Shell::FOLDERID_System)
+        .map(|system| system.join("EventCreate.exe"))
+        .filter(|file| file.is_file())
+        .unwrap_or_else(|| program.to_path_buf());
+    registry::set(&key, "EventMessageFile", &messages.to_string_lossy())?;
+    registry::set_dword(&key, "CustomSource", 1)?;
     // Error, warning and information.
     registry::set_dword(&key, "TypesSupported", 7)
 }
