@@ -716,9 +716,10 @@ stop_timeout = "30s"
         );
     }
 
-    #[cfg(unix)] // Unix paths
     #[test]
     fn the_wrapper_config_quotes_what_it_is_given() {
+        // An absolute folder on this system (`Z:\srv\my app` on Windows).
+        let cwd = std::path::absolute("/srv/my app").unwrap();
         let args = InstallArgs {
             system: false,
             user: false,
@@ -732,20 +733,23 @@ stop_timeout = "30s"
             restart: Some("on-failure".into()),
             run_as: Some("www-data".into()),
             env: vec!["PORT=80".into(), "GREETING=say \"hi\"\\n".into()],
-            cwd: Some("/srv/my app".into()),
+            cwd: Some(cwd.clone()),
             log_dir: None,
             command: vec!["/opt/app/server".into(), "--name".into(), "a \"b\"".into()],
         };
         let text = wrapper_config("app", &args).unwrap();
+        let cwd_text = cwd.to_str().unwrap().replace('\\', "\\\\");
         assert_eq!(
             text,
-            "# Written by `ward install` for the service \"app\"; `ward install --force` writes it again.\n\n\
-             [program.app]\n\
-             command = [\"/opt/app/server\", \"--name\", \"a \\\"b\\\"\"]\n\
-             restart = \"on-failure\"\n\
-             cwd = \"/srv/my app\"\n\
-             user = \"www-data\"\n\
-             env = { PORT = \"80\", GREETING = \"say \\\"hi\\\"\\\\n\" }\n"
+            format!(
+                "# Written by `ward install` for the service \"app\"; `ward install --force` writes it again.\n\n\
+                 [program.app]\n\
+                 command = [\"/opt/app/server\", \"--name\", \"a \\\"b\\\"\"]\n\
+                 restart = \"on-failure\"\n\
+                 cwd = \"{cwd_text}\"\n\
+                 user = \"www-data\"\n\
+                 env = {{ PORT = \"80\", GREETING = \"say \\\"hi\\\"\\\\n\" }}\n"
+            )
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.toml");
@@ -753,6 +757,7 @@ stop_timeout = "30s"
         let config = ward_config::load(&path).expect("the generated config is valid");
         let app = config.specs.get("app").unwrap();
         assert_eq!(app.launch.argv, ["/opt/app/server", "--name", "a \"b\""]);
+        assert_eq!(app.launch.cwd, cwd);
         assert_eq!(
             app.launch.env,
             [

@@ -755,12 +755,7 @@ pub(crate) mod tests {
     fn a_fifo_at_the_log_path_is_an_error_not_a_hang() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("w.0.log");
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
+        crate::files::testing::fifo(&path);
         let mut log = InstanceLog::open("w", 0, &spec(tmp.path(), 1000, 2));
         let e = log.error().expect("refused").to_string();
         assert!(e.contains("FIFO"), "{e}");

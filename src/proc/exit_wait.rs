@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// reaped counts as exited. Returns whether it saw the end.
 pub fn wait_daemon_exit(pid: Option<u32>, lock: Option<&Path>, within: Duration) -> bool {
     let deadline = Instant::now() + within;
-    let lock = lock.and_then(|path| crate::files::open_regular(path).ok());
+    let lock = lock.and_then(|path| super::fs::open_regular(path).ok());
     loop {
         let gone = match &lock {
             Some(file) => match file.try_lock_shared() {

@@ -38,6 +38,7 @@ mod exec_check;
 mod exit_wait;
 #[cfg(unix)]
 mod fds;
+pub mod fs;
 #[cfg(target_os = "linux")]
 mod procfs;
 #[cfg(unix)]

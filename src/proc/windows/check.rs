@@ -129,7 +129,7 @@ pub(crate) fn check_command(
 pub(crate) fn subsystem(file: &Path) -> Option<u16> {
     use std::io::Read;
     let mut head = Vec::new();
-    crate::files::open_regular(file)
+    super::super::fs::open_regular(file)
         .ok()?
         .take(4096)
         .read_to_end(&mut head)

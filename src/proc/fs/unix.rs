@@ -135,6 +135,16 @@ pub mod testing {
     pub fn mode_of(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
+
+    /// A FIFO at `path`.
+    pub fn fifo(path: &Path) {
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+    }
 }
 
 fn mode(bits: u32) -> Mode {

@@ -693,7 +693,7 @@ mod tests {
     fn a_private_directory_is_made_with_its_own_access_list_and_held_open() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("state");
-        let dir = Dir::open(&path, crate::files::DirPolicy::private()).unwrap();
+        let dir = Dir::open(&path, super::super::DirPolicy::private()).unwrap();
         dir.replace("state.json", b"{}", 0o600, true).unwrap();
         assert_eq!(dir.read("state.json", 10).unwrap(), b"{}");
         assert!(dir.read("state.json", 1).is_err(), "bounded");

@@ -1,0 +1,95 @@
+//! ward's own files, the platform's side: see `src/files` for the rules
+//! and the names the rest of ward uses.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+
+#[cfg(all(test, unix))]
+pub use unix::testing;
+#[cfg(unix)]
+pub use unix::{
+    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
+    Dir, FileId,
+};
+#[cfg(windows)]
+pub use windows::{
+    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
+    Dir, FileId,
+};
+#[cfg(windows)]
+#[allow(unused_imports)]
+pub(crate) use windows::{own_sid, private_sddl, process_sid, Descriptor};
+
+impl Dir {
+    /// Creates `name` anew with exactly `bits` (a stale file or link of
+    /// that name is removed first; the new one is made exclusively).
+    pub fn create_new(&self, name: &str, bits: u32) -> std::io::Result<std::fs::File> {
+        match self.create_exclusive(name, bits) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                self.create_exclusive(name, bits)
+            }
+            other => other,
+        }
+    }
+}
+
+/// All of `file` (checked regular by the caller), at most `max` bytes: a
+/// bigger one is an error naming `path`.
+pub(crate) fn read_at_most(
+    file: std::fs::File,
+    path: &std::path::Path,
+    max: u64,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is larger than {max} bytes, the most ward reads of it",
+                path.display()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// Files ward creates for itself: readable by ward's user only.
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Directories ward creates for itself.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// How a directory ward uses is created and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirPolicy {
+    /// Permission bits of the directory when ward creates it.
+    pub mode: u32,
+    /// Also set `mode` on a directory that already exists (ward's own state
+    /// dir); otherwise an existing directory keeps its mode and is only
+    /// checked (a log dir the operator made).
+    pub enforce_mode: bool,
+    /// The group the directory is given when ward creates it (a log dir
+    /// shared with a log shipper's group).
+    pub group: Option<u32>,
+    /// Accept a directory writable by its group or by others. Anyone who can
+    /// write to a directory can swap ward's files in it for links, so this
+    /// is off unless the config asks for it.
+    pub allow_writable: bool,
+}
+
+impl DirPolicy {
+    /// ward's own directory: created 0700, kept at `mode`.
+    pub fn private() -> DirPolicy {
+        DirPolicy {
+            mode: PRIVATE_DIR,
+            enforce_mode: true,
+            group: None,
+            allow_writable: false,
+        }
+    }
+}
