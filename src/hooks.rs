@@ -196,7 +196,7 @@ impl Hooks for Notify {
 }
 
 /// Writes each hook call as a line (`ready`, `status 1/1 running`,
-/// `reloading`, `stopping`) to a file: for tests.
+/// `reloading`, `stopping`, `alert TEXT`) to a file: for tests.
 pub struct Recorder(std::path::PathBuf);
 
 impl Recorder {
@@ -220,6 +220,9 @@ impl Hooks for Recorder {
     }
     fn stopping(&mut self) {
         self.line("stopping");
+    }
+    fn alert(&mut self, text: &str) {
+        self.line(&format!("alert {text}"));
     }
 }
 

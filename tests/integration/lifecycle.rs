@@ -565,6 +565,42 @@ backoff = { initial = "30s" }
     ward.down();
 }
 
+/// A program that gives up is an alert for whatever runs ward (the Windows
+/// event log); a program that merely restarts is not.
+#[test]
+fn a_program_that_gives_up_is_an_alert_and_one_that_restarts_is_not() {
+    let mut ward = Ward::new(
+        r#"
+[program.doomed]
+command = ["{testee}", "--exit", "3"]
+start_limit = { burst = 2, interval = "60s", cooldown = "never" }
+backoff = { initial = "10ms", max = "10ms" }
+[program.flaky]
+command = ["{testee}", "--exit", "1", "--after", "300ms"]
+min_uptime = "100ms"
+"#,
+    );
+    let lines = up_recording_hooks(&mut ward);
+    ward.wait_state("doomed", 0, "fatal");
+    ward.wait_status("flaky to restart", |s| {
+        s.iter()
+            .any(|i| i["name"] == "flaky" && i["restarts"].as_u64().unwrap_or(0) >= 1)
+    });
+    wait_until("the alert", || {
+        lines().iter().any(|l| l.starts_with("alert "))
+    });
+    let alerts: Vec<String> = lines()
+        .into_iter()
+        .filter(|l| l.starts_with("alert "))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].starts_with("alert doomed:0 gave up after 2 failed starts"),
+        "{alerts:?}"
+    );
+    ward.down();
+}
+
 /// Starts the daemon of a test build that records its hook calls; what it
 /// recorded so far, a line a call, is what the returned function reads.
 fn up_recording_hooks(ward: &mut Ward) -> impl Fn() -> Vec<String> {

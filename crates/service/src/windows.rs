@@ -812,39 +812,30 @@ mod registry {
 
     /// Sets `key\value` to `data`, creating the key.
     pub fn set(key: &str, value: &str, data: &str) -> std::io::Result<()> {
-        let (key, value, data) = (wide(key), wide(value), wide(data));
-        // SAFETY: every pointer is to a NUL-terminated UTF-16 buffer alive
-        // for the call; the size is the data's in bytes, NUL included.
-        let rc = unsafe {
-            RegSetKeyValueW(
-                HKEY_LOCAL_MACHINE,
-                key.as_ptr(),
-                value.as_ptr(),
-                REG_SZ,
-                data.as_ptr().cast(),
-                (data.len() * 2) as u32,
-            )
-        };
-        if rc == ERROR_SUCCESS {
-            Ok(())
-        } else {
-            Err(std::io::Error::from_raw_os_error(rc as i32))
-        }
+        let data = wide(data);
+        let bytes: Vec<u8> = data.iter().flat_map(|c| c.to_le_bytes()).collect();
+        set_raw(key, value, REG_SZ, &bytes)
     }
 
     /// Sets `key\value` to the number `data` (a REG_DWORD), creating
     /// the key.
     pub fn set_dword(key: &str, value: &str, data: u32) -> std::io::Result<()> {
+        set_raw(key, value, REG_DWORD, &data.to_le_bytes())
+    }
+
+    /// Sets `key\value` to `data` of the registry type `kind`.
+    fn set_raw(key: &str, value: &str, kind: u32, data: &[u8]) -> std::io::Result<()> {
         let (key, value) = (wide(key), wide(value));
-        // SAFETY: NUL-terminated key and value; four bytes of data.
+        // SAFETY: NUL-terminated key and value; `data.len()` bytes of data,
+        // alive for the call.
         let rc = unsafe {
             RegSetKeyValueW(
                 HKEY_LOCAL_MACHINE,
                 key.as_ptr(),
                 value.as_ptr(),
-                REG_DWORD,
-                (&data as *const u32).cast(),
-                4,
+                kind,
+                data.as_ptr().cast(),
+                data.len() as u32,
             )
         };
         if rc == ERROR_SUCCESS {

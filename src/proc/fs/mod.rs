@@ -10,14 +10,24 @@ mod windows;
 pub use unix::testing;
 #[cfg(unix)]
 pub use unix::{
-    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
-    Dir, FileId,
+    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Dir, FileId,
 };
 #[cfg(windows)]
 pub use windows::{
-    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
-    Dir, FileId,
+    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Dir, FileId,
 };
+
+/// A file opened for appending.
+#[derive(Debug)]
+pub struct Appending {
+    pub file: std::fs::File,
+    /// Its size when opened.
+    pub size: u64,
+    /// It does not end in a newline: something cut its last line (a full
+    /// disk, a crash); the next line must start on a line of its own.
+    pub cut: bool,
+}
+
 #[cfg(windows)]
 #[allow(unused_imports)]
 pub(crate) use windows::{own_sid, private_sddl, process_sid, Descriptor};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 
-use super::DirPolicy;
+use super::{Appending, DirPolicy};
 
 /// The identity of a file: the same (device, inode) is the same file,
 /// whatever its name now is.
@@ -31,17 +31,6 @@ impl FileId {
     pub fn of_file(file: &File) -> io::Result<FileId> {
         Ok(FileId::of(&rustix::fs::fstat(file)?))
     }
-}
-
-/// A file opened for appending.
-#[derive(Debug)]
-pub struct Appending {
-    pub file: File,
-    /// Its size when opened.
-    pub size: u64,
-    /// It does not end in a newline: something cut its last line (a full
-    /// disk, a crash); the next line must start on a line of its own.
-    pub cut: bool,
 }
 
 /// An open, checked directory: every file in it is reached through its

@@ -31,7 +31,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
-use super::DirPolicy;
+use super::{Appending, DirPolicy};
 
 /// The identity of a file: its volume and its index on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,16 +62,6 @@ impl FileId {
     pub fn of_file(file: &File) -> io::Result<FileId> {
         FileId::of_handle(file.as_raw_handle() as HANDLE)
     }
-}
-
-/// A file opened for appending.
-#[derive(Debug)]
-pub struct Appending {
-    pub file: File,
-    /// Its size when opened.
-    pub size: u64,
-    /// It does not end in a newline (see the Unix side).
-    pub cut: bool,
 }
 
 /// An open, checked directory, held open while ward uses it.
