@@ -16,8 +16,8 @@
 //! - reads are bounded.
 //!
 //! `docs/security.md` states the rules for users. The implementations are
-//! `src/proc/fs/unix.rs` and `src/proc/fs/windows.rs` (no `openat` there:
-//! see that file for what stands in for it), with every other platform
+//! `src/proc/fs/unix.rs` and `src/proc/fs/windows.rs` (`NtCreateFile`
+//! with a root directory is its `openat`), with every other platform
 //! difference of ward in `src/proc`; this module is their one door for the
 //! rest of ward.
 

@@ -1,7 +1,8 @@
 //! Processes and process trees: spawning (credentials, process groups,
 //! cgroup leaves, parent-death signal), reaping, signalling and killing whole
 //! trees, the sentinel that cleans up after a dead ward, and the sweep of a
-//! previous ward's leftovers. With the Windows sides of `src/files` and
+//! previous ward's leftovers; and in `fs`, the platform side of ward's own
+//! files (`src/files` is their door). With the Windows side of
 //! `src/transport`, the only code of ward with `unsafe`; every block says
 //! why it is sound.
 //!

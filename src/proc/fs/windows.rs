@@ -5,10 +5,14 @@
 //! with an access list of their own: SYSTEM, Administrators and ward's
 //! account, nobody else, nothing inherited.
 //!
-//! Windows has no `openat`: a file is opened by its full path. The
-//! directory's own handle is kept open without `FILE_SHARE_DELETE`, so
-//! that the directory cannot be renamed or removed (and replaced by a
-//! link) while ward uses it.
+//! Windows' `openat` is `NtCreateFile` with a `RootDirectory`: every file
+//! of a [`Dir`] is opened, created, renamed and removed relative to the
+//! directory's own handle, as on Unix. That handle is also kept open
+//! without `FILE_SHARE_DELETE`, so the directory cannot be renamed or
+//! removed (and replaced by a link) while ward uses it. Only
+//! [`open_regular`] and [`append_existing`], which take a path as their
+//! Unix counterparts do, open by path (without following a link at its
+//! last component).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -544,6 +548,88 @@ impl Dir {
         self.path.join(name)
     }
 
+    /// Opens `name` relative to this directory's own handle (`NtCreateFile`
+    /// with `RootDirectory`: the Windows `openat`), never through a link at
+    /// `name` (`FILE_OPEN_REPARSE_POINT`), never a directory, shared for
+    /// reading, writing and deletion. `regular`: refuse what is not a
+    /// regular file (a link, a device).
+    fn open_at(
+        &self,
+        name: &str,
+        access: u32,
+        disposition: u32,
+        options: u32,
+        regular: bool,
+    ) -> io::Result<File> {
+        use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
+        use windows_sys::Wdk::Storage::FileSystem::{
+            NtCreateFile, FILE_NON_DIRECTORY_FILE, FILE_OPEN_REPARSE_POINT as OPEN_REPARSE_POINT,
+            FILE_SYNCHRONOUS_IO_NONALERT,
+        };
+        use windows_sys::Win32::Foundation::{
+            RtlNtStatusToDosError, OBJ_CASE_INSENSITIVE, UNICODE_STRING,
+        };
+        use windows_sys::Win32::Storage::FileSystem::{
+            FILE_ATTRIBUTE_NORMAL, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, SYNCHRONIZE,
+        };
+        use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
+        let name = self.name(name)?;
+        let mut wname: Vec<u16> = name.encode_utf16().collect();
+        let bytes = u16::try_from(wname.len() * 2)
+            .map_err(|_| err(io::ErrorKind::InvalidInput, format!("{name:?} is too long")))?;
+        let unicode = UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: wname.as_mut_ptr(),
+        };
+        let attributes = OBJECT_ATTRIBUTES {
+            Length: std::mem::size_of::<OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: self.handle.as_raw_handle() as HANDLE,
+            ObjectName: &unicode,
+            Attributes: OBJ_CASE_INSENSITIVE,
+            ..OBJECT_ATTRIBUTES::default()
+        };
+        let mut raw: HANDLE = std::ptr::null_mut();
+        // SAFETY: all-zero is a valid status block to be filled in.
+        let mut status_block: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+        // SAFETY: the attributes point at a name and a directory handle that
+        // outlive the call; `raw` receives the new handle.
+        let status = unsafe {
+            NtCreateFile(
+                &mut raw,
+                access | SYNCHRONIZE | FILE_READ_ATTRIBUTES,
+                &attributes,
+                &mut status_block,
+                std::ptr::null(),
+                FILE_ATTRIBUTE_NORMAL,
+                FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                disposition,
+                FILE_NON_DIRECTORY_FILE
+                    | FILE_SYNCHRONOUS_IO_NONALERT
+                    | OPEN_REPARSE_POINT
+                    | options,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if status < 0 {
+            // SAFETY: a plain conversion of a status code.
+            let code = unsafe { RtlNtStatusToDosError(status) };
+            return Err(io::Error::from_raw_os_error(code as i32));
+        }
+        // SAFETY: a handle just opened, owned by no one else.
+        let file = File::from(unsafe { OwnedHandle::from_raw_handle(raw as _) });
+        if regular {
+            ensure_regular(&file, &self.join(name))?;
+        }
+        Ok(file)
+    }
+
+    fn opened(&self, name: &str, access: u32, disposition: u32) -> io::Result<File> {
+        self.open_at(name, access, disposition, 0, true)
+            .map_err(|e| context(e, || format!("cannot open {}", self.join(name).display())))
+    }
+
     /// A plain file name: no separator, no stream, no parent.
     fn name<'a>(&self, name: &'a str) -> io::Result<&'a str> {
         if name.is_empty() || name == "." || name == ".." || name.contains(['\\', '/', ':']) {
@@ -559,8 +645,11 @@ impl Dir {
     /// Unix permissions: on Windows the file inherits the directory's
     /// access list.
     pub fn append(&self, name: &str, _bits: u32, _group: Option<u32>) -> io::Result<Appending> {
-        let path = self.join(self.name(name)?);
-        let file = open_with(options().read(true).append(true).create(true), &path)?;
+        use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN_IF;
+        use windows_sys::Win32::Storage::FileSystem::{FILE_APPEND_DATA, FILE_READ_DATA};
+        // Append only (each write goes to the end), and read to see how the
+        // file ends.
+        let file = self.opened(name, FILE_APPEND_DATA | FILE_READ_DATA, FILE_OPEN_IF)?;
         let size = file.metadata()?.len();
         let mut last = [0u8; 1];
         let cut = size > 0
@@ -571,32 +660,25 @@ impl Dir {
 
     /// Opens (creating) `name` for reading and writing, for a lock file.
     pub fn lock_file(&self, name: &str, _bits: u32) -> io::Result<File> {
-        let path = self.join(self.name(name)?);
-        open_with(
-            options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-            &path,
-        )
+        use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN_IF;
+        use windows_sys::Win32::Storage::FileSystem::{FILE_READ_DATA, FILE_WRITE_DATA};
+        self.opened(name, FILE_READ_DATA | FILE_WRITE_DATA, FILE_OPEN_IF)
     }
 
     /// Reads all of `name` (a regular file), at most `max` bytes.
     pub fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
-        let path = self.join(self.name(name)?);
-        let file = options()
-            .read(true)
-            .open(&path)
-            .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
-        read_bounded(file, &path, max)
+        use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN;
+        use windows_sys::Win32::Storage::FileSystem::FILE_READ_DATA;
+        let file = self.opened(name, FILE_READ_DATA, FILE_OPEN)?;
+        read_bounded(file, &self.join(name), max)
     }
 
     /// Creates `name`; an existing file (or link) under that name is an
     /// `AlreadyExists` error and is left alone.
     pub fn create_exclusive(&self, name: &str, _bits: u32) -> io::Result<File> {
-        let path = self.join(self.name(name)?);
-        options().write(true).create_new(true).open(&path)
+        use windows_sys::Wdk::Storage::FileSystem::FILE_CREATE;
+        use windows_sys::Win32::Storage::FileSystem::FILE_WRITE_DATA;
+        self.open_at(name, FILE_WRITE_DATA, FILE_CREATE, 0, true)
     }
 
     /// Replaces `name` with `contents` atomically: a temporary file, then
@@ -618,27 +700,74 @@ impl Dir {
         written
     }
 
-    /// Renames `from` to `to` within this directory, replacing `to` (a
-    /// link is renamed itself, never followed).
+    /// Renames `from` to `to` within this directory, replacing `to`: both
+    /// names relative to the directory's handle (a link is renamed itself,
+    /// never followed).
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        std::fs::rename(self.join(self.name(from)?), self.join(self.name(to)?))
+        use windows_sys::Wdk::Storage::FileSystem::{
+            FileRenameInformation, NtSetInformationFile, FILE_OPEN, FILE_RENAME_INFORMATION,
+        };
+        use windows_sys::Win32::Foundation::RtlNtStatusToDosError;
+        use windows_sys::Win32::Storage::FileSystem::DELETE;
+        use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
+        let file = self.open_at(from, DELETE, FILE_OPEN, 0, false)?;
+        let target: Vec<u16> = self.name(to)?.encode_utf16().collect();
+        let head = std::mem::offset_of!(FILE_RENAME_INFORMATION, FileName);
+        let size = head + target.len() * 2;
+        // usize-aligned room for the header and the name.
+        let mut buf = vec![0usize; size.div_ceil(std::mem::size_of::<usize>()) + 1];
+        let info = buf.as_mut_ptr() as *mut FILE_RENAME_INFORMATION;
+        // SAFETY: `buf` holds at least `size` writable, aligned bytes: the
+        // header, then the name where `FileName` starts.
+        unsafe {
+            (*info).Anonymous.ReplaceIfExists = true;
+            (*info).RootDirectory = self.handle.as_raw_handle() as HANDLE;
+            (*info).FileNameLength = (target.len() * 2) as u32;
+            std::ptr::copy_nonoverlapping(
+                target.as_ptr(),
+                (info as *mut u8).add(head) as *mut u16,
+                target.len(),
+            );
+        }
+        // SAFETY: all-zero is a valid status block to be filled in.
+        let mut status_block: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+        // SAFETY: an open handle with DELETE access and the structure above.
+        let status = unsafe {
+            NtSetInformationFile(
+                file.as_raw_handle() as HANDLE,
+                &mut status_block,
+                info as *const std::ffi::c_void,
+                size as u32,
+                FileRenameInformation,
+            )
+        };
+        if status < 0 {
+            // SAFETY: a plain conversion of a status code.
+            let code = unsafe { RtlNtStatusToDosError(status) };
+            return Err(io::Error::from_raw_os_error(code as i32));
+        }
+        Ok(())
     }
 
-    /// Removes the file `name` (a link itself, never what it points to).
+    /// Removes the file `name` (a link itself, never what it points to),
+    /// relative to the directory's handle.
     pub fn remove(&self, name: &str) -> io::Result<()> {
-        std::fs::remove_file(self.join(self.name(name)?))
+        use windows_sys::Wdk::Storage::FileSystem::{FILE_DELETE_ON_CLOSE, FILE_OPEN};
+        use windows_sys::Win32::Storage::FileSystem::DELETE;
+        // Deleted as this handle closes, at the end of this statement.
+        self.open_at(name, DELETE, FILE_OPEN, FILE_DELETE_ON_CLOSE, false)
+            .map(drop)
     }
 
     /// The identity of what is at `name` now (a link is not followed), or
     /// `None` when nothing is.
     pub fn id_of(&self, name: &str) -> io::Result<Option<FileId>> {
-        let path = self.join(self.name(name)?);
-        let file = match options().read(false).access_mode(0).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        FileId::of_file(&file).map(Some)
+        use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN;
+        match self.open_at(name, 0, FILE_OPEN, 0, false) {
+            Ok(file) => FileId::of_file(&file).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The directory's own handle.
@@ -692,5 +821,13 @@ mod tests {
         drop(appended);
         assert!(dir.id_of("w.log").unwrap().is_some());
         assert!(dir.id_of("none.log").unwrap().is_none());
+        // Names are reached through the directory's own handle: renamed
+        // and removed there, and the directory cannot be moved away (and
+        // replaced) while ward holds it.
+        dir.rename("w.log", "w.log.1").unwrap();
+        assert!(path.join("w.log.1").is_file() && !path.join("w.log").exists());
+        dir.remove("w.log.1").unwrap();
+        assert!(dir.id_of("w.log.1").unwrap().is_none());
+        assert!(std::fs::rename(&path, tmp.path().join("moved")).is_err());
     }
 }
