@@ -557,19 +557,13 @@ impl Driver {
                     run,
                     signal,
                     main_only,
-                } => match self
-                    .config
-                    .specs
-                    .get(&id.program)
-                    .filter(|p| p.stop_command.is_some())
-                {
-                    // A stop that runs the program's own stop command.
-                    Some(spec) => {
+                } => self.exec.signal(&id, run, signal, main_only),
+                Action::StopCommand { id, run } => {
+                    if let Some(spec) = self.config.specs.get(&id.program) {
                         let spec = spec.clone();
                         self.exec.stop_command(&id, run, &spec)
                     }
-                    None => self.exec.signal(&id, run, signal, main_only),
-                },
+                }
                 Action::SignalMain { id, run, signal } => self.exec.signal_main(&id, run, signal),
                 Action::SignalTree { id, run, signal } => self.exec.signal_tree(&id, run, signal),
                 Action::KillTree { id, run } => self.exec.kill_tree(&id, run),

@@ -205,8 +205,10 @@ impl Exec {
         let Some(rt) = self.current(id, run) else {
             return;
         };
-        // Still spawning: the command could not be told which process to
-        // stop, so this stop sends the signal (when the process exists).
+        // The engine asks once the process exists, but the spawn task may
+        // not have handed its tree to the shell yet: the command could not
+        // be told which process to stop, so this stop goes out as the
+        // signal, when the tree arrives.
         let Some(main_pid) = rt.tree.as_ref().map(|(_, rec)| rec.tree.pid) else {
             let sig = to_proc(spec.stop_signal);
             self.tree_op(

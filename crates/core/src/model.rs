@@ -267,6 +267,14 @@ pub enum Action {
         signal: Signal,
         main_only: bool,
     },
+    /// A stop by the program's `stop_command` instead of its signal (the
+    /// spec has one, and the main process is alive to be told): the shell
+    /// runs the command for this run; the stop deadline holds as for a
+    /// signal.
+    StopCommand {
+        id: InstanceId,
+        run: RunId,
+    },
     /// Send `signal` to the run's main process only (a user's `ward
     /// signal`: a reload or log-reopen signal is meant for the program, not
     /// for every worker it forked). Never emitted once the leader exited.

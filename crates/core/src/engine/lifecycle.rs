@@ -97,12 +97,31 @@ impl Supervisor {
             TimerKind::StopDeadline(run_id),
         );
         if signal_now {
-            self.actions.push_back(Action::Signal {
+            let stop = self.stop_action(id, run_id, signal, main_only);
+            self.actions.push_back(stop);
+        }
+    }
+
+    /// How a stop reaches a live run whose main process is alive: its
+    /// `stop_command` when the spec has one, else its stop signal.
+    fn stop_action(
+        &self,
+        id: &InstanceId,
+        run: RunId,
+        signal: crate::Signal,
+        main_only: bool,
+    ) -> Action {
+        if self.spec_of(id).is_some_and(|s| s.stop_command.is_some()) {
+            return Action::StopCommand {
                 id: id.clone(),
-                run: run_id,
-                signal,
-                main_only,
-            });
+                run,
+            };
+        }
+        Action::Signal {
+            id: id.clone(),
+            run,
+            signal,
+            main_only,
         }
     }
 
@@ -159,12 +178,8 @@ impl Supervisor {
             }
         }
         if send_held_signal {
-            self.actions.push_back(Action::Signal {
-                id: id.clone(),
-                run,
-                signal,
-                main_only,
-            });
+            let stop = self.stop_action(id, run, signal, main_only);
+            self.actions.push_back(stop);
         }
     }
 

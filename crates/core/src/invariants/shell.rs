@@ -347,7 +347,8 @@ impl CheckedShell {
                     "signal for a run that is over"
                 );
             }
-            Action::Signal { id, run, .. } => {
+            // A stop command ends a cooperative program as its signal would.
+            Action::Signal { id, run, .. } | Action::StopCommand { id, run } => {
                 ensure_eq!(
                     self.open.get(&id),
                     Some(&run),

@@ -5,6 +5,42 @@ use crate::done_states;
 use ward_core::*;
 
 #[test]
+fn a_stop_command_stands_in_for_the_signal_and_the_deadline_still_holds() {
+    let mut api = prog("api");
+    api.stop_command = Some(vec!["api-ctl".into(), "stop".into()]);
+    let mut sim = Sim::new(set(vec![api]));
+    sim.set_world(
+        "api",
+        World {
+            exit_on_signal: None,
+            ..World::default()
+        },
+    );
+    sim.advance(secs(1));
+    let run = sim.run("api", 0).unwrap();
+    sim.request(Request::Stop(Target::Program("api".into())));
+    let stop_at = sim.now;
+    assert!(sim.log.iter().any(|(_, a)| *a
+        == Action::StopCommand {
+            id: id("api", 0),
+            run,
+        }));
+    assert!(
+        !sim.log
+            .iter()
+            .any(|(_, a)| matches!(a, Action::Signal { .. })),
+        "the signal was sent too"
+    );
+    sim.advance(secs(6));
+    let kill_at = sim
+        .log
+        .iter()
+        .find(|(_, a)| matches!(a, Action::KillTree { .. }))
+        .map(|(t, _)| *t);
+    assert_eq!(kill_at, Some(stop_at + secs(5)));
+}
+
+#[test]
 fn stop_signals_then_kills_at_the_deadline() {
     let mut sim = Sim::new(set(vec![prog("api")]));
     sim.set_world(
