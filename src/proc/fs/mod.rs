@@ -46,6 +46,15 @@ impl Dir {
     }
 }
 
+fn err(kind: std::io::ErrorKind, msg: String) -> std::io::Error {
+    std::io::Error::new(kind, msg)
+}
+
+/// `e` with what ward was doing and where, keeping its kind.
+fn context(e: std::io::Error, what: impl FnOnce() -> String) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", what()))
+}
+
 /// All of `file` (checked regular by the caller), at most `max` bytes: a
 /// bigger one is an error naming `path`.
 pub(crate) fn read_at_most(

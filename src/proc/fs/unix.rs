@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 
-use super::{Appending, DirPolicy};
+use super::{context, err, Appending, DirPolicy};
 
 /// The identity of a file: the same (device, inode) is the same file,
 /// whatever its name now is.
@@ -40,15 +40,6 @@ impl FileId {
 pub struct Dir {
     fd: OwnedFd,
     path: PathBuf,
-}
-
-fn err(kind: io::ErrorKind, msg: String) -> io::Error {
-    io::Error::new(kind, msg)
-}
-
-/// `e` with what ward was doing and where, keeping its kind.
-fn context(e: io::Error, what: impl FnOnce() -> String) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", what()))
 }
 
 fn file_type_name(stat: &Stat) -> &'static str {

@@ -35,7 +35,7 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
-use super::{Appending, DirPolicy};
+use super::{context, err, Appending, DirPolicy};
 
 /// The identity of a file: its volume and its index on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +73,6 @@ impl FileId {
 pub struct Dir {
     handle: OwnedHandle,
     path: PathBuf,
-}
-
-fn err(kind: io::ErrorKind, msg: String) -> io::Error {
-    io::Error::new(kind, msg)
-}
-
-fn context(e: io::Error, what: impl FnOnce() -> String) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", what()))
 }
 
 fn wide(s: impl AsRef<std::ffi::OsStr>) -> Vec<u16> {
