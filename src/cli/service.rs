@@ -37,8 +37,9 @@ pub struct InstallArgs {
     /// written; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The service manager restarts ward when its supervision loop has not
-    /// answered for this long (`0s`: no watchdog).
+    /// systemd restarts ward when its supervision loop has not answered
+    /// for this long (`0s`: no watchdog). launchd and the Windows Service
+    /// Control Manager have no watchdog: there it changes nothing.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration_arg)]
     pub watchdog: Duration,
     /// Windows: the account the service runs as: LocalService,

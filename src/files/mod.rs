@@ -29,4 +29,6 @@ pub use crate::proc::fs::{
 };
 #[cfg(windows)]
 #[allow(unused_imports)]
-pub(crate) use crate::proc::fs::{own_sid, private_sddl, process_sid, Descriptor};
+pub(crate) use crate::proc::fs::{
+    own_sid, owner_at, owner_of, private_sddl, process_sid, Descriptor,
+};

@@ -25,8 +25,8 @@ use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
 };
 use windows_sys::Win32::Security::{
-    GetTokenInformation, TokenUser, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY,
-    TOKEN_USER,
+    GetTokenInformation, TokenUser, ACL, PSECURITY_DESCRIPTOR, PSID, SECURITY_ATTRIBUTES,
+    TOKEN_QUERY, TOKEN_USER,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateDirectoryW, CreateFileW, GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION,
@@ -154,7 +154,7 @@ const FILE_WRITES: u32 = 0x2 | 0x4 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x4000_000
 /// make folders, which changes nothing already there.)
 const DIR_WRITES: u32 = 0x40 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x1000_0000;
 
-fn sid_string(sid: windows_sys::Win32::Security::PSID) -> Option<String> {
+fn sid_string(sid: PSID) -> Option<String> {
     let mut text: *mut u16 = std::ptr::null_mut();
     // SAFETY: a valid SID and a place for the string, freed below.
     if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
@@ -169,20 +169,17 @@ fn sid_string(sid: windows_sys::Win32::Security::PSID) -> Option<String> {
     }
 }
 
-/// Who may change `path` beyond the trusted accounts: `Ok(())`, or the
-/// reason in words. `writes` are the rights that count.
-fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
+/// The owner and access list of a file or folder: the descriptor they
+/// point into (freed when it drops), the owner as a SID string, the list.
+fn security_at(path: &Path) -> io::Result<(Descriptor, String, *mut ACL)> {
     use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
-    use windows_sys::Win32::Security::{
-        GetAce, ACCESS_ALLOWED_ACE, ACL, DACL_SECURITY_INFORMATION, INHERIT_ONLY_ACE,
-        OWNER_SECURITY_INFORMATION, PSID,
-    };
+    use windows_sys::Win32::Security::{DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION};
     let name = wide(path);
     let mut owner: PSID = std::ptr::null_mut();
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: a NUL-terminated path and places for what is asked; the
-    // descriptor (which owner and dacl point into) is freed below.
+    // descriptor (which owner and dacl point into) is freed by its guard.
     let rc = unsafe {
         GetNamedSecurityInfoW(
             name.as_ptr(),
@@ -196,15 +193,52 @@ fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
         )
     };
     if rc != 0 {
-        return Err(format!(
-            "cannot read who may change {}: {}",
-            path.display(),
-            io::Error::from_raw_os_error(rc as i32)
-        ));
+        return Err(io::Error::from_raw_os_error(rc as i32));
+    }
+    let sd = Descriptor(sd);
+    Ok((sd, sid_string(owner).unwrap_or_default(), dacl))
+}
+
+/// The account that owns the file or folder at `path`, as a SID string.
+pub(crate) fn owner_at(path: &Path) -> io::Result<String> {
+    security_at(path).map(|(_, owner, _)| owner)
+}
+
+/// The account that owns the object behind `handle` (a file, a pipe), as
+/// a SID string. The handle needs `READ_CONTROL`.
+pub(crate) fn owner_of(handle: HANDLE) -> io::Result<String> {
+    use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
+    use windows_sys::Win32::Security::OWNER_SECURITY_INFORMATION;
+    let mut owner: PSID = std::ptr::null_mut();
+    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: an open handle and places for what is asked; the descriptor
+    // (which owner points into) is freed by its guard.
+    let rc = unsafe {
+        GetSecurityInfo(
+            handle,
+            SE_KERNEL_OBJECT,
+            OWNER_SECURITY_INFORMATION,
+            &mut owner,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc as i32));
     }
     let _free = Descriptor(sd);
+    sid_string(owner).ok_or_else(io::Error::last_os_error)
+}
+
+/// Who may change `path` beyond the trusted accounts: `Ok(())`, or the
+/// reason in words. `writes` are the rights that count.
+fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
+    use windows_sys::Win32::Security::{GetAce, ACCESS_ALLOWED_ACE, INHERIT_ONLY_ACE};
+    let (_free, owner, dacl) = security_at(path)
+        .map_err(|e| format!("cannot read who may change {}: {e}", path.display()))?;
     let trusted = |sid: &str| TRUSTED.contains(&sid);
-    let owner = sid_string(owner).unwrap_or_default();
     if !trusted(&owner) {
         return Err(format!(
             "{} belongs to {owner}, not to SYSTEM, Administrators or TrustedInstaller",
