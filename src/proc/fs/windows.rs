@@ -1,9 +1,11 @@
 //! Windows: ward's directories held open while in use, files opened
 //! without following a link (`FILE_FLAG_OPEN_REPARSE_POINT`) and used
 //! only if regular, every file shared for deletion so that a log can be
-//! renamed (rotated) while it is open, and ward's private directories made
-//! with an access list of their own: SYSTEM, Administrators and ward's
-//! account, nobody else, nothing inherited.
+//! renamed (rotated) while it is open, ward's private directories made
+//! with an access list of their own (SYSTEM, Administrators and ward's
+//! account, nobody else, nothing inherited), and directories that exist
+//! already refused when someone else owns them or may change their
+//! entries.
 //!
 //! Windows' `openat` is `NtCreateFile` with a `RootDirectory`: every file
 //! of a [`Dir`] is opened, created, renamed and removed relative to the
@@ -28,6 +30,7 @@ use windows_sys::Win32::Security::{
     GetTokenInformation, TokenUser, ACL, PSECURITY_DESCRIPTOR, PSID, SECURITY_ATTRIBUTES,
     TOKEN_QUERY, TOKEN_USER,
 };
+use windows_sys::Win32::Storage::FileSystem::READ_CONTROL;
 use windows_sys::Win32::Storage::FileSystem::{
     CreateDirectoryW, CreateFileW, GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION,
     FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
@@ -154,6 +157,17 @@ const FILE_WRITES: u32 = 0x2 | 0x4 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x4000_000
 /// make folders, which changes nothing already there.)
 const DIR_WRITES: u32 = 0x40 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x1000_0000;
 
+/// Who besides ward's account may keep a folder of ward's: SYSTEM,
+/// Administrators, TrustedInstaller, and the folder's owner through OWNER
+/// RIGHTS or CREATOR OWNER (the owner is checked on its own).
+const DIR_KEEPERS: [&str; 5] = TRUSTED;
+
+/// Rights over a folder of ward's that no one else may have: adding a
+/// file or folder (one of their own, which ward would then use), deleting
+/// entries, deleting or re-permissioning the folder; and the generic
+/// rights that hold them.
+const DIR_CHANGES: u32 = 0x2 | 0x4 | DIR_WRITES | 0x4000_0000;
+
 fn sid_string(sid: PSID) -> Option<String> {
     let mut text: *mut u16 = std::ptr::null_mut();
     // SAFETY: a valid SID and a place for the string, freed below.
@@ -204,23 +218,24 @@ pub(crate) fn owner_at(path: &Path) -> io::Result<String> {
     security_at(path).map(|(_, owner, _)| owner)
 }
 
-/// The account that owns the object behind `handle` (a file, a pipe), as
-/// a SID string. The handle needs `READ_CONTROL`.
-pub(crate) fn owner_of(handle: HANDLE) -> io::Result<String> {
+/// The owner and access list of the object behind `handle` (a folder, a
+/// pipe), as [`security_at`] gives them. The handle needs `READ_CONTROL`.
+fn security_of(handle: HANDLE) -> io::Result<(Descriptor, String, *mut ACL)> {
     use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
-    use windows_sys::Win32::Security::OWNER_SECURITY_INFORMATION;
+    use windows_sys::Win32::Security::{DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION};
     let mut owner: PSID = std::ptr::null_mut();
+    let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: an open handle and places for what is asked; the descriptor
-    // (which owner points into) is freed by its guard.
+    // (which owner and dacl point into) is freed by its guard.
     let rc = unsafe {
         GetSecurityInfo(
             handle,
             SE_KERNEL_OBJECT,
-            OWNER_SECURITY_INFORMATION,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
             &mut owner,
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            &mut dacl,
             std::ptr::null_mut(),
             &mut sd,
         )
@@ -228,30 +243,44 @@ pub(crate) fn owner_of(handle: HANDLE) -> io::Result<String> {
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc as i32));
     }
-    let _free = Descriptor(sd);
-    sid_string(owner).ok_or_else(io::Error::last_os_error)
+    let sd = Descriptor(sd);
+    Ok((sd, sid_string(owner).unwrap_or_default(), dacl))
 }
 
-/// Who may change `path` beyond the trusted accounts: `Ok(())`, or the
-/// reason in words. `writes` are the rights that count.
-fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
+/// The account that owns the object behind `handle` (a file, a pipe), as
+/// a SID string. The handle needs `READ_CONTROL`.
+pub(crate) fn owner_of(handle: HANDLE) -> io::Result<String> {
+    security_of(handle).map(|(_, owner, _)| owner)
+}
+
+/// Who, beyond the trusted, may change an object.
+enum Untrusted {
+    /// Its owner (who may always change its access list).
+    Owner(String),
+    /// An entry of its access list that grants some of the rights asked
+    /// about: whom, and the rights.
+    Entry(String, u32),
+    /// It has no access list: everyone may do anything.
+    NoList,
+}
+
+/// The first account other than those `trusted` accepts that owns the
+/// object, or that `dacl` grants any of `writes`; `None` when there is
+/// none.
+fn untrusted(
+    owner: &str,
+    dacl: *const ACL,
+    writes: u32,
+    trusted: &dyn Fn(&str) -> bool,
+) -> Option<Untrusted> {
     use windows_sys::Win32::Security::{GetAce, ACCESS_ALLOWED_ACE, INHERIT_ONLY_ACE};
-    let (_free, owner, dacl) = security_at(path)
-        .map_err(|e| format!("cannot read who may change {}: {e}", path.display()))?;
-    let trusted = |sid: &str| TRUSTED.contains(&sid);
-    if !trusted(&owner) {
-        return Err(format!(
-            "{} belongs to {owner}, not to SYSTEM, Administrators or TrustedInstaller",
-            path.display()
-        ));
+    if !trusted(owner) {
+        return Some(Untrusted::Owner(owner.to_string()));
     }
     if dacl.is_null() {
-        return Err(format!(
-            "{} has no access list: everyone may change it",
-            path.display()
-        ));
+        return Some(Untrusted::NoList);
     }
-    // SAFETY: a valid ACL inside the descriptor.
+    // SAFETY: a valid ACL inside a descriptor the caller holds.
     let count = unsafe { (*dacl).AceCount };
     for i in 0..u32::from(count) {
         let mut ace: *mut std::ffi::c_void = std::ptr::null_mut();
@@ -275,13 +304,32 @@ fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
         }
         let who = sid_string(sid).unwrap_or_default();
         if !trusted(&who) {
-            return Err(format!(
-                "{} can be changed by {who} (access mask {mask:#x})",
-                path.display()
-            ));
+            return Some(Untrusted::Entry(who, mask));
         }
     }
-    Ok(())
+    None
+}
+
+/// Who may change `path` beyond the trusted accounts: `Ok(())`, or the
+/// reason in words. `writes` are the rights that count.
+fn only_trusted(path: &Path, writes: u32) -> Result<(), String> {
+    let (_free, owner, dacl) = security_at(path)
+        .map_err(|e| format!("cannot read who may change {}: {e}", path.display()))?;
+    match untrusted(&owner, dacl, writes, &|sid| TRUSTED.contains(&sid)) {
+        None => Ok(()),
+        Some(Untrusted::Owner(owner)) => Err(format!(
+            "{} belongs to {owner}, not to SYSTEM, Administrators or TrustedInstaller",
+            path.display()
+        )),
+        Some(Untrusted::NoList) => Err(format!(
+            "{} has no access list: everyone may change it",
+            path.display()
+        )),
+        Some(Untrusted::Entry(who, mask)) => Err(format!(
+            "{} can be changed by {who} (access mask {mask:#x})",
+            path.display()
+        )),
+    }
 }
 
 /// Why someone other than an administrator could change `path` (a file a
@@ -340,7 +388,7 @@ fn open_dir_handle(path: &Path) -> io::Result<OwnedHandle> {
     let raw = unsafe {
         CreateFileW(
             name.as_ptr(),
-            FILE_LIST_DIRECTORY,
+            FILE_LIST_DIRECTORY | READ_CONTROL,
             FILE_SHARE_READ | FILE_SHARE_WRITE,
             std::ptr::null(),
             OPEN_EXISTING,
@@ -480,6 +528,29 @@ fn dir_sddl(mode: u32) -> io::Result<String> {
     Ok(sddl)
 }
 
+/// Gives the folder at `path` (held open by a [`Dir`], so it cannot be
+/// swapped meanwhile) the access list of [`dir_sddl`], protected from its
+/// parent's.
+fn set_dir_list(path: &Path, mode: u32) -> io::Result<()> {
+    use windows_sys::Win32::Security::{
+        SetFileSecurityW, DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION,
+    };
+    let sd = Descriptor::from_sddl(&dir_sddl(mode)?)?;
+    let name = wide(path);
+    // SAFETY: a NUL-terminated path and a descriptor that outlives the call.
+    if unsafe {
+        SetFileSecurityW(
+            name.as_ptr(),
+            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+            sd.0,
+        )
+    } == 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn create_dir_with(path: &Path, mode: u32) -> io::Result<()> {
     let sd = Descriptor::from_sddl(&dir_sddl(mode)?)?;
     let attrs = sd.attributes();
@@ -502,10 +573,10 @@ impl Dir {
     /// may not write to (the policy's mode) gets an access list of its own
     /// (see `dir_sddl`); one they may write to (a shared log dir the
     /// config allows) inherits its parent's. A link (a symbolic link or a
-    /// junction) is refused. The access list of a directory that exists
-    /// is not checked (Unix's owner and mode checks have no Windows
-    /// counterpart here yet).
+    /// junction) is refused. A directory that exists is checked as Unix
+    /// checks its owner and mode (`check_existing`).
     pub fn open(path: &Path, policy: DirPolicy) -> io::Result<Dir> {
+        let mut created = false;
         match std::fs::symlink_metadata(path) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -520,7 +591,7 @@ impl Dir {
                     std::fs::create_dir(path)
                 };
                 match made {
-                    Ok(()) => {}
+                    Ok(()) => created = true,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => {
                         return Err(context(e, || format!("cannot create {}", path.display())))
@@ -552,10 +623,65 @@ impl Dir {
                 ),
             ));
         }
-        Ok(Dir {
+        let dir = Dir {
             handle,
             path: path.to_path_buf(),
-        })
+        };
+        if !created {
+            dir.check_existing(policy)?;
+        }
+        Ok(dir)
+    }
+
+    /// A folder that was there before: it must belong to ward's account,
+    /// SYSTEM or Administrators. ward's own (`enforce_mode`) gets ward's
+    /// access list back; any other must let nobody else add, delete or
+    /// re-permission its entries, unless `allow_writable`. (Unix: the
+    /// owner, then `chmod`, or the group and other write bits.)
+    fn check_existing(&self, policy: DirPolicy) -> io::Result<()> {
+        let me = own_sid()?;
+        let (_free, owner, dacl) =
+            security_of(self.handle.as_raw_handle() as HANDLE).map_err(|e| {
+                context(e, || {
+                    format!("cannot read who may change {}", self.path.display())
+                })
+            })?;
+        let trusted = |sid: &str| sid == me || DIR_KEEPERS.contains(&sid);
+        let checked = !policy.enforce_mode && !policy.allow_writable;
+        let writes = if checked { DIR_CHANGES } else { 0 };
+        let denied = |why: String| err(io::ErrorKind::PermissionDenied, why);
+        match untrusted(&owner, dacl, writes, &trusted) {
+            Some(Untrusted::Owner(owner)) => {
+                return Err(denied(format!(
+                    "{} belongs to {owner}; ward ({me}) uses only folders owned by its own \
+                     account, SYSTEM or Administrators, so that no other user can swap its files",
+                    self.path.display()
+                )))
+            }
+            Some(Untrusted::Entry(who, mask)) => {
+                return Err(denied(format!(
+                    "{} can be changed by {who} (access mask {mask:#x}): another user could \
+                     put files of their own in it or swap ward's. Take that right away \
+                     (icacls), or use another folder",
+                    self.path.display()
+                )))
+            }
+            Some(Untrusted::NoList) if checked => {
+                return Err(denied(format!(
+                    "{} has no access list: every user may change it; use another folder",
+                    self.path.display()
+                )))
+            }
+            _ => {}
+        }
+        if policy.enforce_mode {
+            set_dir_list(&self.path, policy.mode).map_err(|e| {
+                context(e, || {
+                    format!("cannot set the access list of {}", self.path.display())
+                })
+            })?;
+        }
+        Ok(())
     }
 
     /// Opens a directory a person named for output of their own: it must
@@ -832,6 +958,92 @@ mod tests {
         let text = plain.to_string_lossy();
         assert!(!text.starts_with(r"\\?\"), "{text}");
         assert_eq!(text.as_bytes()[1], b':', "{text}");
+    }
+
+    /// A folder given the access list of `sddl` (as a user could have
+    /// made it before ward started). Wine keeps an access list as the
+    /// folder's Unix mode, and gives it back from that mode.
+    fn folder_with(path: &Path, sddl: &str) {
+        use windows_sys::Win32::Security::{
+            SetFileSecurityW, DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION,
+        };
+        std::fs::create_dir(path).unwrap();
+        let sd = Descriptor::from_sddl(sddl).unwrap();
+        let name = wide(path);
+        // SAFETY: a NUL-terminated path and a descriptor that outlives the call.
+        let set = unsafe {
+            SetFileSecurityW(
+                name.as_ptr(),
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                sd.0,
+            )
+        };
+        assert_ne!(set, 0, "{}", io::Error::last_os_error());
+    }
+
+    fn open_error(path: &Path, policy: super::super::DirPolicy) -> String {
+        match Dir::open(path, policy) {
+            Ok(_) => panic!("{} was accepted", path.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_folder_others_may_change_is_refused_or_made_wards_own() {
+        use super::super::DirPolicy;
+        let tmp = tempfile::tempdir().unwrap();
+        let me = own_sid().unwrap();
+        let logs = DirPolicy {
+            mode: 0o755,
+            enforce_mode: false,
+            group: None,
+            allow_writable: false,
+        };
+        // Everyone may add files: refused as a log folder, unless the
+        // config allows it.
+        let open = tmp.path().join("open");
+        folder_with(&open, &format!("D:P(A;OICI;FA;;;{me})(A;OICI;FA;;;WD)"));
+        let why = open_error(&open, logs);
+        assert!(
+            why.contains("can be changed by S-1-1-0 (access mask"),
+            "{why}"
+        );
+        assert!(why.contains("icacls"), "{why}");
+        Dir::open(
+            &open,
+            DirPolicy {
+                allow_writable: true,
+                ..logs
+            },
+        )
+        .expect("allow_writable");
+        // Reading and entering is no change.
+        let readable = tmp.path().join("readable");
+        folder_with(
+            &readable,
+            &format!("D:P(A;OICI;FA;;;{me})(A;OICI;0x1200a9;;;WD)"),
+        );
+        Dir::open(&readable, logs).expect("a folder others may only read");
+        // ward's own folder gets ward's access list back, as chmod does.
+        let state = tmp.path().join("state");
+        folder_with(&state, &format!("D:P(A;OICI;FA;;;{me})(A;OICI;FA;;;WD)"));
+        assert!(open_error(&state, logs).contains("S-1-1-0"));
+        Dir::open(&state, DirPolicy::private()).expect("ward's own folder");
+        Dir::open(&state, logs).expect("now only ward may change it");
+        // Someone else's folder, whatever its list: the owner comes first.
+        // (Windows lets nobody give a folder an owner they are not, and
+        // Wine has only the Unix owner, so this is checked on the list.)
+        let (_sd, _, dacl) = security_at(&state).unwrap();
+        let trusted = |sid: &str| sid == me || DIR_KEEPERS.contains(&sid);
+        assert!(untrusted(&me, dacl, DIR_CHANGES, &trusted).is_none());
+        assert!(matches!(
+            untrusted("S-1-5-21-1-2-3-1002", dacl, 0, &trusted),
+            Some(Untrusted::Owner(owner)) if owner == "S-1-5-21-1-2-3-1002"
+        ));
+        assert!(matches!(
+            untrusted(&me, std::ptr::null(), 0, &trusted),
+            Some(Untrusted::NoList)
+        ));
     }
 
     #[test]
