@@ -250,9 +250,9 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
     // one it replaced is put back, a new one goes.
     let before: Option<Option<Vec<u8>>> = match &config_text {
         Some(text) => {
-            let (dir, file) = generated_dir(&config_path)?;
+            let (dir, file) = generated_dir(&config_path, &places.state_dir)?;
             let old = dir.read(&file, ward_config::MAX_FILE_SIZE).ok();
-            write_generated_config(&config_path, text, args.force)?;
+            write_generated_config(&config_path, &places.state_dir, text, args.force)?;
             Some(old)
         }
         None => None,
@@ -264,7 +264,9 @@ pub fn install(loc: &Locations, config_given: bool, args: &InstallArgs) -> Outco
     let installed = match ward_service::install(&unit, &options) {
         Ok(installed) => installed,
         Err(e) => {
-            if let (Some(old), Ok((dir, file))) = (before, generated_dir(&config_path)) {
+            if let (Some(old), Ok((dir, file))) =
+                (before, generated_dir(&config_path, &places.state_dir))
+            {
                 let _ = match old {
                     Some(text) => dir.replace(&file, &text, 0o644, true),
                     None => dir.remove(&file),
@@ -441,19 +443,26 @@ fn toml_key(key: &str) -> String {
 }
 
 /// The folder of a generated config, opened safely (made if missing; not
-/// a link; not writable by others), and the file's name in it.
-fn generated_dir(path: &Path) -> Result<(crate::files::Dir, String), Failure> {
+/// a link; not writable by others), and the file's name in it. Where that
+/// folder is the service's state folder (on Windows), it is ward's own
+/// and opened as such: given ward's mode (access list) back, since the
+/// service may have given it to its account.
+fn generated_dir(path: &Path, state_dir: &Path) -> Result<(crate::files::Dir, String), Failure> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Err(Failure::new(format!(
             "{} cannot hold a config",
             path.display()
         )));
     };
-    let policy = crate::files::DirPolicy {
-        mode: 0o755,
-        enforce_mode: false,
-        group: None,
-        allow_writable: false,
+    let policy = if dir == state_dir {
+        crate::files::DirPolicy::private()
+    } else {
+        crate::files::DirPolicy {
+            mode: 0o755,
+            enforce_mode: false,
+            group: None,
+            allow_writable: false,
+        }
     };
     let dir = crate::files::Dir::open(dir, policy).map_err(|e| Failure::new(e.to_string()))?;
     Ok((dir, name.to_string()))
@@ -461,8 +470,8 @@ fn generated_dir(path: &Path) -> Result<(crate::files::Dir, String), Failure> {
 
 /// Whether the file at `path` is a config `ward install` wrote (read as a
 /// regular file, bounded, never through a link).
-fn is_generated(path: &Path) -> bool {
-    let Ok((dir, name)) = generated_dir(path) else {
+fn is_generated(path: &Path, state_dir: &Path) -> bool {
+    let Ok((dir, name)) = generated_dir(path, state_dir) else {
         return false;
     };
     dir.read(&name, ward_config::MAX_FILE_SIZE)
@@ -471,8 +480,8 @@ fn is_generated(path: &Path) -> bool {
 
 /// Writes the wrapper's config, never over a file ward did not write and
 /// never through a link.
-fn write_generated_config(path: &Path, text: &str, force: bool) -> Outcome {
-    let (dir, name) = generated_dir(path)?;
+fn write_generated_config(path: &Path, state_dir: &Path, text: &str, force: bool) -> Outcome {
+    let (dir, name) = generated_dir(path, state_dir)?;
     match dir.read(&name, ward_config::MAX_FILE_SIZE) {
         Ok(existing) if !existing.starts_with(GENERATED_HEADER.as_bytes()) && !force => {
             return Err(usage(format!(
@@ -544,8 +553,9 @@ pub fn uninstall(args: &UninstallArgs) -> Outcome {
             "its config is yours and stays: {}",
             target.config.display()
         ));
-    } else if is_generated(&target.config)
-        && generated_dir(&target.config).is_ok_and(|(dir, name)| dir.remove(&name).is_ok())
+    } else if is_generated(&target.config, &places.state_dir)
+        && generated_dir(&target.config, &places.state_dir)
+            .is_ok_and(|(dir, name)| dir.remove(&name).is_ok())
     {
         println!(
             "  removed the config ward wrote for it: {}",

@@ -134,7 +134,10 @@ pub struct Service {
     /// its places for them ([`dirs`]): for a system service under systemd,
     /// state, runtime and logs (`StateDirectory=` …); for a user's, the
     /// runtime directory only (systemd's places for a user's state moved
-    /// between versions; the service makes its own where [`dirs`] says).
+    /// between versions; the service makes its own where [`dirs`] says);
+    /// under the Windows SCM, the state folder, for a service with an
+    /// [`Service::account`] other than LocalSystem (owned by
+    /// Administrators; SYSTEM, Administrators and the account only).
     pub dirs: Option<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<PathBuf>,

@@ -170,6 +170,144 @@ fn account_name(account: Option<&str>) -> Option<String> {
     )
 }
 
+/// An account's SID as a string (`S-1-5-19` for LocalService), asked of
+/// the system by name (`.\\user` is a user of this machine).
+fn account_sid(account: &str) -> Result<String, Error> {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
+    use windows_sys::Win32::Security::{LookupAccountNameW, SID_NAME_USE};
+    let plain = account.strip_prefix(r".\").unwrap_or(account);
+    let name: Vec<u16> = plain.encode_utf16().chain(Some(0)).collect();
+    let mut sid = vec![0u8; 68];
+    let mut domain = vec![0u16; 256];
+    let mut kind: SID_NAME_USE = 0;
+    let unknown = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Invalid,
+            format!("cannot find the account {account:?}: {e}"),
+        )
+    };
+    loop {
+        let mut sid_len = sid.len() as u32;
+        let mut domain_len = domain.len() as u32;
+        // SAFETY: a NUL-terminated name and buffers of the sizes given.
+        let found = unsafe {
+            LookupAccountNameW(
+                std::ptr::null(),
+                name.as_ptr(),
+                sid.as_mut_ptr().cast(),
+                &mut sid_len,
+                domain.as_mut_ptr(),
+                &mut domain_len,
+                &mut kind,
+            )
+        };
+        if found != 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        // ERROR_INSUFFICIENT_BUFFER: the sizes needed are in the lengths.
+        if e.raw_os_error() != Some(122)
+            || sid_len as usize <= sid.len() && domain_len as usize <= domain.len()
+        {
+            return Err(unknown(e));
+        }
+        sid.resize(sid.len().max(sid_len as usize), 0);
+        domain.resize(domain.len().max(domain_len as usize), 0);
+    }
+    let mut text: *mut u16 = std::ptr::null_mut();
+    // SAFETY: the SID the call filled in, and a place for its string.
+    if unsafe { ConvertSidToStringSidW(sid.as_mut_ptr().cast(), &mut text) } == 0 {
+        return Err(unknown(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a NUL-terminated string the call allocated, freed once.
+    let sid = unsafe {
+        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+        LocalFree(text.cast());
+        s
+    };
+    Ok(sid)
+}
+
+/// The access list a service's state folder gets when the service runs as
+/// an account other than LocalSystem: owned by Administrators; SYSTEM,
+/// Administrators and the account, nobody else, nothing inherited.
+fn state_folder_sddl(account_sid: &str) -> String {
+    format!("O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;{account_sid})")
+}
+
+/// The service's state folder ([`Service::dirs`]), made ready for its
+/// account as systemd's `StateDirectory=` is for `User=`: made if missing
+/// and given [`state_folder_sddl`]. LocalSystem needs nothing: it may use
+/// any folder.
+fn prepare_state_folder(service: &Service) -> Result<(), Error> {
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    };
+    use windows_sys::Win32::Security::{
+        SetFileSecurityW, DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    };
+    let (Some(base), Some(account)) = (&service.dirs, account_name(service.account.as_deref()))
+    else {
+        return Ok(());
+    };
+    let state = crate::dirs(base, service.scope)?.state;
+    let failed = |what: &str, e: std::io::Error| {
+        Error::new(
+            ErrorKind::Failed,
+            format!("cannot {what} {} for {account}: {e}", state.display()),
+        )
+    };
+    let sid = account_sid(&account)?;
+    std::fs::create_dir_all(&state).map_err(|e| failed("make", e))?;
+    let sddl: Vec<u16> = state_folder_sddl(&sid)
+        .encode_utf16()
+        .chain(Some(0))
+        .collect();
+    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated string and a place for the descriptor,
+    // freed below.
+    if unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            std::ptr::null_mut(),
+        )
+    } == 0
+    {
+        return Err(failed(
+            "describe the access of",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let path: Vec<u16> = state
+        .as_os_str()
+        .to_string_lossy()
+        .encode_utf16()
+        .chain(Some(0))
+        .collect();
+    // SAFETY: a NUL-terminated path and the descriptor made above.
+    let set = unsafe {
+        SetFileSecurityW(
+            path.as_ptr(),
+            OWNER_SECURITY_INFORMATION
+                | DACL_SECURITY_INFORMATION
+                | PROTECTED_DACL_SECURITY_INFORMATION,
+            sd,
+        )
+    };
+    let e = std::io::Error::last_os_error();
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { windows_sys::Win32::Foundation::LocalFree(sd.cast()) };
+    if set == 0 {
+        return Err(failed("give the access list of", e));
+    }
+    Ok(())
+}
+
 /// What [`install`] creates, in words (`sc.exe create` would say the same).
 pub(crate) fn render(service: &Service) -> String {
     let mut command = vec![format!("\"{}\"", service.program.display())];
@@ -195,6 +333,14 @@ pub(crate) fn render(service: &Service) -> String {
         service.description,
         service.name,
     );
+    if let (Some(base), Some(account)) = (&service.dirs, account_name(service.account.as_deref())) {
+        let state = crate::dirs(base, service.scope)
+            .map(|d| d.state.display().to_string())
+            .unwrap_or_else(|_| base.clone());
+        text.push_str(&format!(
+            "  state folder: {state}, for SYSTEM, Administrators and {account} only\n"
+        ));
+    }
     for (key, value) in &service.properties {
         text.push_str(&format!("  {key}: {value}\n"));
     }
@@ -223,6 +369,9 @@ pub(crate) fn install(service: &Service, options: &InstallOptions) -> Result<Ins
         ));
     }
     let scm = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
+    // Before anything is created: an account that does not exist stops
+    // the install here.
+    prepare_state_folder(service)?;
     let replaced = match scm.open_service(&service.name, ServiceAccess::QUERY_STATUS) {
         Ok(_) => {
             let ours = registry::get(&parameters_key(&service.name), GENERATOR_VALUE).as_deref()
@@ -998,6 +1147,55 @@ mod tests {
             text.contains(r"account: NT AUTHORITY\NetworkService"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_service_with_an_account_gets_its_state_folder_for_that_account() {
+        assert_eq!(
+            account_sid(r"NT AUTHORITY\LocalService").unwrap(),
+            "S-1-5-19"
+        );
+        assert_eq!(
+            account_sid(r"NT AUTHORITY\NetworkService").unwrap(),
+            "S-1-5-20"
+        );
+        let e = account_sid(r".\no-such-user-here").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(e.message.contains("no-such-user-here"), "{}", e.message);
+        assert_eq!(
+            state_folder_sddl("S-1-5-19"),
+            "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;S-1-5-19)"
+        );
+
+        let base = format!("ward-test/acct-{}", std::process::id());
+        let mut s = Service::new(
+            "acct",
+            std::path::absolute("/ward.exe").unwrap(),
+            Scope::System,
+        );
+        s.dirs = Some(base.clone());
+        let state = crate::dirs(&base, Scope::System).unwrap().state;
+        // LocalSystem may use any folder: nothing is made.
+        prepare_state_folder(&s).unwrap();
+        assert!(!state.exists());
+        assert!(!render(&s).contains("state folder"));
+        s.account = Some("LocalService".into());
+        let text = render(&s);
+        assert!(
+            text.contains(&format!(
+                "state folder: {}, for SYSTEM, Administrators and NT AUTHORITY\\LocalService only",
+                state.display()
+            )),
+            "{text}"
+        );
+        prepare_state_folder(&s).unwrap();
+        assert!(state.is_dir());
+        std::fs::remove_dir_all(state.parent().unwrap()).unwrap();
+        // An account that does not exist: said before anything is made.
+        s.account = Some(r".\no-such-user-here".into());
+        let e = prepare_state_folder(&s).unwrap_err();
+        assert!(e.message.contains("no-such-user-here"), "{}", e.message);
+        assert!(!state.exists());
     }
 
     #[test]
