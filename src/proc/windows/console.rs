@@ -36,19 +36,23 @@ pub(crate) fn send(helper: &Path, pid: u32, sig: Signal) -> io::Result<()> {
         Signal::CtrlBreak => ("ctrl-break", "Ctrl-Break"),
         _ => return Err(io::Error::from(io::ErrorKind::Unsupported)),
     };
-    let mut child = Command::new(helper)
-        .args([HELPER_ARG, &pid.to_string(), event])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .creation_flags(DETACHED_PROCESS)
-        .spawn()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start {} to send {sig}: {e}", helper.display()),
-            )
-        })?;
+    // Not while a program's pipe ends are inheritable for its own spawn.
+    let spawned = {
+        let _one_at_a_time = super::spawn::one_at_a_time();
+        Command::new(helper)
+            .args([HELPER_ARG, &pid.to_string(), event])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .creation_flags(DETACHED_PROCESS)
+            .spawn()
+    };
+    let mut child = spawned.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot start {} to send {sig}: {e}", helper.display()),
+        )
+    })?;
     let deadline = Instant::now() + HELPER_WAIT;
     loop {
         if let Some(status) = child.try_wait()? {

@@ -39,8 +39,15 @@ const PIPE_BUFFER: u32 = 64 * 1024;
 
 /// Making the three handles a child inherits inheritable, and starting
 /// it, is one step: another spawn in between could inherit them too where
-/// the handle list is not honoured.
+/// the handle list is not honoured. Every process ward starts while it
+/// supervises (the console-event helper too, which `std::process` starts
+/// with every inheritable handle) is started under it.
 static SPAWN_LOCK: Mutex<()> = Mutex::new(());
+
+/// Holds [`SPAWN_LOCK`] for a spawn made elsewhere.
+pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What every spawn needs to know.
 pub(crate) struct Context {
@@ -107,7 +114,7 @@ pub(crate) fn spawn_now(ctx: &Context, launch: Launch) -> io::Result<Child> {
     let job = job::create()?;
 
     let info = {
-        let _one_at_a_time = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = one_at_a_time();
         let inherited = [
             null.as_raw_handle() as HANDLE,
             out_client.as_raw_handle() as HANDLE,
