@@ -183,34 +183,42 @@ fn sid_string(sid: PSID) -> Option<String> {
     }
 }
 
-/// The owner and access list of a file or folder: the descriptor they
-/// point into (freed when it drops), the owner as a SID string, the list.
-fn security_at(path: &Path) -> io::Result<(Descriptor, String, *mut ACL)> {
-    use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
-    use windows_sys::Win32::Security::{DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION};
-    let name = wide(path);
+/// What asking an object for its owner and access list gives: the
+/// descriptor they point into (freed when it drops), the owner as a SID
+/// string, the list. `ask` makes the call with places for the owner, the
+/// list and the descriptor, and gives its error code.
+fn security_with(
+    ask: impl FnOnce(*mut PSID, *mut *mut ACL, *mut PSECURITY_DESCRIPTOR) -> u32,
+) -> io::Result<(Descriptor, String, *mut ACL)> {
     let mut owner: PSID = std::ptr::null_mut();
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-    // SAFETY: a NUL-terminated path and places for what is asked; the
-    // descriptor (which owner and dacl point into) is freed by its guard.
-    let rc = unsafe {
-        GetNamedSecurityInfoW(
-            name.as_ptr(),
-            SE_FILE_OBJECT,
-            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
-            &mut owner,
-            std::ptr::null_mut(),
-            &mut dacl,
-            std::ptr::null_mut(),
-            &mut sd,
-        )
-    };
+    let rc = ask(&mut owner, &mut dacl, &mut sd);
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc as i32));
     }
     let sd = Descriptor(sd);
     Ok((sd, sid_string(owner).unwrap_or_default(), dacl))
+}
+
+/// The owner and access list of a file or folder ([`security_with`]).
+fn security_at(path: &Path) -> io::Result<(Descriptor, String, *mut ACL)> {
+    use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
+    let name = wide(path);
+    // SAFETY: a NUL-terminated path and places for what is asked; the
+    // descriptor (which owner and dacl point into) is freed by its guard.
+    security_with(|owner, dacl, sd| unsafe {
+        GetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_AND_LIST,
+            owner,
+            std::ptr::null_mut(),
+            dacl,
+            std::ptr::null_mut(),
+            sd,
+        )
+    })
 }
 
 /// The account that owns the file or folder at `path`, as a SID string.
@@ -219,33 +227,28 @@ pub(crate) fn owner_at(path: &Path) -> io::Result<String> {
 }
 
 /// The owner and access list of the object behind `handle` (a folder, a
-/// pipe), as [`security_at`] gives them. The handle needs `READ_CONTROL`.
+/// pipe; [`security_with`]). The handle needs `READ_CONTROL`.
 fn security_of(handle: HANDLE) -> io::Result<(Descriptor, String, *mut ACL)> {
     use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
-    use windows_sys::Win32::Security::{DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION};
-    let mut owner: PSID = std::ptr::null_mut();
-    let mut dacl: *mut ACL = std::ptr::null_mut();
-    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: an open handle and places for what is asked; the descriptor
     // (which owner and dacl point into) is freed by its guard.
-    let rc = unsafe {
+    security_with(|owner, dacl, sd| unsafe {
         GetSecurityInfo(
             handle,
             SE_KERNEL_OBJECT,
-            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
-            &mut owner,
+            OWNER_AND_LIST,
+            owner,
             std::ptr::null_mut(),
-            &mut dacl,
+            dacl,
             std::ptr::null_mut(),
-            &mut sd,
+            sd,
         )
-    };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc as i32));
-    }
-    let sd = Descriptor(sd);
-    Ok((sd, sid_string(owner).unwrap_or_default(), dacl))
+    })
 }
+
+/// What [`security_with`] asks for.
+const OWNER_AND_LIST: u32 = windows_sys::Win32::Security::OWNER_SECURITY_INFORMATION
+    | windows_sys::Win32::Security::DACL_SECURITY_INFORMATION;
 
 /// The account that owns the object behind `handle` (a file, a pipe), as
 /// a SID string. The handle needs `READ_CONTROL`.
@@ -448,19 +451,7 @@ fn sid_of(process: HANDLE) -> io::Result<String> {
     // SAFETY: the call filled the buffer with a TOKEN_USER, whose SID
     // points into the same buffer.
     let user = unsafe { &*(buf.as_ptr() as *const TOKEN_USER) };
-    let mut text: *mut u16 = std::ptr::null_mut();
-    // SAFETY: a valid SID and a place for the string, freed below.
-    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a NUL-terminated string the call allocated.
-    let sid = unsafe {
-        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
-        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
-        LocalFree(text.cast());
-        s
-    };
-    Ok(sid)
+    sid_string(user.User.Sid).ok_or_else(io::Error::last_os_error)
 }
 
 /// A security descriptor made from SDDL, freed when dropped.
