@@ -30,5 +30,5 @@ pub use crate::proc::fs::{
 #[cfg(windows)]
 #[allow(unused_imports)]
 pub(crate) use crate::proc::fs::{
-    own_sid, owner_at, owner_of, private_sddl, process_sid, Descriptor,
+    makers_in, own_sid, owner_of, private_sddl, process_sid, Descriptor,
 };

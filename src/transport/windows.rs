@@ -157,8 +157,10 @@ fn check_holder(client: &NamedPipeClient, path: &Path, name: &str) -> io::Result
     let folder = path
         .parent()
         .filter(|_| !is_pipe_name(path))
-        .and_then(|dir| Some((dir, crate::files::owner_at(dir).ok()?)));
-    let folder = folder.as_ref().map(|(dir, sid)| (*dir, sid.as_str()));
+        .and_then(|dir| Some((dir, crate::files::makers_in(dir).ok()?)));
+    let folder = folder
+        .as_ref()
+        .map(|(dir, makers)| (*dir, makers.as_slice()));
     match holder_refusal(&owner, &me, folder) {
         None => Ok(()),
         Some(why) => Err(io::Error::other(format!("the pipe {name} {why}"))),
@@ -170,25 +172,27 @@ fn check_holder(client: &NamedPipeClient, path: &Path, name: &str) -> io::Result
 const HOLDERS: [&str; 4] = ["S-1-5-18", "S-1-5-19", "S-1-5-20", "S-1-5-32-544"];
 
 /// Whether the account that owns the pipe may be ward: `None`, or why
-/// not. On Unix the socket sits in ward's own folder, so only ward's
-/// account can make it; a pipe's name is open to every user, so the CLI
-/// checks its owner instead: one of [`HOLDERS`], a service's own account
-/// (`NT SERVICE\…`, which only the Service Control Manager runs as),
-/// the CLI's own account (`me`), or the owner of the endpoint's folder
-/// (ward's state folder, which ward made; `folder`). Nobody else can make
-/// more instances of ward's pipe: its access list gives them no
+/// not. On Unix the socket sits in ward's state folder, so only those who
+/// may make files there can make it; a pipe's name is open to every user,
+/// so the CLI checks the pipe's owner instead: one of [`HOLDERS`], a
+/// service's own account (`NT SERVICE\…`, which only the Service Control
+/// Manager runs as), the CLI's own account (`me`), or one of those who
+/// could have made a file in the endpoint's folder (`folder`: its owner,
+/// and whom its access list lets add files; a service's state folder that
+/// install made for its account names that account). Nobody else can
+/// make more instances of ward's pipe: its access list gives them no
 /// `FILE_CREATE_PIPE_INSTANCE`.
-fn holder_refusal(owner: &str, me: &str, folder: Option<(&Path, &str)>) -> Option<String> {
+fn holder_refusal(owner: &str, me: &str, folder: Option<(&Path, &[String])>) -> Option<String> {
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     if HOLDERS.iter().any(|h| eq(h, owner))
         || owner.to_ascii_uppercase().starts_with("S-1-5-80-")
         || eq(owner, me)
-        || folder.is_some_and(|(_, sid)| eq(sid, owner))
+        || folder.is_some_and(|(_, makers)| makers.iter().any(|m| eq(m, owner)))
     {
         return None;
     }
     let folder = match folder {
-        Some((dir, _)) => format!(", nor the owner of {}", dir.display()),
+        Some((dir, _)) => format!(", nor one who may make files in {}", dir.display()),
         None => String::new(),
     };
     Some(format!(
@@ -217,9 +221,8 @@ pub struct Listener {
 }
 
 /// Who may connect: SYSTEM, Administrators, ward's account (the owner);
-/// with a
-/// `mode` that lets others in, Authenticated Users too, but only to read
-/// and write data ([`CLIENT_RIGHTS`]).
+/// with a `mode` that lets others in, Authenticated Users too, but only
+/// to read and write data ([`CLIENT_RIGHTS`]).
 fn sddl(mode: u32) -> io::Result<String> {
     let me = crate::files::own_sid()?;
     // The owner is ward's account, said outright: left to the token, an
@@ -422,25 +425,33 @@ mod tests {
             ME,
         ] {
             assert_eq!(
-                holder_refusal(owner, ME, Some((state, "S-1-5-18"))),
+                holder_refusal(owner, ME, Some((state, &["S-1-5-18".into()]))),
                 None,
                 "{owner}"
             );
         }
-        // A service that runs as a user of its own owns its state folder.
-        assert_eq!(holder_refusal(OTHER, ME, Some((state, OTHER))), None);
+        // A service that runs as a user of its own: install made its state
+        // folder for that user; or another user's foreground ward, in a
+        // folder of theirs.
+        let made_for = ["S-1-5-32-544".to_string(), "S-1-5-18".into(), OTHER.into()];
+        assert_eq!(holder_refusal(OTHER, ME, Some((state, &made_for))), None);
+        assert_eq!(
+            holder_refusal(OTHER, ME, Some((state, &[OTHER.into()]))),
+            None
+        );
         // Anyone else: another user, the Users group, everyone.
+        let private = ["S-1-5-32-544".to_string(), "S-1-5-18".into()];
         for owner in [OTHER, "S-1-5-32-545", "S-1-1-0", "S-1-5-11", ""] {
-            let why = holder_refusal(owner, ME, Some((state, "S-1-5-32-544")))
+            let why = holder_refusal(owner, ME, Some((state, &private)))
                 .unwrap_or_else(|| panic!("{owner} was trusted"));
             assert!(why.contains(&format!("belongs to {owner}:")), "{why}");
             assert!(
-                why.contains(r"the owner of C:\ProgramData\ward\web"),
+                why.contains(r"one who may make files in C:\ProgramData\ward\web"),
                 "{why}"
             );
         }
         let why = holder_refusal(OTHER, ME, None).expect("refused");
-        assert!(!why.contains("owner of"), "{why}");
+        assert!(!why.contains("make files"), "{why}");
     }
 
     #[test]

@@ -242,12 +242,9 @@ fn state_folder_sddl(account_sid: &str) -> String {
 /// and given [`state_folder_sddl`]. LocalSystem needs nothing: it may use
 /// any folder.
 fn prepare_state_folder(service: &Service) -> Result<(), Error> {
-    use windows_sys::Win32::Security::Authorization::{
-        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
-    };
     use windows_sys::Win32::Security::{
         SetFileSecurityW, DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION,
-        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+        PROTECTED_DACL_SECURITY_INFORMATION,
     };
     let (Some(base), Some(account)) = (&service.dirs, account_name(service.account.as_deref()))
     else {
@@ -261,51 +258,101 @@ fn prepare_state_folder(service: &Service) -> Result<(), Error> {
         )
     };
     let sid = account_sid(&account)?;
-    std::fs::create_dir_all(&state).map_err(|e| failed("make", e))?;
-    let sddl: Vec<u16> = state_folder_sddl(&sid)
-        .encode_utf16()
-        .chain(Some(0))
-        .collect();
-    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-    // SAFETY: a NUL-terminated string and a place for the descriptor,
-    // freed below.
-    if unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            sddl.as_ptr(),
-            SDDL_REVISION_1,
-            &mut sd,
-            std::ptr::null_mut(),
-        )
-    } == 0
-    {
-        return Err(failed(
-            "describe the access of",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    let path: Vec<u16> = state
-        .as_os_str()
-        .to_string_lossy()
-        .encode_utf16()
-        .chain(Some(0))
-        .collect();
-    // SAFETY: a NUL-terminated path and the descriptor made above.
+    make_folders(&state).map_err(|e| failed("make", e))?;
+    let sd = Sd::from(&state_folder_sddl(&sid)).map_err(|e| failed("describe the access of", e))?;
+    let path = wide(state.as_os_str());
+    // SAFETY: a NUL-terminated path and a descriptor that outlives the call.
     let set = unsafe {
         SetFileSecurityW(
             path.as_ptr(),
             OWNER_SECURITY_INFORMATION
                 | DACL_SECURITY_INFORMATION
                 | PROTECTED_DACL_SECURITY_INFORMATION,
-            sd,
+            sd.0,
         )
     };
-    let e = std::io::Error::last_os_error();
-    // SAFETY: allocated by the conversion, freed once.
-    unsafe { windows_sys::Win32::Foundation::LocalFree(sd.cast()) };
     if set == 0 {
-        return Err(failed("give the access list of", e));
+        return Err(failed(
+            "give the access list of",
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
+}
+
+/// The access list of the folders install makes above a state folder
+/// (`%ProgramData%\ward`): SYSTEM and Administrators may change them,
+/// everyone else only read. Not `%ProgramData%`'s own, which lets every
+/// user make folders: in `ward` that would let them make another
+/// service's state folder before install does.
+const PARENT_SDDL: &str = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;AU)";
+
+/// Makes `path` and whatever folders above it are missing, those with
+/// [`PARENT_SDDL`].
+fn make_folders(path: &std::path::Path) -> std::io::Result<()> {
+    use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
+    use windows_sys::Win32::Storage::FileSystem::CreateDirectoryW;
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    let parent = path.parent();
+    if let Some(parent) = parent {
+        make_folders(parent)?;
+    }
+    let sd = Sd::from(PARENT_SDDL)?;
+    let attrs = SECURITY_ATTRIBUTES {
+        nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: sd.0,
+        bInheritHandle: 0,
+    };
+    let name = wide(path.as_os_str());
+    // SAFETY: a NUL-terminated path and attributes that outlive the call.
+    if unsafe { CreateDirectoryW(name.as_ptr(), &attrs) } == 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// A security descriptor made from SDDL, freed when dropped.
+struct Sd(windows_sys::Win32::Security::PSECURITY_DESCRIPTOR);
+
+impl Sd {
+    fn from(sddl: &str) -> std::io::Result<Sd> {
+        use windows_sys::Win32::Security::Authorization::{
+            ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+        };
+        let text = wide(OsStr::new(sddl));
+        let mut sd = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated string and a place for the descriptor.
+        if unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                text.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                std::ptr::null_mut(),
+            )
+        } == 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Sd(sd))
+    }
+}
+
+impl Drop for Sd {
+    fn drop(&mut self) {
+        // SAFETY: allocated by the conversion, freed once.
+        unsafe { windows_sys::Win32::Foundation::LocalFree(self.0.cast()) };
+    }
+}
+
+/// A NUL-terminated UTF-16 string for the system's calls.
+fn wide(text: &OsStr) -> Vec<u16> {
+    use std::os::windows::ffi::OsStrExt;
+    text.encode_wide().chain(Some(0)).collect()
 }
 
 /// What [`install`] creates, in words (`sc.exe create` would say the same).
@@ -936,7 +983,7 @@ mod event_log {
 /// String values of the registry (`HKEY_LOCAL_MACHINE`).
 mod registry {
     use std::ffi::OsString;
-    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    use std::os::windows::ffi::OsStringExt;
     use windows_sys::Win32::Foundation::{
         ERROR_FILE_NOT_FOUND, ERROR_NO_MORE_ITEMS, ERROR_SUCCESS,
     };
@@ -946,10 +993,7 @@ mod registry {
     };
 
     fn wide(text: &str) -> Vec<u16> {
-        std::ffi::OsStr::new(text)
-            .encode_wide()
-            .chain(std::iter::once(0))
-            .collect()
+        super::wide(std::ffi::OsStr::new(text))
     }
 
     fn string(buf: &[u16]) -> String {

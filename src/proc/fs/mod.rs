@@ -30,7 +30,7 @@ pub struct Appending {
 
 #[cfg(windows)]
 #[allow(unused_imports)]
-pub(crate) use windows::{own_sid, owner_at, owner_of, private_sddl, process_sid, Descriptor};
+pub(crate) use windows::{makers_in, own_sid, owner_of, private_sddl, process_sid, Descriptor};
 
 impl Dir {
     /// Creates `name` anew with exactly `bits` (a stale file or link of

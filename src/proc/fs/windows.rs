@@ -221,11 +221,6 @@ fn security_at(path: &Path) -> io::Result<(Descriptor, String, *mut ACL)> {
     })
 }
 
-/// The account that owns the file or folder at `path`, as a SID string.
-pub(crate) fn owner_at(path: &Path) -> io::Result<String> {
-    security_at(path).map(|(_, owner, _)| owner)
-}
-
 /// The owner and access list of the object behind `handle` (a folder, a
 /// pipe; [`security_with`]). The handle needs `READ_CONTROL`.
 fn security_of(handle: HANDLE) -> io::Result<(Descriptor, String, *mut ACL)> {
@@ -267,21 +262,13 @@ enum Untrusted {
     NoList,
 }
 
-/// The first account other than those `trusted` accepts that owns the
-/// object, or that `dacl` grants any of `writes`; `None` when there is
-/// none.
-fn untrusted(
-    owner: &str,
-    dacl: *const ACL,
-    writes: u32,
-    trusted: &dyn Fn(&str) -> bool,
-) -> Option<Untrusted> {
+/// The entries of `dacl` that allow something now (not only to what is
+/// made inside): whom (a SID string) and what.
+fn allowed(dacl: *const ACL) -> Vec<(String, u32)> {
     use windows_sys::Win32::Security::{GetAce, ACCESS_ALLOWED_ACE, INHERIT_ONLY_ACE};
-    if !trusted(owner) {
-        return Some(Untrusted::Owner(owner.to_string()));
-    }
+    let mut entries = Vec::new();
     if dacl.is_null() {
-        return Some(Untrusted::NoList);
+        return entries;
     }
     // SAFETY: a valid ACL inside a descriptor the caller holds.
     let count = unsafe { (*dacl).AceCount };
@@ -302,15 +289,52 @@ fn untrusted(
                 &allowed.SidStart as *const u32 as PSID,
             )
         };
-        if kind != 0 || flags & INHERIT_ONLY_ACE != 0 || mask & writes == 0 {
-            continue;
-        }
-        let who = sid_string(sid).unwrap_or_default();
-        if !trusted(&who) {
-            return Some(Untrusted::Entry(who, mask));
+        if kind == 0 && flags & INHERIT_ONLY_ACE == 0 {
+            entries.push((sid_string(sid).unwrap_or_default(), mask));
         }
     }
-    None
+    entries
+}
+
+/// The first account other than those `trusted` accepts that owns the
+/// object, or that `dacl` grants any of `writes`; `None` when there is
+/// none.
+fn untrusted(
+    owner: &str,
+    dacl: *const ACL,
+    writes: u32,
+    trusted: &dyn Fn(&str) -> bool,
+) -> Option<Untrusted> {
+    if !trusted(owner) {
+        return Some(Untrusted::Owner(owner.to_string()));
+    }
+    if dacl.is_null() {
+        return Some(Untrusted::NoList);
+    }
+    allowed(dacl)
+        .into_iter()
+        .find(|(who, mask)| mask & writes != 0 && !trusted(who))
+        .map(|(who, mask)| Untrusted::Entry(who, mask))
+}
+
+/// Who could have made a file in the folder at `path`, as SID strings:
+/// its owner, and whoever its access list lets add files (everyone, when
+/// it has none). On Unix only they could have made a socket there.
+pub(crate) fn makers_in(path: &Path) -> io::Result<Vec<String>> {
+    let (_free, owner, dacl) = security_at(path)?;
+    if dacl.is_null() {
+        return Ok(vec![owner, "S-1-1-0".into()]);
+    }
+    let mut who = vec![owner];
+    // FILE_ADD_FILE, and the generic rights that hold it.
+    let adds = 0x2 | 0x1000_0000 | 0x4000_0000;
+    who.extend(
+        allowed(dacl)
+            .into_iter()
+            .filter(|(_, mask)| mask & adds != 0)
+            .map(|(sid, _)| sid),
+    );
+    Ok(who)
 }
 
 /// Who may change `path` beyond the trusted accounts: `Ok(())`, or the
@@ -542,6 +566,24 @@ fn set_dir_list(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `path` and the folders above it that are missing, each with the
+/// access list of a `0755` folder ([`dir_sddl`]), as Unix's umask would:
+/// not the one their parent hands down (`%ProgramData%` lets every user
+/// add files and folders, which in a folder of ward's would let them make
+/// another service's folder before ward does).
+fn create_parents(path: &Path) -> io::Result<()> {
+    if path.as_os_str().is_empty() || std::fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        create_parents(parent)?;
+    }
+    match create_dir_with(path, 0o755) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn create_dir_with(path: &Path, mode: u32) -> io::Result<()> {
     let sd = Descriptor::from_sddl(&dir_sddl(mode)?)?;
     let attrs = sd.attributes();
@@ -572,7 +614,7 @@ impl Dir {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
+                    create_parents(parent).map_err(|e| {
                         context(e, || format!("cannot create {}", parent.display()))
                     })?;
                 }
@@ -1008,6 +1050,9 @@ mod tests {
             },
         )
         .expect("allow_writable");
+        // Who could have made a file there (whom the CLI believes holding
+        // a pipe named after a socket in it): everyone.
+        assert!(makers_in(&open).unwrap().contains(&"S-1-1-0".to_string()));
         // Reading and entering is no change.
         let readable = tmp.path().join("readable");
         folder_with(
@@ -1015,6 +1060,15 @@ mod tests {
             &format!("D:P(A;OICI;FA;;;{me})(A;OICI;0x1200a9;;;WD)"),
         );
         Dir::open(&readable, logs).expect("a folder others may only read");
+        let makers = makers_in(&readable).unwrap();
+        assert!(makers.contains(&me), "{makers:?}");
+        assert!(!makers.contains(&"S-1-1-0".to_string()), "{makers:?}");
+        // Folders ward makes above its own are made too.
+        let deep = tmp.path().join("a").join("b").join("state");
+        Dir::open(&deep, DirPolicy::private()).expect("made with its parents");
+        assert!(!makers_in(&tmp.path().join("a"))
+            .unwrap()
+            .contains(&"S-1-1-0".to_string()));
         // ward's own folder gets ward's access list back, as chmod does.
         let state = tmp.path().join("state");
         folder_with(&state, &format!("D:P(A;OICI;FA;;;{me})(A;OICI;FA;;;WD)"));
