@@ -157,6 +157,25 @@ impl Sim {
         self.world.insert(program.to_string(), world);
     }
 
+    /// `program` lives through its stop signal: only KillTree ends it.
+    pub fn ignores_stop_signal(&mut self, program: &str) {
+        self.set_world(
+            program,
+            World {
+                exit_on_signal: None,
+                ..World::default()
+            },
+        );
+    }
+
+    /// When the first KillTree was emitted, if one was.
+    pub fn kill_at(&self) -> Option<Duration> {
+        self.log
+            .iter()
+            .find(|(_, a)| matches!(a, Action::KillTree { .. }))
+            .map(|(t, _)| *t)
+    }
+
     fn schedule(&mut self, at: Duration, input: Input) {
         self.seq += 1;
         self.scheduled.insert((at, self.seq), input);

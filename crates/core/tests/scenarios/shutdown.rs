@@ -74,13 +74,7 @@ fn a_second_shutdown_kills_every_tree_at_once() {
     ]));
     // Nothing here stops on its own: only a kill ends these runs.
     for name in ["api", "db"] {
-        sim.set_world(
-            name,
-            World {
-                exit_on_signal: None,
-                ..World::default()
-            },
-        );
+        sim.ignores_stop_signal(name);
     }
     sim.advance(secs(1));
     let first = sim.request(Request::Shutdown);

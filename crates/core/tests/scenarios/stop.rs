@@ -9,13 +9,7 @@ fn a_stop_command_stands_in_for_the_signal_and_the_deadline_still_holds() {
     let mut api = prog("api");
     api.stop_command = Some(vec!["api-ctl".into(), "stop".into()]);
     let mut sim = Sim::new(set(vec![api]));
-    sim.set_world(
-        "api",
-        World {
-            exit_on_signal: None,
-            ..World::default()
-        },
-    );
+    sim.ignores_stop_signal("api");
     sim.advance(secs(1));
     let run = sim.run("api", 0).unwrap();
     sim.request(Request::Stop(Target::Program("api".into())));
@@ -32,24 +26,13 @@ fn a_stop_command_stands_in_for_the_signal_and_the_deadline_still_holds() {
         "the signal was sent too"
     );
     sim.advance(secs(6));
-    let kill_at = sim
-        .log
-        .iter()
-        .find(|(_, a)| matches!(a, Action::KillTree { .. }))
-        .map(|(t, _)| *t);
-    assert_eq!(kill_at, Some(stop_at + secs(5)));
+    assert_eq!(sim.kill_at(), Some(stop_at + secs(5)));
 }
 
 #[test]
 fn stop_signals_then_kills_at_the_deadline() {
     let mut sim = Sim::new(set(vec![prog("api")]));
-    sim.set_world(
-        "api",
-        World {
-            exit_on_signal: None,
-            ..World::default()
-        },
-    );
+    sim.ignores_stop_signal("api");
     sim.advance(secs(1));
     let run = sim.run("api", 0).unwrap();
     let token = sim.request(Request::Stop(Target::Program("api".into())));
@@ -67,12 +50,7 @@ fn stop_signals_then_kills_at_the_deadline() {
     sim.advance(secs(4));
     assert_eq!(sim.reply(token), None);
     sim.advance(secs(2));
-    let kill_at = sim
-        .log
-        .iter()
-        .find(|(_, a)| matches!(a, Action::KillTree { .. }))
-        .map(|(t, _)| *t);
-    assert_eq!(kill_at, Some(stop_at + secs(5)));
+    assert_eq!(sim.kill_at(), Some(stop_at + secs(5)));
     assert!(sim.event_kinds("api", 0).contains(&EventKind::StopTimeout));
     assert_eq!(
         done_states(sim.reply(token)),
@@ -86,13 +64,7 @@ fn stop_mode_main_signals_the_main_process_then_kills_the_tree() {
     let mut api = prog("api");
     api.stop_mode = StopMode::Main;
     let mut sim = Sim::new(set(vec![api]));
-    sim.set_world(
-        "api",
-        World {
-            exit_on_signal: None,
-            ..World::default()
-        },
-    );
+    sim.ignores_stop_signal("api");
     sim.advance(secs(1));
     let run = sim.run("api", 0).unwrap();
     let token = sim.request(Request::Stop(Target::Program("api".into())));
@@ -114,12 +86,7 @@ fn stop_mode_main_signals_the_main_process_then_kills_the_tree() {
     );
     // The deadline is the same as in tree mode: then the whole tree goes.
     sim.advance(secs(6));
-    let kill_at = sim
-        .log
-        .iter()
-        .find(|(_, a)| matches!(a, Action::KillTree { .. }))
-        .map(|(t, _)| *t);
-    assert_eq!(kill_at, Some(stop_at + secs(5)));
+    assert_eq!(sim.kill_at(), Some(stop_at + secs(5)));
     assert_eq!(
         done_states(sim.reply(token)),
         vec![("api:0".into(), State::Stopped)]
@@ -228,12 +195,7 @@ fn lingering_tree_is_killed_at_the_deadline() {
     sim.exit_leaving_tree("api", 0, 1);
     let at = sim.now;
     sim.advance(secs(6));
-    let kill_at = sim
-        .log
-        .iter()
-        .find(|(_, a)| matches!(a, Action::KillTree { .. }))
-        .map(|(t, _)| *t);
-    assert_eq!(kill_at, Some(at + secs(5)));
+    assert_eq!(sim.kill_at(), Some(at + secs(5)));
     // The world answered the kill with TreeGone: the restart decision ran.
     assert!(matches!(
         sim.state("api", 0),
