@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{error, errors, places, FILE};
+use super::{error, errors, explained, places, FILE};
 use crate::{load, parse};
 
 fn s(text: &str) -> String {
@@ -249,10 +249,7 @@ stop_signal = 15
 command = "c"
 "#;
     let all = errors(text);
-    let got: Vec<(usize, usize, &str, Option<&str>)> = all
-        .iter()
-        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
-        .collect();
+    let got = explained(&all);
     assert_eq!(
         got,
         [
@@ -304,10 +301,7 @@ command = "d"
 depends_on = { api2 = "started" }
 "#;
     let all = errors(text);
-    let got: Vec<(usize, usize, &str, Option<&str>)> = all
-        .iter()
-        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
-        .collect();
+    let got = explained(&all);
     assert_eq!(
         got,
         [
@@ -422,10 +416,7 @@ command = "a"
 env = { PORT = 8080, DEBUG = true, RATIO = 0.5, OK = "1", NESTED.X = "y", "A=B" = "c" }
 "#;
     let all = errors(text);
-    let got: Vec<(usize, usize, &str, Option<&str>)> = all
-        .iter()
-        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
-        .collect();
+    let got = explained(&all);
     assert_eq!(
         got,
         [

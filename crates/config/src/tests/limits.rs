@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{error, ok, places};
+use super::{error, errors_on, explained, ok, places};
 use crate::{load, parse, Config, Diagnostic, Diagnostics};
 use ward_core::Signal;
 
@@ -464,14 +464,8 @@ command = "c"
 user = "4000123"
 group = "0"
 "#;
-    let path = Path::new(super::FILE);
-    let all = crate::parse_with(path, text, &OneAccount)
-        .unwrap_err()
-        .items;
-    let got: Vec<(usize, usize, &str, Option<&str>)> = all
-        .iter()
-        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
-        .collect();
+    let all = errors_on(text, &OneAccount);
+    let got = explained(&all);
     assert_eq!(
         got,
         [
@@ -492,9 +486,7 @@ group = "0"
     // The group that log files are given to is asked about too.
     let logs =
         "[ward.logs]\nmode = \"0640\"\ngroup = \"shippers-here\"\n[program.a]\ncommand = \"a\"\n";
-    let all = crate::parse_with(path, logs, &OneAccount)
-        .unwrap_err()
-        .items;
+    let all = errors_on(logs, &OneAccount);
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!((all[0].line, all[0].col), (3, 9));
     assert_eq!(
@@ -502,7 +494,7 @@ group = "0"
         "unknown group \"shippers-here\" for \"group\" in [ward.logs]"
     );
     // Without a host, the file alone decides.
-    let c = parse(path, text).unwrap_or_else(|d| panic!("{d}"));
+    let c = parse(Path::new(super::FILE), text).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(
         c.specs.programs["b"].launch.user.as_deref(),
         Some("nobody-here")
@@ -553,14 +545,8 @@ user = "1000"
 command = "d"
 stop_signal = "hup-ish"
 "#;
-    let path = Path::new(super::FILE);
-    let all = crate::parse_with(path, text, &ConsoleHost)
-        .unwrap_err()
-        .items;
-    let got: Vec<(usize, usize, &str, Option<&str>)> = all
-        .iter()
-        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
-        .collect();
+    let all = errors_on(text, &ConsoleHost);
+    let got = explained(&all);
     assert_eq!(
         got,
         [
@@ -586,6 +572,7 @@ stop_signal = "hup-ish"
     );
     let fine =
         "[program.a]\ncommand = \"a\"\n[program.b]\ncommand = \"b\"\nstop_signal = \"ctrl-c\"\n";
+    let path = Path::new(super::FILE);
     let c = crate::parse_with(path, fine, &ConsoleHost).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.specs.programs["a"].stop_signal, Signal::CtrlBreak);
     assert_eq!(c.specs.programs["b"].stop_signal, Signal::CtrlC);
@@ -653,7 +640,7 @@ fn log_files_may_be_shared_for_reading_only() {
     let path = Path::new(super::FILE);
     let text = "[ward.logs]\nmode = \"0640\"\ngroup = \"4\"\nallow_writable_dir = true\n\
                 [program.a]\ncommand = \"a\"\n";
-    let c = parse(path, text).unwrap_or_else(|d| panic!("{d}"));
+    let c = parse(Path::new(super::FILE), text).unwrap_or_else(|d| panic!("{d}"));
     let access = &c.specs.programs["a"].logs.access;
     assert_eq!(access.mode, 0o640);
     assert_eq!(access.group.as_deref(), Some("4"));

@@ -26,6 +26,20 @@ fn errors(text: &str) -> Vec<Diagnostic> {
     }
 }
 
+/// The diagnostics of `text` read on `host`.
+fn errors_on(text: &str, host: &dyn crate::Host) -> Vec<Diagnostic> {
+    crate::parse_with(Path::new(FILE), text, host)
+        .expect_err("expected errors")
+        .items
+}
+
+/// `(line, col, message, help)` of each diagnostic.
+fn explained(all: &[Diagnostic]) -> Vec<(usize, usize, &str, Option<&str>)> {
+    all.iter()
+        .map(|d| (d.line, d.col, d.message.as_str(), d.help.as_deref()))
+        .collect()
+}
+
 /// The only diagnostic of `text`.
 fn error(text: &str) -> Diagnostic {
     let mut all = errors(text);
