@@ -85,6 +85,28 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(value * scale).map_err(|_| format!("bad duration: {s}"))
 }
 
+const USAGE: &str = "usage: testee [--pidfile FILE] [--exit CODE] [--after DURATION] [STEPS...]; see tests/testee.rs";
+
+/// The plan made of the arguments, or exit 2 saying why.
+fn planned<P>(parsed: Result<P, String>) -> P {
+    parsed.unwrap_or_else(|msg| {
+        eprintln!("testee: {msg}\n{USAGE}");
+        std::process::exit(2)
+    })
+}
+
+/// Once the steps are done: run on unless told to exit (`--exit`,
+/// `--after`), else wait `after` and exit with `code` (0 by default).
+fn finish(code: Option<i32>, after: Option<std::time::Duration>) -> ! {
+    if code.is_none() && after.is_none() {
+        sleep_forever();
+    }
+    if let Some(after) = after {
+        std::thread::sleep(after);
+    }
+    std::process::exit(code.unwrap_or(0))
+}
+
 fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -106,7 +128,7 @@ fn record_pid(pidfile: &std::path::Path, pid: u32) {
 
 #[cfg(unix)]
 mod unix {
-    use super::{duration, number, record_pid, sleep_forever};
+    use super::{duration, finish, number, planned, record_pid, sleep_forever};
     use std::ffi::{c_int, OsString};
     use std::io::{self, Read, Write};
     use std::mem;
@@ -116,7 +138,6 @@ mod unix {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
-    const USAGE: &str = "usage: testee [--pidfile FILE] [--exit CODE] [--after DURATION] [STEPS...]; see tests/testee.rs";
     const WRITE_FAILED: i32 = 120;
     const BLOCK: usize = 256 * 1024;
 
@@ -160,13 +181,7 @@ mod unix {
 
     pub fn main() {
         let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-        let plan = match parse(args) {
-            Ok(plan) => plan,
-            Err(msg) => {
-                eprintln!("testee: {msg}\n{USAGE}");
-                exit(2);
-            }
-        };
+        let plan = planned(parse(args));
         if let Some(pidfile) = &plan.pidfile {
             record_pid(pidfile, std::process::id());
         }
@@ -174,13 +189,7 @@ mod unix {
         for step in &plan.steps {
             run(step, &plan, &mut target);
         }
-        if plan.exit.is_none() && plan.after.is_none() {
-            sleep_forever();
-        }
-        if let Some(after) = plan.after {
-            std::thread::sleep(after);
-        }
-        exit(plan.exit.unwrap_or(0));
+        finish(plan.exit, plan.after)
     }
 
     fn parse(args: Vec<OsString>) -> Result<Plan, String> {
@@ -686,7 +695,7 @@ mod unix {
 /// | `--env NAME`, `--cwd`, `--sleep DURATION`, `--forever` | as on Unix |
 #[cfg(windows)]
 mod windows {
-    use super::{duration, number, record_pid, sleep_forever};
+    use super::{duration, finish, number, planned, record_pid, sleep_forever};
     use std::io::Write;
     use std::path::PathBuf;
     use std::process::exit;
@@ -695,8 +704,6 @@ mod windows {
     use windows_sys::Win32::System::Console::{
         SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT,
     };
-
-    const USAGE: &str = "usage: testee [--pidfile FILE] [--exit CODE] [--after DURATION] [STEPS...]; see tests/testee.rs";
 
     enum Step {
         IgnoreCtrl,
@@ -810,13 +817,7 @@ mod windows {
 
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let plan = match parse(args) {
-            Ok(plan) => plan,
-            Err(msg) => {
-                eprintln!("testee: {msg}\n{USAGE}");
-                exit(2);
-            }
-        };
+        let plan = planned(parse(args));
         if let Some(pidfile) = &plan.pidfile {
             record_pid(pidfile, std::process::id());
         }
@@ -879,12 +880,6 @@ mod windows {
                 Step::Forever => sleep_forever(),
             }
         }
-        if plan.exit.is_none() && plan.after.is_none() {
-            sleep_forever();
-        }
-        if let Some(after) = plan.after {
-            std::thread::sleep(after);
-        }
-        exit(plan.exit.unwrap_or(0));
+        finish(plan.exit, plan.after)
     }
 }
