@@ -76,7 +76,7 @@ pub use self::unix::testing;
 #[allow(unused_imports)]
 pub use self::unix::{
     detach, init, init_without_sentinel, open_files_limit, run_helper, signal_name, signal_number,
-    Output, Spawner, Supervision,
+    Spawner, Supervision,
 };
 #[cfg(windows)]
 pub(crate) use self::windows::{
@@ -87,8 +87,8 @@ pub(crate) use self::windows::{
 #[allow(unused_imports)]
 pub use self::windows::{
     close_inherited_fds, detach, end_adopted, init, init_without_sentinel, open_files_limit,
-    run_helper, signal_name, signal_number, signals, start_time, sweep, sweep_starts, Output,
-    Spawner, Supervision, Tree,
+    run_helper, signal_name, signal_number, signals, start_time, sweep, sweep_starts, Spawner,
+    Supervision, Tree,
 };
 
 /// Whether a user or group (a name, or a numeric id) exists here: what a
@@ -105,6 +105,36 @@ pub(crate) use self::exec_check::check_command;
 pub(crate) type PipeEnd = std::os::fd::OwnedFd;
 #[cfg(windows)]
 pub(crate) type PipeEnd = std::os::windows::io::OwnedHandle;
+
+/// The read end of a program's stdout or stderr, registered with the
+/// runtime: an [`AsyncRead`](tokio::io::AsyncRead), plus what the log pump
+/// needs beyond reading (waiting for data before it allocates a buffer, and
+/// a bigger pipe for a program that floods: `enlarge`). Each system makes
+/// it (`new`) from its kind of pipe.
+#[derive(Debug)]
+pub struct Output(OutputPipe);
+
+#[cfg(unix)]
+use self::unix::OutputPipe;
+#[cfg(windows)]
+use self::windows::OutputPipe;
+
+impl Output {
+    /// Waits until a read would not wait: data, end of file or an error.
+    pub async fn readable(&self) -> std::io::Result<()> {
+        self.0.readable().await
+    }
+}
+
+impl tokio::io::AsyncRead for Output {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
 
 /// A started process.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::Signal;
+use super::{Output, Signal};
 use tokio::sync::oneshot;
 
 use super::child::Stack;
@@ -376,23 +376,14 @@ pub fn signal_name(num: i32) -> Option<&'static str> {
     NAMES.iter().find(|(n, _)| *n == num).map(|(_, name)| *name)
 }
 
-/// The read end of a program's stdout or stderr, registered with the
-/// runtime: an [`AsyncRead`](tokio::io::AsyncRead), plus what the log pump
-/// needs beyond reading (waiting for data before it allocates a buffer, and
-/// a bigger pipe for a program that floods).
-#[derive(Debug)]
-pub struct Output(tokio::net::unix::pipe::Receiver);
+/// Unix's side of [`Output`]: a pipe's read end.
+pub(crate) type OutputPipe = tokio::net::unix::pipe::Receiver;
 
 impl Output {
     /// A pipe's read end (blocking or not), registered with the runtime:
     /// call on the runtime.
     pub(crate) fn new(fd: OwnedFd) -> io::Result<Output> {
         tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map(Output)
-    }
-
-    /// Waits until a read would not wait: data, end of file or an error.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.0.readable().await
     }
 
     /// Asks the kernel for a pipe buffer of `bytes` (rounded up to pages, at
@@ -409,16 +400,6 @@ impl Output {
         #[cfg(not(target_os = "linux"))]
         let _ = bytes;
         Ok(())
-    }
-}
-
-impl tokio::io::AsyncRead for Output {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use tokio::net::windows::named_pipe::NamedPipeServer;
 
-use super::{InitOptions, Launch, Signal};
+use super::{InitOptions, Launch, Output, Signal};
 
 pub(crate) use self::check::{check_command, check_stop_signal};
 pub use self::console::run_helper;
@@ -268,10 +268,9 @@ pub fn signal_name(num: i32) -> Option<&'static str> {
         .map(|(_, _, name)| *name)
 }
 
-/// The read end of a program's stdout or stderr: an overlapped named pipe
-/// registered with the runtime.
-#[derive(Debug)]
-pub struct Output(NamedPipeServer);
+/// Windows' side of [`Output`]: an overlapped named pipe's
+/// server end.
+pub(crate) type OutputPipe = NamedPipeServer;
 
 impl Output {
     /// Registers the server end of a pipe made by the spawn: call on the
@@ -284,24 +283,9 @@ impl Output {
         unsafe { NamedPipeServer::from_raw_handle(handle.into_raw_handle()) }.map(Output)
     }
 
-    /// Waits until a read would not wait.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.0.readable().await
-    }
-
     /// A pipe's buffer is set when it is made (64 KiB here).
     pub fn enlarge(&self, _bytes: usize) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl tokio::io::AsyncRead for Output {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
