@@ -44,6 +44,38 @@ impl Dir {
             other => other,
         }
     }
+
+    /// Replaces `name` with `contents` atomically: written to a temporary
+    /// file created exclusively (a stale one is removed first), closed,
+    /// then renamed over `name`. `durable`: on disk before this returns,
+    /// rename included.
+    pub fn replace(
+        &self,
+        name: &str,
+        contents: &[u8],
+        bits: u32,
+        durable: bool,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = format!(".{name}.tmp");
+        let mut file = self.create_new(&tmp, bits)?;
+        let written = (|| {
+            file.write_all(contents)?;
+            if durable {
+                file.sync_data()?;
+            }
+            drop(file);
+            self.rename(&tmp, name)
+        })();
+        if written.is_err() {
+            let _ = self.remove(&tmp);
+        }
+        written?;
+        if durable {
+            self.sync_entries()?;
+        }
+        Ok(())
+    }
 }
 
 fn err(kind: std::io::ErrorKind, msg: String) -> std::io::Error {

@@ -2,7 +2,7 @@
 //! owner, mode and file type.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -438,28 +438,9 @@ impl Dir {
         Ok(file)
     }
 
-    /// Replaces `name` with `contents` atomically: written to a temporary
-    /// file created exclusively (a stale one is removed first), then
-    /// renamed over `name`. `durable`: on disk before this returns, rename
-    /// included.
-    pub fn replace(&self, name: &str, contents: &[u8], bits: u32, durable: bool) -> io::Result<()> {
-        let tmp = format!(".{name}.tmp");
-        let mut file = self.create_new(&tmp, bits)?;
-        let written = (|| {
-            file.write_all(contents)?;
-            if durable {
-                file.sync_data()?;
-            }
-            self.rename(&tmp, name)
-        })();
-        if written.is_err() {
-            let _ = self.remove(&tmp);
-        }
-        written?;
-        if durable {
-            rustix::fs::fsync(&self.fd)?;
-        }
-        Ok(())
+    /// Makes the directory's entries durable (after a rename).
+    pub(super) fn sync_entries(&self) -> io::Result<()> {
+        rustix::fs::fsync(&self.fd).map_err(io::Error::from)
     }
 
     /// Renames `from` to `to` within this directory (a link is renamed
@@ -494,6 +475,7 @@ impl Dir {
 mod tests {
     use super::super::{DirPolicy, PRIVATE_FILE};
     use super::*;
+    use std::io::Write;
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn mode_of(path: &Path) -> u32 {

@@ -17,7 +17,7 @@
 //! last component).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::windows::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
@@ -866,23 +866,11 @@ impl Dir {
         self.open_at(name, FILE_WRITE_DATA, FILE_CREATE, 0, true)
     }
 
-    /// Replaces `name` with `contents` atomically: a temporary file, then
-    /// renamed over `name`.
-    pub fn replace(&self, name: &str, contents: &[u8], bits: u32, durable: bool) -> io::Result<()> {
-        let tmp = format!(".{name}.tmp");
-        let mut file = self.create_new(&tmp, bits)?;
-        let written = (|| {
-            file.write_all(contents)?;
-            if durable {
-                file.sync_data()?;
-            }
-            drop(file);
-            self.rename(&tmp, name)
-        })();
-        if written.is_err() {
-            let _ = self.remove(&tmp);
-        }
-        written
+    /// Makes the directory's entries durable (after a rename): NTFS
+    /// journals them itself; flushing a directory would need it opened for
+    /// writing.
+    pub(super) fn sync_entries(&self) -> io::Result<()> {
+        Ok(())
     }
 
     /// Renames `from` to `to` within this directory, replacing `to`: both
