@@ -597,16 +597,15 @@ stop_signal = "INT"
 command = "c"
 stop_command = []
 "#;
-    let all = crate::parse(path, text).unwrap_err().items;
-    let got: Vec<(usize, usize, &str)> = all
-        .iter()
-        .map(|d| (d.line, d.col, d.message.as_str()))
-        .collect();
     assert_eq!(
-        got,
+        places(text),
         [
-            (6, 16, "both stop_signal and stop_command in [program.b]"),
-            (10, 16, "empty stop_command in [program.c]"),
+            (
+                6,
+                16,
+                "both stop_signal and stop_command in [program.b]".into()
+            ),
+            (10, 16, "empty stop_command in [program.c]".into()),
         ]
     );
     let ok = "[program.a]\ncommand = \"a\"\nstop_command = \"curl -X POST 'http://x/shut down'\"\n";
