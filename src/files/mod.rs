@@ -21,14 +21,11 @@
 //! difference of ward in `src/proc`; this module is their one door for the
 //! rest of ward.
 
-#[cfg(all(test, unix))]
+// Windows' tests use none of these fixtures.
+#[cfg(test)]
+#[allow(unused_imports)]
 pub use crate::proc::fs::testing;
 pub use crate::proc::fs::{
     append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Appending,
     Dir, DirPolicy, FileId, PRIVATE_DIR, PRIVATE_FILE,
-};
-#[cfg(windows)]
-#[allow(unused_imports)]
-pub(crate) use crate::proc::fs::{
-    makers_in, own_sid, owner_of, private_sddl, process_sid, Descriptor,
 };

@@ -653,7 +653,8 @@ pub(crate) mod tests {
         log.check_at = Some(Instant::now());
     }
 
-    #[cfg(unix)] // links and FIFOs are Unix fixtures
+    // Wine 8 makes a symbolic link a Unix one that its file calls follow.
+    #[cfg(unix)]
     #[test]
     fn a_link_at_the_log_path_is_refused_and_its_target_untouched() {
         use crate::files::testing::symlink;
@@ -674,7 +675,8 @@ pub(crate) mod tests {
         assert_eq!(read(&dir.join("api.0.log")), "good\n");
     }
 
-    #[cfg(unix)] // links and FIFOs are Unix fixtures
+    // Wine 8 makes a symbolic link a Unix one that its file calls follow.
+    #[cfg(unix)]
     #[test]
     fn rotation_moves_links_instead_of_following_them() {
         use crate::files::testing::symlink;
@@ -750,7 +752,7 @@ pub(crate) mod tests {
         assert_eq!(read(&tmp.path().join("old/w.0.log")), "two\n");
     }
 
-    #[cfg(unix)] // links and FIFOs are Unix fixtures
+    #[cfg(unix)] // Windows has no FIFOs in its file systems
     #[test]
     fn a_fifo_at_the_log_path_is_an_error_not_a_hang() {
         let tmp = tempfile::tempdir().unwrap();

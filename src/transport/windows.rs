@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::windows::named_pipe::{NamedPipeClient, NamedPipeServer, ServerOptions};
 
 use super::{Peer, UserId};
-use crate::files::Descriptor;
+use crate::proc::fs::Descriptor;
 
 /// `ERROR_PIPE_BUSY`: every instance is taken; another comes soon.
 const PIPE_BUSY: i32 = 231;
@@ -151,13 +151,13 @@ fn open_client(name: &str) -> io::Result<NamedPipeClient> {
 /// Refuses a pipe that someone else made under ward's name.
 fn check_holder(client: &NamedPipeClient, path: &Path, name: &str) -> io::Result<()> {
     use std::os::windows::io::AsRawHandle;
-    let owner = crate::files::owner_of(client.as_raw_handle() as _)
+    let owner = crate::proc::fs::owner_of(client.as_raw_handle() as _)
         .map_err(|e| io::Error::other(format!("cannot tell who holds the pipe {name}: {e}")))?;
-    let me = crate::files::own_sid()?;
+    let me = crate::proc::fs::own_sid()?;
     let folder = path
         .parent()
         .filter(|_| !is_pipe_name(path))
-        .and_then(|dir| Some((dir, crate::files::makers_in(dir).ok()?)));
+        .and_then(|dir| Some((dir, crate::proc::fs::makers_in(dir).ok()?)));
     let folder = folder
         .as_ref()
         .map(|(dir, makers)| (*dir, makers.as_slice()));
@@ -224,7 +224,7 @@ pub struct Listener {
 /// with a `mode` that lets others in, Authenticated Users too, but only
 /// to read and write data ([`CLIENT_RIGHTS`]).
 fn sddl(mode: u32) -> io::Result<String> {
-    let me = crate::files::own_sid()?;
+    let me = crate::proc::fs::own_sid()?;
     // The owner is ward's account, said outright: left to the token, an
     // elevated administrator's objects belong to Administrators, and
     // Wine's to a group.
@@ -381,7 +381,7 @@ fn client_user(pipe: &NamedPipeServer) -> Option<UserId> {
     if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle() as _, &mut pid) } == 0 {
         return None;
     }
-    let sid = crate::files::process_sid(pid).ok()?;
+    let sid = crate::proc::fs::process_sid(pid).ok()?;
     let mut hash: u32 = 0x811c_9dc5;
     for b in sid.bytes() {
         hash ^= u32::from(b);
@@ -538,7 +538,7 @@ mod tests {
                 panic!("a client end")
             };
             use std::os::windows::io::AsRawHandle;
-            let owner = crate::files::owner_of(client.as_raw_handle() as _).expect("owner");
+            let owner = crate::proc::fs::owner_of(client.as_raw_handle() as _).expect("owner");
             assert!(owner.starts_with("S-1-"), "{owner}");
         });
     }

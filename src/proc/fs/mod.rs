@@ -6,8 +6,14 @@ mod unix;
 #[cfg(windows)]
 mod windows;
 
-#[cfg(all(test, unix))]
-pub use unix::testing;
+/// Fixtures for tests of ward's files elsewhere in ward: Unix's links,
+/// FIFOs and permission bits. (Windows has none a test under Wine could
+/// use: Wine 8 keeps no access lists and follows its symbolic links.)
+#[cfg(test)]
+pub mod testing {
+    #[cfg(unix)]
+    pub use super::unix::testing::*;
+}
 #[cfg(unix)]
 pub use unix::{
     append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Dir, FileId,
@@ -28,9 +34,9 @@ pub struct Appending {
     pub cut: bool,
 }
 
+/// For the named pipe's access list and its holder (`src/transport`).
 #[cfg(windows)]
-#[allow(unused_imports)]
-pub(crate) use windows::{makers_in, own_sid, owner_of, private_sddl, process_sid, Descriptor};
+pub(crate) use windows::{makers_in, own_sid, owner_of, process_sid, Descriptor};
 
 impl Dir {
     /// Creates `name` anew with exactly `bits` (a stale file or link of

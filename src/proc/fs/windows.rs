@@ -97,7 +97,7 @@ fn options() -> OpenOptions {
 fn ensure_regular(file: &File, path: &Path) -> io::Result<std::fs::Metadata> {
     let meta = file.metadata()?;
     let what = if meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-        Some("a link (a reparse point)")
+        Some("a link (a symbolic link, a junction or another reparse point)")
     } else if meta.is_dir() {
         Some("a directory")
     } else if !meta.is_file() {
@@ -524,7 +524,7 @@ impl Drop for Descriptor {
 
 /// Full control for SYSTEM, Administrators and ward's account, inherited
 /// by what is made inside; nothing from the parent (`P`, protected).
-pub(crate) fn private_sddl() -> io::Result<String> {
+fn private_sddl() -> io::Result<String> {
     let me = own_sid()?;
     Ok(format!(
         "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;{me})"
