@@ -9,7 +9,10 @@
 //!   by its group or by others (see [`DirPolicy`]);
 //! - every file is opened relative to that directory's descriptor, with
 //!   `O_NOFOLLOW` (a symlink is an error, never followed) and `O_NONBLOCK`
-//!   (a FIFO cannot freeze ward), and used only if it is a regular file;
+//!   (a FIFO cannot freeze ward), and used only if it is a regular file; a
+//!   file named by its path ([`open_regular`], [`append_existing`]: a log
+//!   that `ward logs` reads, the lock `ward down` waits on) is opened the
+//!   same way, relative to its folder;
 //! - new files are created with exact permissions (not left to the umask);
 //!   replaced files are written under a temporary name created exclusively,
 //!   then renamed in the same directory;

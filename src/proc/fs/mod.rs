@@ -1,6 +1,8 @@
 //! ward's own files, the platform's side: see `src/files` for the rules
 //! and the names the rest of ward uses.
 
+use std::path::Path;
+
 #[cfg(unix)]
 mod unix;
 #[cfg(windows)]
@@ -15,13 +17,9 @@ pub mod testing {
     pub use super::unix::testing::*;
 }
 #[cfg(unix)]
-pub use unix::{
-    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Dir, FileId,
-};
+pub use unix::{canonical, only_root_can_change, same_filesystem, Dir, FileId};
 #[cfg(windows)]
-pub use windows::{
-    append_existing, canonical, only_root_can_change, open_regular, same_filesystem, Dir, FileId,
-};
+pub use windows::{canonical, only_root_can_change, same_filesystem, Dir, FileId};
 
 /// A file opened for appending.
 #[derive(Debug)]
@@ -37,6 +35,37 @@ pub struct Appending {
 /// For the named pipe's access list and its holder (`src/transport`).
 #[cfg(windows)]
 pub(crate) use windows::{makers_in, own_sid, owner_of, process_sid, Descriptor};
+
+/// Opens `path` for reading if it is a regular file: relative to its
+/// folder's handle, never through a link at its last component, never
+/// blocking on a FIFO.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let (dir, name) = folder_and_name(path)?;
+    dir.open_read(name)
+}
+
+/// Opens the existing regular file at `path` for appending, as
+/// [`open_regular`] opens it.
+pub fn append_existing(path: &Path) -> std::io::Result<std::fs::File> {
+    let (dir, name) = folder_and_name(path)?;
+    dir.open_append(name)
+}
+
+/// The folder `path` is in (opened as a person named it) and the name of
+/// the file in it.
+fn folder_and_name(path: &Path) -> std::io::Result<(Dir, &str)> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        err(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} does not name a file", path.display()),
+        )
+    })?;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((Dir::open_named(folder)?, name))
+}
 
 impl Dir {
     /// Creates `name` anew with exactly `bits` (a stale file or link of

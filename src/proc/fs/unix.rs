@@ -137,34 +137,6 @@ fn perms(stat: &Stat) -> u32 {
     m & 0o7777
 }
 
-/// Opens `path` for reading if it is a regular file, without blocking on
-/// a FIFO or following a link at its last component.
-pub fn open_regular(path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| explain_open(e, path))?;
-    let file = File::from(fd);
-    ensure_regular(&file, path)?;
-    Ok(file)
-}
-
-/// Opens the existing regular file at `path` for appending, without
-/// following a link at its last component or blocking on a FIFO.
-pub fn append_existing(path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| explain_open(e, path))?;
-    let file = File::from(fd);
-    ensure_regular(&file, path)?;
-    Ok(file)
-}
-
 /// Why no one but root could change `path` (a file root will run or read
 /// at every boot), or `Ok`: it and every folder above it belong to root,
 /// and none is writable by group or others (a folder with the sticky bit,
@@ -424,6 +396,20 @@ impl Dir {
         Ok(())
     }
 
+    /// Opens the regular file `name` for reading.
+    pub fn open_read(&self, name: &str) -> io::Result<File> {
+        let file = self.open_at(name, OFlags::RDONLY, 0)?;
+        ensure_regular(&file, &self.join(name))?;
+        Ok(file)
+    }
+
+    /// Opens the existing regular file `name` for appending.
+    pub fn open_append(&self, name: &str) -> io::Result<File> {
+        let file = self.open_at(name, OFlags::WRONLY | OFlags::APPEND, 0)?;
+        ensure_regular(&file, &self.join(name))?;
+        Ok(file)
+    }
+
     /// Reads all of `name` (a regular file), at most `max` bytes.
     pub fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
         let file = self.open_at(name, OFlags::RDONLY, 0)?;
@@ -579,10 +565,43 @@ mod tests {
         assert!(e.to_string().contains("FIFO"), "{e}");
         let e = dir.read("w.0.log", 100).unwrap_err();
         assert!(e.to_string().contains("FIFO"), "{e}");
-        let e = open_regular(&fifo).unwrap_err();
+        let e = super::super::open_regular(&fifo).unwrap_err();
         assert!(e.to_string().contains("FIFO"), "{e}");
-        let e = open_regular(Path::new("/dev/zero")).unwrap_err();
+        let e = super::super::append_existing(&fifo).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        let e = super::super::open_regular(Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().contains("character device"), "{e}");
+    }
+
+    #[test]
+    fn a_named_file_is_opened_in_its_folder_never_through_a_link() {
+        use super::super::{append_existing, open_regular};
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("precious");
+        std::fs::write(&target, "keep\n").unwrap();
+        let link = tmp.path().join("ward.log");
+        testing::symlink(&target, &link);
+        for e in [
+            open_regular(&link).unwrap_err(),
+            append_existing(&link).unwrap_err(),
+        ] {
+            assert!(e.to_string().contains("symbolic link"), "{e}");
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+        // A plain file: read, and appended to.
+        std::io::Write::write_all(&mut append_existing(&target).unwrap(), b"more\n").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut open_regular(&target).unwrap(), &mut text).unwrap();
+        assert_eq!(text, "keep\nmore\n");
+        // A missing file is not made.
+        let missing = tmp.path().join("none");
+        assert_eq!(
+            append_existing(&missing).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert!(!missing.exists());
+        let e = open_regular(tmp.path()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Windows: ward's directories held open while in use, files opened
-//! without following a link (`FILE_FLAG_OPEN_REPARSE_POINT`) and used
+//! without following a link (`FILE_OPEN_REPARSE_POINT`) and used
 //! only if regular, every file shared for deletion so that a log can be
 //! renamed (rotated) while it is open, ward's private directories made
 //! with an access list of their own (SYSTEM, Administrators and ward's
@@ -11,14 +11,13 @@
 //! of a [`Dir`] is opened, created, renamed and removed relative to the
 //! directory's own handle, as on Unix. That handle is also kept open
 //! without `FILE_SHARE_DELETE`, so the directory cannot be renamed or
-//! removed (and replaced by a link) while ward uses it. Only
-//! [`open_regular`] and [`append_existing`], which take a path as their
-//! Unix counterparts do, open by path (without following a link at its
-//! last component).
+//! removed (and replaced by a link) while ward uses it. A file named by
+//! path (`open_regular`, `append_existing`) is opened the same way,
+//! relative to its folder's handle.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::windows::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::windows::fs::{FileExt, MetadataExt};
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::{Path, PathBuf};
 
@@ -83,15 +82,6 @@ fn wide(s: impl AsRef<std::ffi::OsStr>) -> Vec<u16> {
     s.as_ref().encode_wide().chain(Some(0)).collect()
 }
 
-/// Options that never follow a link at the last component and share the
-/// file for reading, writing and deletion (so that it can be rotated
-/// while open; std's default sharing).
-fn options() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
-    o
-}
-
 /// Refuses what is not a regular file (a link, a directory, a device, a
 /// pipe), naming what it is.
 fn ensure_regular(file: &File, path: &Path) -> io::Result<std::fs::Metadata> {
@@ -115,24 +105,6 @@ fn ensure_regular(file: &File, path: &Path) -> io::Result<std::fs::Metadata> {
         ));
     }
     Ok(meta)
-}
-
-fn open_with(options: &OpenOptions, path: &Path) -> io::Result<File> {
-    let file = options
-        .open(path)
-        .map_err(|e| context(e, || format!("cannot open {}", path.display())))?;
-    ensure_regular(&file, path)?;
-    Ok(file)
-}
-
-/// Opens `path` for reading if it is a regular file (not through a link).
-pub fn open_regular(path: &Path) -> io::Result<File> {
-    open_with(options().read(true), path)
-}
-
-/// Opens the existing regular file at `path` for appending.
-pub fn append_existing(path: &Path) -> io::Result<File> {
-    open_with(options().append(true), path)
 }
 
 /// Accounts that may change what a system service runs: SYSTEM,
@@ -848,6 +820,20 @@ impl Dir {
         use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN_IF;
         use windows_sys::Win32::Storage::FileSystem::{FILE_READ_DATA, FILE_WRITE_DATA};
         self.opened(name, FILE_READ_DATA | FILE_WRITE_DATA, FILE_OPEN_IF)
+    }
+
+    /// Opens the regular file `name` for reading.
+    pub fn open_read(&self, name: &str) -> io::Result<File> {
+        use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN;
+        use windows_sys::Win32::Storage::FileSystem::FILE_READ_DATA;
+        self.opened(name, FILE_READ_DATA, FILE_OPEN)
+    }
+
+    /// Opens the existing regular file `name` for appending.
+    pub fn open_append(&self, name: &str) -> io::Result<File> {
+        use windows_sys::Wdk::Storage::FileSystem::FILE_OPEN;
+        use windows_sys::Win32::Storage::FileSystem::FILE_APPEND_DATA;
+        self.opened(name, FILE_APPEND_DATA, FILE_OPEN)
     }
 
     /// Reads all of `name` (a regular file), at most `max` bytes.
