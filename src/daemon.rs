@@ -558,12 +558,13 @@ impl Driver {
                     signal,
                     main_only,
                 } => self.exec.signal(&id, run, signal, main_only),
-                Action::StopCommand { id, run } => {
-                    if let Some(spec) = self.config.specs.get(&id.program) {
-                        let spec = spec.clone();
-                        self.exec.stop_command(&id, run, &spec)
-                    }
-                }
+                Action::StopCommand {
+                    id,
+                    run,
+                    command,
+                    main_pid,
+                    within,
+                } => self.exec.stop_command(&id, run, command, main_pid, within),
                 Action::SignalMain { id, run, signal } => self.exec.signal_main(&id, run, signal),
                 Action::SignalTree { id, run, signal } => self.exec.signal_tree(&id, run, signal),
                 Action::KillTree { id, run } => self.exec.kill_tree(&id, run),

@@ -53,6 +53,8 @@ struct InstanceRt {
 
 struct RunRt {
     run: RunId,
+    /// How it was started: a stop command runs the same way.
+    launch: Arc<LaunchSpec>,
     /// None until the spawn task reports the process; operations asked for
     /// before that wait in `pending` (a stop can arrive mid-spawn).
     tree: Option<(Tree, LiveRecord)>,
@@ -118,6 +120,7 @@ impl Exec {
         };
         rt.run = Some(RunRt {
             run,
+            launch: launch.clone(),
             tree: None,
             pending: Vec::new(),
         });
@@ -198,45 +201,29 @@ impl Exec {
     /// account, and `WARD_MAIN_PID` (the main process), in a tree of its
     /// own (ended once it exits, or at `stop_timeout`). Its failure is
     /// said; the engine's deadline ends the program's tree either way.
-    pub fn stop_command(&mut self, id: &InstanceId, run: RunId, spec: &ward_core::ProgramSpec) {
-        let Some(argv) = spec.stop_command.clone() else {
-            return;
-        };
+    pub fn stop_command(
+        &mut self,
+        id: &InstanceId,
+        run: RunId,
+        argv: Vec<String>,
+        main_pid: u32,
+        limit: std::time::Duration,
+    ) {
         let Some(rt) = self.current(id, run) else {
             return;
         };
-        // The engine asks once the process exists, but the spawn task may
-        // not have handed its tree to the shell yet: the command could not
-        // be told which process to stop, so this stop goes out as the
-        // signal, when the tree arrives.
-        let Some(main_pid) = rt.tree.as_ref().map(|(_, rec)| rec.tree.pid) else {
-            let sig = to_proc(spec.stop_signal);
-            self.tree_op(
-                id,
-                run,
-                TreeOp::Stop {
-                    sig,
-                    main_only: false,
-                },
-            );
-            return;
-        };
-        let mut env = launch_env(id, run, &spec.launch);
+        let program = &rt.launch;
+        let mut env = launch_env(id, run, program);
         env.push(("WARD_MAIN_PID".to_string(), main_pid.to_string()));
         let launch = Launch {
             argv,
-            cwd: spec.launch.cwd.clone(),
+            cwd: program.cwd.clone(),
             env,
-            user: spec.launch.user.clone(),
-            group: spec.launch.group.clone(),
+            user: program.user.clone(),
+            group: program.group.clone(),
             tree_name: format!("{}.{}.r{}.stop", id.program, id.index, run.0),
         };
-        let (spawner, tx, id, limit) = (
-            self.spawner.clone(),
-            self.tx.clone(),
-            id.clone(),
-            spec.stop_timeout,
-        );
+        let (spawner, tx, id) = (self.spawner.clone(), self.tx.clone(), id.clone());
         tokio::spawn(async move {
             if let Err(message) = run_stop_command(&spawner, launch, limit).await {
                 let _ = tx.send(Msg::Event(Event {

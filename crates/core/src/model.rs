@@ -269,11 +269,15 @@ pub enum Action {
     },
     /// A stop by the program's `stop_command` instead of its signal (the
     /// spec has one, and the main process is alive to be told): the shell
-    /// runs the command for this run; the stop deadline holds as for a
-    /// signal.
+    /// runs `command` with the run's launch settings and `main_pid` (as
+    /// `WARD_MAIN_PID`) for at most `within` (the stop timeout); the stop
+    /// deadline holds as for a signal.
     StopCommand {
         id: InstanceId,
         run: RunId,
+        command: Vec<String>,
+        main_pid: u32,
+        within: Duration,
     },
     /// Send `signal` to the run's main process only (a user's `ward
     /// signal`: a reload or log-reopen signal is meant for the program, not

@@ -102,8 +102,9 @@ impl Supervisor {
         }
     }
 
-    /// How a stop reaches a live run whose main process is alive: its
-    /// `stop_command` when the spec has one, else its stop signal.
+    /// How a stop reaches a live run: its `stop_command` when the spec has
+    /// one and the main process is alive to be named to it, else its stop
+    /// signal (a tree whose leader is gone gets the signal).
     fn stop_action(
         &self,
         id: &InstanceId,
@@ -111,11 +112,21 @@ impl Supervisor {
         signal: crate::Signal,
         main_only: bool,
     ) -> Action {
-        if self.spec_of(id).is_some_and(|s| s.stop_command.is_some()) {
-            return Action::StopCommand {
-                id: id.clone(),
-                run,
-            };
+        let main_pid = self
+            .instance(id)
+            .and_then(|i| i.run.as_ref())
+            .filter(|r| r.id == run)
+            .and_then(|r| r.pid);
+        if let (Some(spec), Some(main_pid)) = (self.spec_of(id), main_pid) {
+            if let Some(command) = &spec.stop_command {
+                return Action::StopCommand {
+                    id: id.clone(),
+                    run,
+                    command: command.clone(),
+                    main_pid,
+                    within: spec.stop_timeout,
+                };
+            }
         }
         Action::Signal {
             id: id.clone(),

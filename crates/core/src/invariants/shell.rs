@@ -348,7 +348,7 @@ impl CheckedShell {
                 );
             }
             // A stop command ends a cooperative program as its signal would.
-            Action::Signal { id, run, .. } | Action::StopCommand { id, run } => {
+            Action::Signal { id, run, .. } | Action::StopCommand { id, run, .. } => {
                 ensure_eq!(
                     self.open.get(&id),
                     Some(&run),

@@ -214,7 +214,7 @@ impl Sim {
                     self.schedule(self.now + delay, input);
                 }
             }
-            Action::Signal { id, run, .. } | Action::StopCommand { id, run } => {
+            Action::Signal { id, run, .. } | Action::StopCommand { id, run, .. } => {
                 let world = self.world_of(&id.program);
                 if let Some(delay) = world.exit_on_signal {
                     if self.leaders.contains_key(&(id.clone(), *run)) {

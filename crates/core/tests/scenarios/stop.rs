@@ -12,12 +12,16 @@ fn a_stop_command_stands_in_for_the_signal_and_the_deadline_still_holds() {
     sim.ignores_stop_signal("api");
     sim.advance(secs(1));
     let run = sim.run("api", 0).unwrap();
+    let main_pid = sim.view("api", 0).pid.unwrap();
     sim.request(Request::Stop(Target::Program("api".into())));
     let stop_at = sim.now;
     assert!(sim.log.iter().any(|(_, a)| *a
         == Action::StopCommand {
             id: id("api", 0),
             run,
+            command: vec!["api-ctl".into(), "stop".into()],
+            main_pid,
+            within: secs(5),
         }));
     assert!(
         !sim.log
@@ -27,6 +31,27 @@ fn a_stop_command_stands_in_for_the_signal_and_the_deadline_still_holds() {
     );
     sim.advance(secs(6));
     assert_eq!(sim.kill_at(), Some(stop_at + secs(5)));
+}
+
+#[test]
+fn a_tree_whose_leader_is_gone_gets_the_signal_not_the_stop_command() {
+    let mut api = prog("api");
+    api.stop_command = Some(vec!["api-ctl".into(), "stop".into()]);
+    let mut sim = Sim::new(set(vec![api]));
+    sim.advance(secs(1));
+    sim.exit_leaving_tree("api", 0, 0);
+    sim.request(Request::Stop(Target::Program("api".into())));
+    sim.advance(secs(6));
+    assert!(
+        !sim.log
+            .iter()
+            .any(|(_, a)| matches!(a, Action::StopCommand { .. })),
+        "a stop command with no main process to name"
+    );
+    assert!(sim
+        .log
+        .iter()
+        .any(|(_, a)| matches!(a, Action::Signal { .. })));
 }
 
 #[test]
